@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kdprobe-installed
+CORES ?= 2
+
+.PHONY: setup demo test clean-demo
+
+setup: $(STAMP)
+
+# torch first, pinned to the CPU build on disk: the package's own `torch>=` range is then satisfied and pip
+# pulls no other torch (and none of the CUDA wheels).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml --cores $(CORES)
+
+test: setup
+	$(BIN)/pytest
+
+clean-demo:
+	rm -rf results resources/demo resources/data logs benchmarks/*/ .snakemake

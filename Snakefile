@@ -1,0 +1,26 @@
+# kdprobe: task-specific distillation from BERT into small students, probed layer by layer.
+# Targets: `snakemake --profile slurm results/probe/sara/bert_s.csv`; default: the whole study.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/augment.smk"
+include: "workflow/rules/logits.smk"
+include: "workflow/rules/students.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/probe.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

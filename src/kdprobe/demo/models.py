@@ -1,0 +1,165 @@
+"""Tiny models for the demo, trained on the demo corpus: BERT (briefly MLM-pre-trained), GPT-2, word2vec.
+
+The directories load with `AutoTokenizer` / `AutoModel*.from_pretrained` like the real checkpoints they stand in
+for (`bert-large-uncased`, `gpt2-medium`); `word2vec.bin` loads like GoogleNews-vectors-negative300.bin.
+Torch runs single-threaded here (`single_thread`): models this small gain nothing from more threads, lose a lot
+to contention on a busy machine, and one thread makes the weights identical wherever they are built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import zlib
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from gensim.models import Word2Vec
+from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
+from transformers import BertConfig, BertForPreTraining, BertTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+
+from ..io import atomic_dir, atomic_path
+from ..runtime import progress
+from ..schedule import linear_warmup_decay
+
+log = logging.getLogger(__name__)
+
+BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+END = "<|endoftext|>"
+MAX_POSITIONS = 256
+MLM = {"batch_size": 32, "max_length": 64, "lr": 1e-3, "mask_prob": 0.15, "warmup_fraction": 0.1}
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block; the caller's setting is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def bert_tokenizer(corpus: Sequence[str], vocab_size: int) -> BertTokenizer:
+    """A lower-casing WordPiece tokenizer trained on `corpus` (at most `vocab_size` entries)."""
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train_from_iterator(corpus, vocab_size=vocab_size, special_tokens=BERT_SPECIAL, show_progress=False)
+    return BertTokenizer(vocab=trainer.get_vocab(), do_lower_case=True, model_max_length=MAX_POSITIONS)
+
+
+def gpt2_tokenizer(corpus: Sequence[str], vocab_size: int) -> GPT2Tokenizer:
+    """A byte-level BPE tokenizer trained on `corpus`; `<|endoftext|>` is bos, eos and unk, as in GPT-2."""
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(corpus, vocab_size=vocab_size, special_tokens=[END], show_progress=False)
+    merges = [tuple(pair) for pair in json.loads(trainer.to_str())["model"]["merges"]]
+    return GPT2Tokenizer(vocab=trainer.get_vocab(), merges=merges, model_max_length=MAX_POSITIONS)
+
+
+def mask_tokens(
+    ids: torch.Tensor, tokenizer: BertTokenizer, generator: torch.Generator, prob: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking: `prob` of the real tokens become targets; of those 80% [MASK], 10% random, 10% kept."""
+    special = (ids == tokenizer.pad_token_id) | (ids == tokenizer.cls_token_id) | (ids == tokenizer.sep_token_id)
+    draw = torch.rand(ids.shape, generator=generator)
+    targets = (draw < prob) & ~special
+    labels = torch.where(targets, ids, torch.full_like(ids, -100))
+    roll = torch.rand(ids.shape, generator=generator)
+    inputs = ids.clone()
+    inputs[targets & (roll < 0.8)] = tokenizer.mask_token_id
+    randomise = targets & (roll >= 0.8) & (roll < 0.9)
+    inputs[randomise] = torch.randint(len(tokenizer), ids.shape, generator=generator)[randomise]
+    return inputs, labels
+
+
+def pretrain_mlm(model: BertForPreTraining, tokenizer: BertTokenizer, corpus: Sequence[str], steps: int,
+                 seed: int) -> float:
+    """Masked-LM training on random batches of `corpus` for `steps` steps; returns the mean loss of the last 10%."""
+    encoded = tokenizer(list(corpus), truncation=True, max_length=MLM["max_length"])["input_ids"]
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=MLM["lr"], weight_decay=0.01)
+    scheduler = linear_warmup_decay(optimizer, int(MLM["warmup_fraction"] * steps), steps)
+    model.train()
+    losses = []
+    bar = progress(range(steps), desc="MLM pre-training", unit="step")
+    for _ in bar:
+        rows = torch.randint(len(encoded), (MLM["batch_size"],), generator=generator).tolist()
+        batch = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt")
+        inputs, labels = mask_tokens(batch["input_ids"], tokenizer, generator, MLM["mask_prob"])
+        logits = model(input_ids=inputs, attention_mask=batch["attention_mask"]).prediction_logits
+        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    model.eval()
+    tail = losses[-max(1, steps // 10):]
+    return sum(tail) / len(tail)
+
+
+def write_bert(out_dir: str | Path, corpus: Sequence[str], settings: dict, seed: int) -> dict:
+    """Tokenizer, config and MLM-pre-trained `BertForPreTraining` (pooler and NSP head untrained) in `out_dir`."""
+    tokenizer = bert_tokenizer(corpus, settings["vocab_size"])
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=settings["hidden"], num_hidden_layers=settings["layers"],
+        num_attention_heads=settings["heads"], intermediate_size=settings["intermediate"],
+        max_position_embeddings=MAX_POSITIONS, pad_token_id=tokenizer.pad_token_id,
+    )
+    with single_thread():
+        torch.manual_seed(seed)
+        model = BertForPreTraining(config)
+        steps = settings["pretrain_steps"]
+        loss = pretrain_mlm(model, tokenizer, corpus, steps, seed) if steps else float("nan")
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    info = {"vocab_size": len(tokenizer), "parameters": model.num_parameters(), "mlm_loss": loss}
+    log.info("tiny BERT in %s: %s", out_dir, info)
+    return info
+
+
+def write_gpt2(out_dir: str | Path, corpus: Sequence[str], settings: dict, seed: int) -> dict:
+    """Byte-level BPE tokenizer and a randomly initialised GPT-2 LM in `out_dir`."""
+    tokenizer = gpt2_tokenizer(corpus, settings["vocab_size"])
+    end = tokenizer.convert_tokens_to_ids(END)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=MAX_POSITIONS, n_embd=settings["hidden"], n_layer=settings["layers"],
+        n_head=settings["heads"], bos_token_id=end, eos_token_id=end,
+    )
+    with single_thread():
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(config)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    info = {"vocab_size": len(tokenizer), "parameters": model.num_parameters()}
+    log.info("tiny GPT-2 in %s: %s", out_dir, info)
+    return info
+
+
+def word_tokens(sentence: str) -> list[str]:
+    """Lower-cased words and punctuation marks, the units of the demo word2vec vocabulary."""
+    return re.findall(r"\w+|[^\w\s]", sentence.lower())
+
+
+def _stable_hash(text: str) -> int:
+    """gensim seeds each word's initial vector with this; Python's `hash` differs between processes."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def write_word2vec(path: str | Path, corpus: Sequence[str], settings: dict, seed: int) -> dict:
+    """Word2Vec (CBOW, one worker: deterministic) on the word-tokenised corpus, in word2vec binary format."""
+    model = Word2Vec(
+        [word_tokens(s) for s in corpus], vector_size=settings["dim"], epochs=settings["epochs"], min_count=1,
+        window=5, workers=1, seed=seed, hashfxn=_stable_hash,
+    )
+    with atomic_path(path) as tmp:
+        model.wv.save_word2vec_format(str(tmp), binary=True)
+    info = {"words": len(model.wv), "dim": model.wv.vector_size}
+    log.info("word2vec %s: %s", path, info)
+    return info

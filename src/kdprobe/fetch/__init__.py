@@ -1,0 +1,55 @@
+"""Fetching the study's data and models once, safely, for offline compute nodes.
+
+- `download(url, dest, sha256=None, retries=4, backoff=2.0)`: streamed, retried with exponential back-off,
+  verified (pinned sha256, or trust on first use through the `dest + '.sha256'` sidecar), atomically renamed.
+- `extract(archive, dest_dir, members=None)`: zip and tar(.gz) without absolute paths, `..`, links or devices.
+- `parse_sources(config['sources'])`, `fetch_source(source)`, `fetch_all(...)`: the `sources:` config section
+  (see `kdprobe.fetch.sources` and the comments above it in config/config.yaml).
+- `snapshot_model(repo_id, out_dir, revision)`: a Hugging Face model directory, safetensors weights only.
+"""
+
+from .archive import UnsafeArchiveError, archive_format, extract
+from .sources import (
+    DEFAULT_CACHE_DIR,
+    MODEL_FILES,
+    Source,
+    concrete,
+    copy_model_dir,
+    fetch_all,
+    fetch_source,
+    parse_sources,
+    snapshot_model,
+)
+from .transfer import (
+    ChecksumError,
+    FetchError,
+    copy_verified,
+    download,
+    read_sidecar,
+    sha256_file,
+    sidecar_path,
+    verify_file,
+)
+
+__all__ = [
+    "ChecksumError",
+    "DEFAULT_CACHE_DIR",
+    "FetchError",
+    "MODEL_FILES",
+    "Source",
+    "UnsafeArchiveError",
+    "archive_format",
+    "concrete",
+    "copy_model_dir",
+    "copy_verified",
+    "download",
+    "extract",
+    "fetch_all",
+    "fetch_source",
+    "parse_sources",
+    "read_sidecar",
+    "sha256_file",
+    "sidecar_path",
+    "snapshot_model",
+    "verify_file",
+]

@@ -1,0 +1,407 @@
+"""The `sources:` config section: what to fetch, from where, into which paths the rest of the config uses.
+
+Schema (documented for users at the top of the section in config/config.yaml):
+
+    sources:
+      data:                       # files and archives
+        <key>:
+          url: URL                # http(s):// or file://  ... or, air-gapped:
+          path: LOCAL_FILE        #   a local copy (copied and verified instead of downloaded)
+          sha256: HEX | null      # pin of what url/path yields (the archive itself); {name: HEX} with `names`
+          output: PATH            # the file it becomes ... or, for zip/tar archives:
+          extract: {MEMBER: PATH} #   the members it provides
+          names: [a, b]           # optional: `{name}` in url/path/output/extract takes each value
+      models:                     # Hugging Face model directories, safetensors weights only
+        <key>:
+          repo: HUB_ID            # with revision: COMMIT ... or, air-gapped:
+          path: LOCAL_DIR         #   a local model directory (copied with the same file filter)
+          output: DIR
+
+Every entry becomes one Snakemake rule (`fetch_<key>`) whose outputs are `output`/`extract` paths.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+import shutil
+import tempfile
+import urllib.parse
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..errors import ConfigError
+from .archive import extract as extract_archive
+from .transfer import FetchError, copy_verified, download, normalise_sha256, sha256_file, verify_file
+
+log = logging.getLogger("kdprobe.fetch")
+
+DEFAULT_CACHE_DIR = "resources/downloads"
+#: What a model snapshot keeps: config, tokenizer files and safetensors weights. No pickles (*.bin, *.pt, *.ckpt).
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "*.safetensors",
+    "model.safetensors.index.json",
+)
+PICKLE_FILES = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
+SOURCE_RECORD = ".kdprobe-source.json"
+
+_DATA_KEYS = {"url", "path", "sha256", "output", "extract", "names"}
+_MODEL_KEYS = {"repo", "revision", "path", "output"}
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One entry of `sources.data` or `sources.models`."""
+
+    key: str
+    section: str  # data | models
+    url: str | None = None
+    path: str | None = None
+    repo: str | None = None
+    revision: str | None = None
+    sha256: Any = None  # str | None, or {name: str} when `names`
+    output: str | None = None
+    extract: dict[str, str] | None = None
+    names: tuple[str, ...] = field(default=())
+
+    @property
+    def kind(self) -> str:
+        if self.section == "models":
+            return "model"
+        return "archive" if self.extract else "file"
+
+    @property
+    def rule_name(self) -> str:
+        return "fetch_" + re.sub(r"\W", "_", self.key)
+
+    @property
+    def origin(self) -> str:
+        return self.url or self.path or f"{self.repo}@{self.revision or 'main'}"
+
+    def outputs(self) -> list[str]:
+        """Output paths (patterns with `{name}` when the entry has `names`)."""
+        return list(self.extract.values()) if self.extract else [self.output]
+
+    def for_name(self, name: str | None) -> "Source":
+        """The concrete entry for one of `names` (the entry itself when it has none)."""
+        if not self.names:
+            if name is not None:
+                raise ConfigError(f"sources.{self.section}.{self.key}", f"has no names, got name {name!r}")
+            return self
+        if name not in self.names:
+            raise ConfigError(f"sources.{self.section}.{self.key}.names", f"{name!r} is not one of {list(self.names)}")
+
+        def sub(value):
+            return None if value is None else value.replace("{name}", name)
+
+        sha = self.sha256.get(name) if isinstance(self.sha256, dict) else self.sha256
+        extract = {sub(m): sub(p) for m, p in self.extract.items()} if self.extract else None
+        return replace(
+            self, url=sub(self.url), path=sub(self.path), output=sub(self.output), extract=extract, sha256=sha,
+            names=(),
+        )
+
+
+def _err(section: str, key: str, field_: str | None, message: str) -> ConfigError:
+    return ConfigError(".".join(["sources", section, key] + ([field_] if field_ else [])), message)
+
+
+def _parse_data(key: str, entry: dict) -> Source:
+    unknown = sorted(set(entry) - _DATA_KEYS)
+    if unknown:
+        raise _err("data", key, unknown[0], f"unknown key (allowed: {', '.join(sorted(_DATA_KEYS))})")
+    if bool(entry.get("url")) == bool(entry.get("path")):
+        raise _err("data", key, None, "give exactly one of `url` (download) or `path` (local copy)")
+    if bool(entry.get("output")) == bool(entry.get("extract")):
+        raise _err("data", key, None, "give exactly one of `output` (a file) or `extract` (archive members)")
+    extract = entry.get("extract")
+    if extract is not None:
+        if not isinstance(extract, dict) or not extract:
+            raise _err("data", key, "extract", "a mapping of archive member -> output path")
+        extract = {str(m): str(p) for m, p in extract.items()}
+    names = entry.get("names") or ()
+    if isinstance(names, str) or not all(isinstance(n, str) and _NAME.match(n) for n in names):
+        raise _err("data", key, "names", "a list of plain names (letters, digits, _ . -)")
+    names = tuple(names)
+    outputs = list(extract.values()) if extract else [str(entry["output"])]
+    origin = str(entry.get("url") or entry.get("path"))
+    if names:
+        if not all("{name}" in p for p in outputs):
+            raise _err("data", key, "extract" if extract else "output", "every output needs `{name}` with `names`")
+        if "{name}" not in origin:
+            raise _err("data", key, "url" if entry.get("url") else "path", "needs `{name}` with `names`")
+    elif any("{" in p or "}" in p for p in outputs):
+        raise _err("data", key, "extract" if extract else "output", "braces are only allowed as `{name}` with `names`")
+    sha = entry.get("sha256")
+    try:
+        if isinstance(sha, dict):
+            if not names:
+                raise _err("data", key, "sha256", "a mapping is only allowed with `names`")
+            extra = sorted(set(sha) - set(names))
+            if extra:
+                raise _err("data", key, f"sha256.{extra[0]}", "not one of `names`")
+            sha = {n: normalise_sha256(v) for n, v in sha.items()}
+        else:
+            sha = normalise_sha256(sha)
+    except FetchError as exc:
+        raise _err("data", key, "sha256", str(exc)) from None
+    return Source(
+        key=key, section="data", url=entry.get("url"), path=entry.get("path"), sha256=sha,
+        output=entry.get("output"), extract=extract, names=names,
+    )
+
+
+def _parse_model(key: str, entry: dict) -> Source:
+    unknown = sorted(set(entry) - _MODEL_KEYS)
+    if unknown:
+        raise _err("models", key, unknown[0], f"unknown key (allowed: {', '.join(sorted(_MODEL_KEYS))})")
+    if bool(entry.get("repo")) == bool(entry.get("path")):
+        raise _err("models", key, None, "give exactly one of `repo` (Hugging Face hub) or `path` (local directory)")
+    if entry.get("revision") and not entry.get("repo"):
+        raise _err("models", key, "revision", "only with `repo`")
+    if not entry.get("output"):
+        raise _err("models", key, "output", "required: the directory the model becomes")
+    return Source(
+        key=key, section="models", repo=entry.get("repo"), revision=entry.get("revision"), path=entry.get("path"),
+        output=str(entry["output"]),
+    )
+
+
+def parse_sources(sources: dict | None) -> list[Source]:
+    """Validate the `sources:` section; raise ConfigError naming the key. Empty or missing: no sources."""
+    if not sources:
+        return []
+    if not isinstance(sources, dict):
+        raise ConfigError("sources", "a mapping with `data` and/or `models`")
+    unknown = sorted(set(sources) - {"data", "models"})
+    if unknown:
+        raise ConfigError(f"sources.{unknown[0]}", "unknown key (allowed: data, models)")
+    out: list[Source] = []
+    for section, parse in (("data", _parse_data), ("models", _parse_model)):
+        for key, entry in (sources.get(section) or {}).items():
+            if not isinstance(entry, dict):
+                raise _err(section, str(key), None, "a mapping")
+            out.append(parse(str(key), entry))
+    seen: dict[str, str] = {}
+    rule_names: dict[str, str] = {}
+    for src in out:
+        where = f"sources.{src.section}.{src.key}"
+        if src.rule_name in rule_names:
+            raise ConfigError(where, f"rule name {src.rule_name} clashes with {rule_names[src.rule_name]}")
+        rule_names[src.rule_name] = where
+        for path in src.outputs():
+            norm = os.path.normpath(path)
+            if norm in seen:
+                raise ConfigError(where, f"output {path} is also produced by {seen[norm]}")
+            seen[norm] = where
+    return out
+
+
+def concrete(sources: Iterable[Source]) -> list[Source]:
+    """Every entry with `names` expanded: one concrete Source per job."""
+    return [s.for_name(n) for s in sources for n in (s.names or [None])]
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def _hf_snapshot(repo_id: str, *, revision: str | None, local_dir: Path, allow_patterns: list[str]) -> None:
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(repo_id, revision=revision, local_dir=local_dir, allow_patterns=allow_patterns)
+
+
+def _hf_resolve(repo_id: str, revision: str | None) -> str:
+    from huggingface_hub import HfApi
+
+    return HfApi().model_info(repo_id, revision=revision or "main").sha
+
+
+def _matches(rel: str, patterns: Iterable[str]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _check_model_dir(directory: Path, origin: str) -> list[dict]:
+    """config.json and at least one *.safetensors, no pickled weights; return [{file, bytes, sha256}]."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != SOURCE_RECORD)
+    rels = [p.relative_to(directory).as_posix() for p in files]
+    pickles = [r for r in rels if _matches(r, PICKLE_FILES)]
+    if pickles:
+        raise FetchError(f"{origin}: pickled weights {pickles} are not accepted (safetensors only)")
+    if "config.json" not in rels:
+        raise FetchError(f"{origin}: no config.json (not a Hugging Face model directory?)")
+    if not any(r.endswith(".safetensors") for r in rels):
+        raise FetchError(
+            f"{origin}: no *.safetensors weights; pickled weights are not accepted. Convert them once "
+            "(`AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`) and point at that."
+        )
+    return [{"file": r, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for r, p in zip(rels, files)]
+
+
+def snapshot_model(
+    repo_id: str,
+    out_dir: str | Path,
+    revision: str | None = None,
+    allow_patterns: Iterable[str] = MODEL_FILES,
+    *,
+    snapshot_fn: Callable[..., Any] | None = None,
+    resolve_fn: Callable[[str, str | None], str] | None = None,
+) -> Path:
+    """Snapshot a Hugging Face model repository into `out_dir` (atomically): config, tokenizer, safetensors.
+
+    `revision` should be a commit hash; a branch or tag is resolved to its commit first (with a warning) so all
+    files come from one commit, which is recorded in `out_dir/.kdprobe-source.json` with every file's sha256.
+    """
+    from ..io import atomic_dir, write_json  # lazily: kdprobe.io imports pandas
+
+    patterns = list(allow_patterns)
+    resolved = revision
+    if not (revision and _COMMIT.match(revision)):
+        resolved = (resolve_fn or _hf_resolve)(repo_id, revision)
+        log.warning(
+            "%s: revision %r is not a commit hash; it resolves to %s today. Pin `revision: %s` for a reproducible "
+            "fetch.", repo_id, revision or "main", resolved, resolved,
+        )
+    log.info("snapshotting %s@%s into %s (files: %s)", repo_id, resolved, out_dir, ", ".join(patterns))
+    with atomic_dir(out_dir) as tmp:
+        try:
+            (snapshot_fn or _hf_snapshot)(repo_id, revision=resolved, local_dir=tmp, allow_patterns=patterns)
+        except FetchError:
+            raise
+        except Exception as exc:  # huggingface_hub raises many types; say which repo and revision failed
+            raise FetchError(f"{repo_id}@{resolved}: snapshot failed: {exc}") from exc
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's local_dir bookkeeping
+        files = _check_model_dir(tmp, f"{repo_id}@{resolved}")
+        write_json(tmp / SOURCE_RECORD, {"repo": repo_id, "revision": revision, "commit": resolved, "files": files})
+    log.info("wrote %s (%d files)", out_dir, len(files))
+    return Path(out_dir)
+
+
+def copy_model_dir(src_dir: str | Path, out_dir: str | Path, allow_patterns: Iterable[str] = MODEL_FILES) -> Path:
+    """Air-gapped counterpart of `snapshot_model`: copy a local model directory with the same file filter."""
+    from ..io import atomic_dir, write_json
+
+    src_dir = Path(src_dir)
+    if not src_dir.is_dir():
+        raise FetchError(f"{src_dir}: no such directory (configured as a local model)")
+    patterns = list(allow_patterns)
+    with atomic_dir(out_dir) as tmp:
+        for path in sorted(src_dir.rglob("*")):
+            rel = path.relative_to(src_dir).as_posix()
+            if path.is_file() and not rel.startswith(".") and _matches(rel, patterns):
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, tmp / rel)
+        files = _check_model_dir(tmp, str(src_dir))
+        write_json(tmp / SOURCE_RECORD, {"path": str(src_dir.resolve()), "files": files})
+    log.info("copied %s -> %s (%d files)", src_dir, out_dir, len(files))
+    return Path(out_dir)
+
+
+# ----------------------------------------------------------------------------------------------- fetching
+
+
+def _archive_name(url: str) -> str:
+    name = urllib.parse.unquote(Path(urllib.parse.urlparse(url).path).name)
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "archive"
+
+
+def fetch_source(
+    src: Source,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    *,
+    retries: int = 4,
+    backoff: float = 2.0,
+    snapshot_fn: Callable[..., Any] | None = None,
+    resolve_fn: Callable[[str, str | None], str] | None = None,
+) -> list[Path]:
+    """Fetch one concrete source (see `concrete`) into its output paths; return them.
+
+    Archives are downloaded to `cache_dir/<key>/<file name>` (kept, with their `.sha256` sidecar, so a later run
+    verifies instead of downloading again) and the configured members copied atomically onto their outputs.
+    """
+    from ..io import atomic_path
+
+    if src.names:
+        raise ValueError(f"{src.key}: expand `names` first (fetch_source takes one concrete source)")
+    if src.kind == "model":
+        if src.repo:
+            return [snapshot_model(src.repo, src.output, src.revision, snapshot_fn=snapshot_fn, resolve_fn=resolve_fn)]
+        return [copy_model_dir(src.path, src.output)]
+
+    if src.kind == "file":
+        if src.url:
+            download(src.url, src.output, src.sha256, retries=retries, backoff=backoff)
+        else:
+            copy_verified(src.path, src.output, src.sha256)
+        return [Path(src.output)]
+
+    # archive
+    cache = Path(cache_dir) / re.sub(r"[^A-Za-z0-9_.-]", "_", src.key)
+    if src.url:
+        archive = cache / _archive_name(src.url)
+        download(src.url, archive, src.sha256, retries=retries, backoff=backoff)
+    else:
+        archive = Path(src.path)
+        if not archive.is_file():
+            raise FetchError(f"{archive}: no such file (configured as a local source)")
+        if src.sha256:
+            verify_file(archive, src.sha256)
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".members.", dir=cache))
+    try:
+        extract_archive(archive, staging / "x", members=list(src.extract))
+        written = []
+        for member, out in src.extract.items():
+            staged = staging.joinpath("x", *[p for p in member.replace("\\", "/").split("/") if p not in ("", ".")])
+            if not staged.is_file():
+                raise FetchError(f"{archive}: member {member!r} is a directory, not a file")
+            with atomic_path(out) as tmp:
+                shutil.copyfile(staged, tmp)
+            log.info("%s:%s -> %s", archive.name, member, out)
+            written.append(Path(out))
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def outputs_present(src: Source) -> bool:
+    return all(Path(p).exists() for p in src.outputs())
+
+
+def fetch_all(
+    sources: dict | None,
+    keys: Iterable[str] | None = None,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    force: bool = False,
+    **kwargs,
+) -> list[Path]:
+    """Fetch every configured source (or those named in `keys`), skipping ones whose outputs exist unless
+    `force`; for a machine with internet outside Snakemake (`python workflow/scripts/fetch.py`)."""
+    parsed = parse_sources(sources)
+    wanted = set(keys) if keys else None
+    if wanted:
+        missing = sorted(wanted - {s.key for s in parsed})
+        if missing:
+            raise ConfigError(f"sources.*.{missing[0]}", "no such source")
+    written: list[Path] = []
+    for src in concrete(s for s in parsed if wanted is None or s.key in wanted):
+        if not force and outputs_present(src):
+            log.info("%s: %s already present; skipping (force to fetch again)", src.key, ", ".join(src.outputs()))
+            continue
+        written += fetch_source(src, cache_dir, **kwargs)
+    return written

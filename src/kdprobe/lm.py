@@ -1,0 +1,85 @@
+"""Fine-tune GPT-2 as a sentence generator on a task's training sentences: `results/gpt2/{task}/`.
+
+Each sentence is framed by the start and end token (GPT-2's `<|endoftext|>` serves as both: `bos + sentence +
+eos`), so the sampler can start from the start token and stop at the end token. A sentence longer than
+`max_length` tokens is truncated and gets no end token (it did not end there). Pads carry label -100.
+
+Settings (`gpt2` section): `epochs`, `batch_size`, `lr`, `weight_decay`, `warmup_fraction`, `max_length`, `seed`,
+optional `save_every_steps`, `evals_per_epoch` (curve rows per epoch, default 10), `clip_norm`, `bf16`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from .checkpoint import ResumeState
+from .errors import ConfigError, InputError
+from .io import atomic_dir, write_csv
+from .logits import read_sentences
+from .runtime import set_seed
+from .training import fit, pad_batch
+
+log = logging.getLogger(__name__)
+
+
+def frame_sentences(tokenizer, sentences: list[str], max_length: int) -> list[list[int]]:
+    """`[bos] + tokens + [eos]` per sentence; tokens truncated to `max_length` (then without eos)."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if bos is None or eos is None:
+        raise ConfigError("gpt2.model", f"tokenizer {tokenizer.name_or_path} has no start or end token")
+    ids = tokenizer(sentences, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    return [[bos] + s[:max_length] + ([eos] if len(s) <= max_length else []) for s in ids]
+
+
+def finetune(
+    model: str | Path,
+    train_tsv: str | Path,
+    settings: dict[str, Any],
+    out_dir: str | Path,
+    state_path: str | Path | None,
+    device: torch.device | str,
+    *,
+    curve_path: str | Path | None = None,
+    stop_after_steps: int | None = None,
+) -> list[dict[str, float]]:
+    """Fine-tune the causal LM `model` (hub id or local directory) on the sentences of `train_tsv`.
+
+    Writes `out_dir` (model and tokenizer) and `curve_path` (default `out_dir/../curve.csv`: step, epoch,
+    loss); returns the curve rows. `stop_after_steps` simulates a killed job (`training.TrainingInterrupted`).
+    """
+    out_dir, device = Path(out_dir), torch.device(device)
+    curve_path = Path(curve_path) if curve_path else out_dir.parent / "curve.csv"
+    sentences, _ = read_sentences(train_tsv)
+    if not sentences:
+        raise InputError(train_tsv, "no training sentences")
+    set_seed(int(settings.get("seed", 0)))
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    net = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32; bf16 only by autocast
+    seqs = frame_sentences(tokenizer, sentences, int(settings["max_length"]))
+    limit = getattr(net.config, "max_position_embeddings", None)
+    if limit is not None and max(map(len, seqs)) > limit:
+        raise ConfigError("gpt2.max_length", f"framed sentences reach {max(map(len, seqs))} tokens; "
+                                             f"the model takes {limit}")
+    eos = tokenizer.eos_token_id
+    log.info("lm %s: %d sentences, %d tokens framed", model, len(seqs), sum(map(len, seqs)))
+
+    def collate(idx: list[int]) -> dict[str, Any]:
+        ids, mask = pad_batch([seqs[i] for i in idx], eos)
+        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100),
+                "use_cache": False}
+
+    curve = fit(net, [len(s) for s in seqs], collate, {"evals_per_epoch": 10, **settings}, state_path, device,
+                stop_after_steps=stop_after_steps, desc="gpt2")
+    with atomic_dir(out_dir) as tmp:
+        net.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    write_csv(curve_path, pd.DataFrame(curve))
+    ResumeState(state_path).clear()
+    log.info("lm: final loss %.4f; wrote %s, %s", curve[-1]["loss"], out_dir, curve_path)
+    return curve

@@ -1,0 +1,142 @@
+"""Teacher logits for the transfer set (`results/transfer/{task}/{train,shard*}.parquet`).
+
+`write_transfer` tokenises every sentence once with the teacher's tokenizer (special tokens included, truncated
+to `max_length`), runs the teacher in length-sorted batches padded only to each batch's longest sentence, and
+writes one row per input sentence in input order: `sentence` (string), `input_ids` (list<int32>), `logits`
+(list<float32>), `label` (string, null for augmented sentences). Text is stored as given, whatever it contains.
+
+Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (autocast on CUDA).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .data import read_split
+from .errors import InputError
+from .io import atomic_path
+from .runtime import progress
+from .training import autocast, pad_batch, to_device
+
+log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema([
+    ("sentence", pa.string()),
+    ("input_ids", pa.list_(pa.int32())),
+    ("logits", pa.list_(pa.float32())),
+    ("label", pa.string()),
+])
+
+
+def read_sentences(path: str | Path) -> tuple[list[str], list[str] | None]:
+    """Sentences (and labels) of a transfer source: a split TSV (`sentence`, `label`) or an augmentation
+    parquet (`sentence`; labels None)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        table = pq.read_table(path, columns=["sentence"])
+        sentences = table.column("sentence").to_pylist()
+        if None in sentences:
+            raise InputError(path, f"null sentence in row {sentences.index(None)}")
+        return sentences, None
+    frame = read_split(path)
+    if list(frame.columns) != ["sentence", "label"]:
+        raise InputError(path, f"expected columns sentence, label; found {', '.join(map(str, frame.columns))}", 1)
+    return frame["sentence"].tolist(), frame["label"].tolist()
+
+
+@torch.inference_mode()
+def infer_logits(
+    model: torch.nn.Module,
+    input_ids: Sequence[Sequence[int]],
+    batch_size: int,
+    pad_id: int,
+    device: torch.device | str,
+    settings: dict[str, Any] | None = None,
+    bar=None,
+) -> np.ndarray:
+    """Logits (n, classes) float32 of a sequence classifier for token id lists, in input order.
+
+    Batches of `batch_size` sentences in descending length order (the largest batch first, so memory
+    trouble shows at once), each padded to its longest; `bar` (a tqdm) advances by sentences.
+    """
+    device = torch.device(device)
+    model.eval()
+    lengths = np.fromiter((len(s) for s in input_ids), dtype=np.int64, count=len(input_ids))
+    order = np.argsort(-lengths, kind="stable")
+    out = np.zeros((len(input_ids), model.config.num_labels), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = pad_batch([input_ids[i] for i in idx], pad_id)
+        batch = to_device({"input_ids": ids, "attention_mask": mask}, device)
+        with autocast(device, settings or {}):
+            logits = model(**batch).logits
+        out[idx] = logits.float().cpu().numpy()
+        if bar is not None:
+            bar.update(len(idx))
+    return out
+
+
+def _list_array(rows: Sequence[Sequence[Any]] | np.ndarray, dtype: type) -> pa.Array:
+    """A pyarrow list array of `dtype` values, built from flat values and offsets (no per-row objects)."""
+    if isinstance(rows, np.ndarray):  # (n, width): equal-length rows
+        lengths = np.full(rows.shape[0], rows.shape[1] if rows.ndim == 2 else 0, dtype=np.int64)
+        values = rows.astype(dtype).ravel()
+    else:
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter((v for r in rows for v in r), dtype=dtype, count=int(lengths.sum()))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def write_transfer(
+    teacher_dir: str | Path,
+    sentences: Sequence[str],
+    labels: Sequence[str | None] | None,
+    settings: dict[str, Any],
+    out_path: str | Path,
+    device: torch.device | str,
+) -> int:
+    """Write the teacher's logits for `sentences` (labels: one name or None per sentence, or None for all)
+    to `out_path`; return the number of rows."""
+    device = torch.device(device)
+    sentences = list(sentences)
+    for i, s in enumerate(sentences):
+        if not isinstance(s, str):
+            raise ValueError(f"sentence {i} is {type(s).__name__}, not str")
+    if labels is not None and len(labels) != len(sentences):
+        raise ValueError(f"{len(labels)} labels for {len(sentences)} sentences")
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir, dtype=torch.float32).to(device)
+    max_length = int(settings["max_length"])
+    input_ids = (
+        tokenizer(sentences, truncation=True, max_length=max_length, return_attention_mask=False,
+                  return_token_type_ids=False)["input_ids"]
+        if sentences else []
+    )
+    log.info("teacher %s: %d sentences, %d tokens (max_length %d)", teacher_dir, len(sentences),
+             sum(map(len, input_ids)), max_length)
+    bar = progress(total=len(sentences), desc="logits", unit="sent")
+    logits = infer_logits(model, input_ids, int(settings["batch_size"]), tokenizer.pad_token_id, device,
+                          settings, bar)
+    bar.close()
+    table = pa.Table.from_arrays(
+        [
+            pa.array(sentences, pa.string()),
+            _list_array(input_ids, np.int32),
+            _list_array(logits, np.float32),
+            pa.array(list(labels) if labels is not None else [None] * len(sentences), pa.string()),
+        ],
+        schema=SCHEMA,
+    )
+    with atomic_path(out_path) as tmp:
+        pq.write_table(table, tmp)
+    log.info("wrote %s: %d rows, %d classes", out_path, table.num_rows, model.config.num_labels)
+    return table.num_rows

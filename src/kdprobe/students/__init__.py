@@ -1,0 +1,81 @@
+"""The two students of the study behind one interface.
+
+```python
+build_student(kind, settings, n_classes, vocab_info) -> Student      # kind 'bert_s' | 'lstm_s'
+load_student(model_dir, device="cpu") -> Student                     # student.json + model.safetensors (+ vocab)
+student.encode(sentences, max_length=None) -> {'input_ids', 'attention_mask'}   # long, CPU, padded to longest
+student(input_ids, attention_mask) -> logits (B, C)
+student.layer_states(input_ids, attention_mask) -> [ (B, T, H) per probe-able layer ]
+student.save(model_dir)
+```
+
+`settings` is the config section `students.<kind>` (architecture keys: see `bert_s` and `lstm_s`); `vocab_info`
+says where the input vocabulary and initial embeddings come from:
+- `teacher_dir`: the teacher's Hugging Face directory (tokenizer; its wordpiece embeddings when
+  `embeddings: teacher`). Needed by BERT_S and by LSTM_S with teacher embeddings.
+- `words` (list, `[PAD]`, `[UNK]` first) or `sentences` (to build it from): word-level LSTM_S vocabulary.
+- `word2vec`: word2vec file for LSTM_S (default `settings['word2vec']`).
+- `labels`: label names, stored in `student.json` (optional).
+Random initialisation comes from torch's global RNG (seed it first, e.g. `runtime.set_seed`); random and unknown
+word vectors from `settings['seed']`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ..errors import ConfigError, InputError
+from ..io import read_json
+from . import bert_s, lstm_s
+from .common import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, Student
+
+log = logging.getLogger(__name__)
+
+_MODULES = {bert_s.KIND: bert_s, lstm_s.KIND: lstm_s}
+
+__all__ = ["Student", "build_student", "load_student"]
+
+
+def build_student(kind: str, settings: dict, n_classes: int, vocab_info: dict | None = None) -> Student:
+    """A freshly initialised student of `kind` for `n_classes` classes."""
+    if kind not in _MODULES:
+        raise ConfigError("student", f"unknown student {kind!r}; choose one of {sorted(_MODULES)}")
+    if int(n_classes) < 2:
+        raise ConfigError("student", f"need at least 2 classes, got {n_classes}")
+    student = _MODULES[kind].build(settings, int(n_classes), dict(vocab_info or {}))
+    log.info(
+        "built %s: %s; %d parameters, %d without embeddings, %d trainable",
+        kind, {k: v for k, v in student.config.items() if k != "labels"},
+        student.n_params(), student.n_params_without_embeddings(), student.n_trainable_params(),
+    )
+    return student
+
+
+def load_student(model_dir: str | Path, device: str | torch.device = "cpu") -> Student:
+    """The student saved in `model_dir`, on `device`, in eval mode."""
+    model_dir = Path(model_dir)
+    config_path = model_dir / CONFIG_FILE
+    if not config_path.exists():
+        raise InputError(config_path, "not a student directory (student.json missing)")
+    config = read_json(config_path)
+    kind = config.pop("kind", None)
+    version = config.pop("format_version", None)
+    if kind not in _MODULES:
+        raise InputError(config_path, f"unknown student kind {kind!r}")
+    if version != FORMAT_VERSION:
+        raise InputError(config_path, f"student format version {version}, this code reads {FORMAT_VERSION}")
+    student = _MODULES[kind].load(config, model_dir)
+    weights = model_dir / WEIGHTS_FILE
+    if not weights.exists():
+        raise InputError(weights, "student weights missing")
+    try:
+        student.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as exc:
+        raise InputError(weights, f"weights do not fit student.json: {exc}") from None
+    student.to(device).eval()
+    log.info("loaded %s student from %s", kind, model_dir)
+    return student

@@ -1,0 +1,246 @@
+"""What both students share: input encoders (wordpieces or words), the teacher's embedding matrix, the `Student`
+base class (encode, save, parameter counts), and the settings helpers.
+
+A student directory holds `student.json` (kind, architecture, input encoding, labels: everything `load_student`
+needs), `model.safetensors` (the state dict), and the input vocabulary: the teacher's tokenizer files
+(`tokenizer.json`, `tokenizer_config.json`, ...) for wordpiece input, `vocab.txt` for word-level LSTM_S.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..embeddings import PAD, UNK, encode_words, read_vocab, word_tokenize, write_vocab
+from ..errors import ConfigError, InputError
+from ..io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "student.json"
+WEIGHTS_FILE = "model.safetensors"
+VOCAB_FILE = "vocab.txt"
+
+
+# ------------------------------------------------------------------------------------------------ settings
+def setting(settings: dict, key: str, default: Any = None, kind: str = "students") -> Any:
+    """`settings[key]`, or `default`; a missing key without default is a ConfigError naming the key."""
+    if key in settings and settings[key] is not None:
+        return settings[key]
+    if default is None:
+        raise ConfigError(f"{kind}.{key}", "missing")
+    return default
+
+
+def choice(settings: dict, key: str, options: Sequence[str], default: str | None, kind: str) -> str:
+    value = str(setting(settings, key, default, kind))
+    if value not in options:
+        raise ConfigError(f"{kind}.{key}", f"{value!r} is not one of {list(options)}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------- input encoders
+class WordPieceInput:
+    """The teacher's WordPiece tokenizer (a Hugging Face tokenizer directory)."""
+
+    kind = "wordpieces"
+
+    def __init__(self, tokenizer_dir: str | Path, special_tokens: bool):
+        from transformers import AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        except (OSError, ValueError) as exc:
+            raise InputError(tokenizer_dir, f"cannot load a tokenizer: {exc}") from None
+        self.special_tokens = special_tokens
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else 0
+        self.vocab_size = len(self.tokenizer)
+
+    def tokenize(self, sentences: list[str], max_length: int) -> list[list[int]]:
+        if not sentences:
+            return []
+        ids = self.tokenizer(
+            list(sentences), add_special_tokens=self.special_tokens, truncation=True, max_length=max_length
+        )["input_ids"]
+        unk = self.tokenizer.unk_token_id if self.tokenizer.unk_token_id is not None else self.pad_id
+        return [list(x) if len(x) else [int(unk)] for x in ids]
+
+    def save(self, model_dir: Path) -> None:
+        """The tokenizer files, each moved into `model_dir` atomically."""
+        with tempfile.TemporaryDirectory(dir=model_dir, prefix=".tokenizer.") as tmp:
+            self.tokenizer.save_pretrained(tmp)
+            for name in os.listdir(tmp):
+                os.replace(os.path.join(tmp, name), model_dir / name)
+
+
+class WordInput:
+    """Word-level tokens (`embeddings.word_tokenize`) over a fixed vocabulary (`[PAD]`=0, `[UNK]`=1, ...)."""
+
+    kind = "words"
+
+    def __init__(self, words: list[str]):
+        if len(words) < 2 or words[0] != PAD or words[1] != UNK:
+            raise ValueError(f"a word vocabulary starts with {PAD}, {UNK}")
+        self.words = list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.pad_id = 0
+        self.vocab_size = len(self.words)
+
+    def tokenize(self, sentences: list[str], max_length: int) -> list[list[int]]:
+        return [encode_words(word_tokenize(s), self.index, max_length) for s in sentences]
+
+    def save(self, model_dir: Path) -> None:
+        write_vocab(model_dir / VOCAB_FILE, self.words)
+
+
+def load_input(tokens: str, model_dir: Path, special_tokens: bool) -> WordPieceInput | WordInput:
+    if tokens == "words":
+        path = model_dir / VOCAB_FILE
+        if not path.exists():
+            raise InputError(path, "word vocabulary of a word-level student is missing")
+        return WordInput(read_vocab(path))
+    return WordPieceInput(model_dir, special_tokens)
+
+
+# ----------------------------------------------------------------------------------- teacher embeddings
+def teacher_word_embeddings(teacher_dir: str | Path) -> torch.Tensor:
+    """The teacher's wordpiece embedding matrix (V, E), read alone from its safetensors (or .bin) weights."""
+    teacher_dir = Path(teacher_dir)
+    files: list[Path] = []
+    index = teacher_dir / "model.safetensors.index.json"
+    if (teacher_dir / WEIGHTS_FILE).exists():
+        files = [teacher_dir / WEIGHTS_FILE]
+    elif index.exists():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        files = sorted({teacher_dir / f for k, f in weight_map.items() if k.endswith("word_embeddings.weight")})
+    for path in files:
+        with safe_open(str(path), framework="pt") as fh:
+            keys = [k for k in fh.keys() if k.endswith("word_embeddings.weight")]
+            if keys:
+                key = min(keys, key=len)  # the encoder's, not e.g. a decoder copy with a longer prefix
+                tensor = fh.get_tensor(key).float()
+                log.info("teacher embeddings %s from %s: %s", key, path, tuple(tensor.shape))
+                return tensor
+    bin_path = teacher_dir / "pytorch_model.bin"
+    if bin_path.exists():
+        state = torch.load(bin_path, map_location="cpu", weights_only=True)
+        keys = [k for k in state if k.endswith("word_embeddings.weight")]
+        if keys:
+            return state[min(keys, key=len)].float()
+    raise InputError(teacher_dir, "no wordpiece embedding matrix (*word_embeddings.weight) in the teacher's weights")
+
+
+def uniform_embeddings(
+    vocab_size: int, dim: int, seed: int, pad_id: int | None = 0, bound: float = 0.25
+) -> torch.Tensor:
+    """U[-bound, bound] vectors from a generator seeded with `seed`; the PAD row zero."""
+    gen = torch.Generator().manual_seed(int(seed))
+    matrix = (torch.rand(vocab_size, dim, generator=gen) * 2 - 1) * bound
+    if pad_id is not None:
+        matrix[pad_id] = 0
+    return matrix
+
+
+# ---------------------------------------------------------------------------------------------- Student
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad id sequences to the longest: `input_ids`, `attention_mask` (long, CPU)."""
+    width = max((len(s) for s in sequences), default=1) or 1
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), width), dtype=np.int64)
+    for i, seq in enumerate(sequences):
+        ids[i, : len(seq)] = seq
+        mask[i, : len(seq)] = 1
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
+class Student(torch.nn.Module):
+    """Base class of BERT_S and LSTM_S; subclasses set `kind`, build layers from `config` and implement
+    `forward`, `layer_states` and `embedding_parameter(name)`."""
+
+    kind: str = ""
+    #: whether the input uses the teacher tokenizer's special tokens ([CLS] ... [SEP])
+    special_tokens: bool = False
+
+    def __init__(self, config: dict[str, Any], inputs: WordPieceInput | WordInput):
+        super().__init__()
+        self.config = dict(config)
+        self.inputs = inputs
+        self.labels: list[str] | None = config.get("labels")
+
+    # ---- input
+    @property
+    def max_length(self) -> int:
+        return int(self.config["max_length"])
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.inputs.pad_id)
+
+    def tokenize(self, sentences: list[str], max_length: int | None = None) -> list[list[int]]:
+        """Token ids per sentence, unpadded, truncated to `max_length` (default and cap: the student's)."""
+        limit = min(int(max_length), self.max_length) if max_length else self.max_length
+        return self.inputs.tokenize(list(sentences), limit)
+
+    def pad(self, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Right-pad id lists to the longest one: `input_ids`, `attention_mask` (long, CPU)."""
+        return pad_batch(sequences, self.pad_id)
+
+    def encode(self, sentences: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
+        return self.pad(self.tokenize(sentences, max_length))
+
+    #: whether the transfer set's stored teacher-tokenizer ids are this student's input (see `fit_teacher_ids`)
+    reads_teacher_ids: bool = False
+
+    def fit_teacher_ids(self, ids: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """One stored teacher-tokenizer id sequence as this student's input (students with `reads_teacher_ids`)."""
+        raise NotImplementedError
+
+    # ---- model
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def layer_states(  # pragma: no cover
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def embedding_parameter(self, name: str) -> bool:  # pragma: no cover
+        """Whether parameter `name` belongs to the input embeddings (excluded from the thesis' size figure)."""
+        raise NotImplementedError
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def n_params_without_embeddings(self) -> int:
+        return sum(p.numel() for n, p in self.named_parameters() if not self.embedding_parameter(n))
+
+    def n_trainable_params(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # ---- files
+    def save(self, model_dir: str | Path) -> None:
+        """Write the input vocabulary, `model.safetensors`, then `student.json` (last: it marks completeness);
+        every file is written under a temporary name and renamed into place."""
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self.inputs.save(model_dir)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "kind": self.kind})
+        write_json(
+            model_dir / CONFIG_FILE,
+            {**self.config, "kind": self.kind, "labels": self.labels, "format_version": FORMAT_VERSION},
+        )
+        log.info("saved %s student to %s (%d parameters)", self.kind, model_dir, self.n_params())
+

@@ -1,0 +1,85 @@
+"""Teacher logits: input order and alignment survive any text; parquet types; reading the transfer sources."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from kdprobe.errors import InputError
+from kdprobe.io import write_tsv
+from kdprobe.logits import read_sentences, write_transfer
+
+from test_teacher import make_sentences, make_tiny_bert, one_thread  # noqa: F401  (one_thread: autouse)
+
+ODD = [
+    "", "tab\tinside", 'say "hi" and \'bye\'', "new\nline\r\nand cr", "emoji 😀👍🏽 ok", "  padded  ", "\t",
+    "ünïcödé façade", "the cat " * 40, "a", "back\\slash, comma; semi", "null\x00byte",
+]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A tiny BERT with a 3-class classification head, as the teacher rule saves it."""
+    root = tmp_path_factory.mktemp("logits")
+    base = make_tiny_bert(root / "base", make_sentences(50))
+    torch.manual_seed(1)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=3)
+    model.save_pretrained(root / "teacher")
+    AutoTokenizer.from_pretrained(base).save_pretrained(root / "teacher")
+    return root / "teacher"
+
+
+SETTINGS = {"batch_size": 3, "max_length": 16}
+
+
+def test_rows_align_with_inputs_whatever_the_text(teacher, tmp_path):
+    sentences = ODD + make_sentences(10, seed=3)
+    labels = [None if i % 3 == 0 else f"l{i % 2}" for i in range(len(sentences))]
+    out = tmp_path / "t.parquet"
+    assert write_transfer(teacher, sentences, labels, SETTINGS, out, "cpu") == len(sentences)
+
+    table = pq.read_table(out)
+    assert table.schema == pa.schema([("sentence", pa.string()), ("input_ids", pa.list_(pa.int32())),
+                                      ("logits", pa.list_(pa.float32())), ("label", pa.string())])
+    rows = table.to_pylist()
+    assert [r["sentence"] for r in rows] == sentences
+    assert [r["label"] for r in rows] == labels
+
+    tok = AutoTokenizer.from_pretrained(teacher)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    with torch.inference_mode():
+        for sentence, row in zip(sentences, rows):
+            ids = tok(sentence, truncation=True, max_length=16)["input_ids"]
+            assert row["input_ids"] == ids
+            assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and len(ids) <= 16
+            alone = model(input_ids=torch.tensor([ids])).logits[0]
+            torch.testing.assert_close(torch.tensor(row["logits"]), alone, atol=1e-5, rtol=1e-4)
+    assert max(len(r["input_ids"]) for r in rows) == 16  # the long sentence was truncated
+
+
+def test_no_labels_and_no_sentences(teacher, tmp_path):
+    write_transfer(teacher, ["a cat", "a dog"], None, SETTINGS, tmp_path / "a.parquet", "cpu")
+    assert pq.read_table(tmp_path / "a.parquet").column("label").to_pylist() == [None, None]
+    write_transfer(teacher, [], None, SETTINGS, tmp_path / "e.parquet", "cpu")
+    empty = pq.read_table(tmp_path / "e.parquet")
+    assert empty.num_rows == 0 and empty.schema.field("logits").type == pa.list_(pa.float32())
+
+
+def test_read_sentences(tmp_path):
+    write_tsv(tmp_path / "train.tsv", pd.DataFrame({"sentence": ['say "hi"', "", "NA", "null"],
+                                                    "label": ["a", "b", "a", "b"]}))
+    assert read_sentences(tmp_path / "train.tsv") == (['say "hi"', "", "NA", "null"], ["a", "b", "a", "b"])
+    pq.write_table(pa.table({"sentence": pa.array(ODD, pa.string())}), tmp_path / "shard0.parquet")
+    assert read_sentences(tmp_path / "shard0.parquet") == (ODD, None)
+    pq.write_table(pa.table({"sentence": pa.array(["a", None], pa.string())}), tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match="null sentence in row 1"):
+        read_sentences(tmp_path / "bad.parquet")
+
+
+def test_rejects_mismatched_labels(teacher, tmp_path):
+    with pytest.raises(ValueError, match="1 labels for 2 sentences"):
+        write_transfer(teacher, ["a", "b"], ["x"], SETTINGS, tmp_path / "x.parquet", "cpu")

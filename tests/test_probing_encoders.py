@@ -1,0 +1,220 @@
+"""Probing encoders on a tiny Hugging Face BERT built here, and `probe_model` end to end."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+import torch
+
+from kdprobe.errors import ConfigError
+from kdprobe.probing import encoders
+from kdprobe.probing.run import COLUMNS, probe_model
+
+WORDS = "the a cat dog sat ran on under mat table quickly slowly big small red blue".split()
+HIDDEN, DEPTH = 16, 2
+
+
+def _sentences(n, seed=0):
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    """A 2-layer, 16-d BERT classifier with a WordPiece vocabulary trained on WORDS, saved like the teacher."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny_bert")
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train_from_iterator(_sentences(200), vocab_size=120, min_frequency=1)
+    trainer.save_model(str(out))
+    tokenizer = BertTokenizerFast(vocab=str(out / "vocab.txt"))
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=DEPTH, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, num_labels=2,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def teacher(bert_dir):
+    return encoders.load_encoder("teacher", str(bert_dir), "cpu")
+
+
+def test_layers_and_poolings_shapes(teacher):
+    assert teacher.depth == DEPTH and teacher.first_layer == 0
+    sents = _sentences(11, seed=1)
+    feats = encoders.encode(teacher, sents, [0, 1, 2], ["mean", "cls", "max"], batch_size=4)
+    assert set(feats) == {(layer, p) for layer in (0, 1, 2) for p in ("mean", "cls", "max")}
+    for x in feats.values():
+        assert x.shape == (11, HIDDEN) and x.dtype == torch.float32 and torch.isfinite(x).all()
+
+
+def test_features_match_the_model_and_ignore_batching(teacher):
+    """Length-sorted, padded batches give each sentence the features of running it alone."""
+    model, tokenizer = teacher.extra["model"], teacher.extra["tokenizer"]
+    sents = _sentences(9, seed=2)
+    batched = encoders.encode(teacher, sents, [1, 2], ["mean", "cls", "max"], batch_size=4)
+    single = encoders.encode(teacher, sents, [1, 2], ["mean", "cls", "max"], batch_size=1)
+    for key in batched:
+        assert torch.allclose(batched[key], single[key], atol=1e-5), key
+    i = 5
+    with torch.no_grad():
+        enc = tokenizer([sents[i]], return_tensors="pt")
+        hidden = model(**enc, output_hidden_states=True).hidden_states[2][0]  # (T, H), special tokens included
+    assert torch.allclose(batched[(2, "mean")][i], hidden.mean(0), atol=1e-5)
+    assert torch.allclose(batched[(2, "cls")][i], hidden[0], atol=1e-5)
+    assert torch.allclose(batched[(2, "max")][i], hidden.max(0).values, atol=1e-5)
+
+
+def test_pretrained_kind_matches_teacher_encoder(bert_dir, teacher):
+    pretrained = encoders.load_encoder("pretrained", str(bert_dir), "cpu")
+    sents = _sentences(5, seed=3)
+    a = encoders.encode(pretrained, sents, [0, 2], ["mean"])
+    b = encoders.encode(teacher, sents, [0, 2], ["mean"])
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5)
+
+
+def test_resolve_layers(teacher):
+    assert encoders.resolve_layers(teacher, "all") == [1, 2]
+    assert encoders.resolve_layers(teacher, [0, 2, 2]) == [0, 2]
+    with pytest.raises(ValueError, match=r"probe\.layers\.teacher.*layer 3 does not exist.*depth 2") as err:
+        encoders.resolve_layers(teacher, [1, 3])
+    assert isinstance(err.value, ConfigError) and err.value.key == "probe.layers.teacher"
+    with pytest.raises(ValueError, match="probe.layers.teacher"):
+        encoders.resolve_layers(teacher, [-1])
+    with pytest.raises(ValueError, match="not an integer"):
+        encoders.resolve_layers(teacher, ["1"])
+
+
+def test_resolve_poolings():
+    assert encoders.resolve_poolings("lstm_s", ["last", "max"]) == ["last", "max"]
+    with pytest.raises(ValueError, match=r"probe\.pooling\.teacher.*'last'"):
+        encoders.resolve_poolings("teacher", ["mean", "last"])
+    with pytest.raises(ValueError, match=r"probe\.pooling\.lstm_s.*'cls'"):
+        encoders.resolve_poolings("lstm_s", ["cls"])
+
+
+def test_pool_respects_padding():
+    # batch of 2, T=3, H=4 (2 forward + 2 backward dims); sentence 0 has 2 tokens, sentence 1 has 3
+    states = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
+    states[0, 2] = 1000.0  # padding must never leak in
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert torch.equal(encoders.pool(states, mask, "mean")[0], states[0, :2].mean(0))
+    assert torch.equal(encoders.pool(states, mask, "max")[0], states[0, 1])
+    assert torch.equal(encoders.pool(states, mask, "cls"), states[:, 0])
+    last = encoders.pool(states, mask, "last")
+    assert torch.equal(last[0], torch.cat([states[0, 1, :2], states[0, 0, 2:]]))  # fwd at last token, bwd at 0
+    assert torch.equal(last[1], torch.cat([states[1, 2, :2], states[1, 0, 2:]]))
+
+
+def _probe_file(path, n_train=60, n_dev=30, n_test=30):
+    """Label 1 when the sentence mentions 'cat': learnable from a mean of token states."""
+    lines = []
+    for split, n, seed in (("tr", n_train, 1), ("va", n_dev, 2), ("te", n_test, 3)):
+        for s in _sentences(n, seed=seed):
+            lines.append(f"{split}\t{'O' if 'cat' in s.split() else 'I'}\t{s}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+PROBE_SETTINGS = {
+    "max_sentences": 0,
+    "grid": {"hidden": [20], "dropout": [0.0, 0.1]},
+    "lr": 1e-2,
+    "batch_size": 64,
+    "patience": 3,
+    "max_epochs": 15,
+    "seed": 42,
+    "encode_batch_size": 16,
+    "layers": {"teacher": [0, 2], "pretrained": "all"},
+    "pooling": {"teacher": ["mean", "max"], "pretrained": ["cls"]},
+}
+
+
+def test_probe_model_writes_table(bert_dir, tmp_path):
+    probe_file = _probe_file(tmp_path / "has_cat.txt")
+    out = tmp_path / "out" / "has_cat.csv"
+    table = probe_model("teacher", bert_dir, probe_file, PROBE_SETTINGS, out, "cpu")
+    written = pd.read_csv(out)
+    assert list(written.columns) == COLUMNS
+    assert len(written) == 4
+    assert list(zip(written["layer"], written["pooling"])) == [(0, "mean"), (0, "max"), (2, "mean"), (2, "max")]
+    assert set(written["model"]) == {"teacher"} and set(written["probe_task"]) == {"has_cat"}
+    assert (written[["n_train", "n_dev", "n_test"]] == [60, 30, 30]).all().all()
+    assert written["test_acc"].between(0, 1).all() and written["hidden"].eq(20).all()
+    assert written["dropout"].isin([0.0, 0.1]).all()
+    labels = [line.split("\t")[1] for line in probe_file.read_text().splitlines() if line.startswith("te")]
+    train = [line.split("\t")[1] for line in probe_file.read_text().splitlines() if line.startswith("tr")]
+    majority = max(set(train), key=train.count)
+    assert written["majority_acc"].iloc[0] == pytest.approx(labels.count(majority) / len(labels))
+    pd.testing.assert_frame_equal(table.reset_index(drop=True), written, check_dtype=False)
+
+
+def test_probe_model_all_layers_and_max_sentences(bert_dir, tmp_path):
+    probe_file = _probe_file(tmp_path / "has_cat.txt")
+    settings = dict(PROBE_SETTINGS, max_sentences=10)
+    table = probe_model("pretrained", bert_dir, probe_file, settings, tmp_path / "p.csv", "cpu")
+    assert list(table["layer"]) == [1, 2] and list(table["pooling"]) == ["cls", "cls"]
+    assert (table[["n_train", "n_dev", "n_test"]] == [10, 10, 10]).all().all()
+
+
+def test_probe_model_rejects_layer_beyond_depth(bert_dir, tmp_path):
+    settings = dict(PROBE_SETTINGS, layers={"teacher": [1, 6, 12]})
+    out = tmp_path / "x.csv"
+    with pytest.raises(ValueError, match=r"probe\.layers\.teacher.*layer 6.*depth 2"):
+        probe_model("teacher", bert_dir, _probe_file(tmp_path / "t.txt"), settings, out, "cpu")
+    assert not out.exists()
+
+
+def test_probe_model_rejects_missing_settings(bert_dir, tmp_path):
+    with pytest.raises(ConfigError, match="probe.pooling.bert_s"):
+        probe_model("bert_s", bert_dir, _probe_file(tmp_path / "t.txt"), PROBE_SETTINGS, tmp_path / "x.csv", "cpu")
+
+
+def test_scripts_drive_the_library(bert_dir, tmp_path):
+    """workflow/scripts/probe.py and merge_probes.py, run as Snakemake would (a `snakemake` global), with the
+    input and params names of workflow/rules/probe.smk."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    probe_file = _probe_file(tmp_path / "has_cat.txt", 20, 10, 10)
+    settings = dict(PROBE_SETTINGS, layers={"teacher": [1]}, pooling={"teacher": ["mean"]})
+    job = {"root": str(root), "bert": str(bert_dir), "probe_file": str(probe_file), "tmp": str(tmp_path),
+           "settings": settings}
+    driver = r"""
+import json, runpy, sys
+from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, Wildcards
+job = json.loads(sys.argv[1])
+def smk(rule, inputs, outputs, params, log):
+    class S:  # the attributes kdprobe.workflow.run and the scripts read
+        pass
+    s = S()
+    s.rule, s.threads, s.config = rule, 1, {"device": "cpu"}
+    s.input = InputFiles(fromdict=inputs) if isinstance(inputs, dict) else InputFiles(inputs)
+    s.output, s.params = OutputFiles(outputs), Params(fromdict=params)
+    s.wildcards, s.log = Wildcards(fromdict={"task": "sara", "model": "teacher"}), Log([log])
+    return s
+t = job["tmp"]
+runpy.run_path(job["root"] + "/workflow/scripts/probe.py", init_globals={"snakemake": smk(
+    "probe", {"model": job["bert"], "data": job["probe_file"]}, [t + "/teacher/has_cat.csv"],
+    {"kind": "teacher", "model_path": job["bert"], "settings": job["settings"]}, t + "/probe.log")})
+runpy.run_path(job["root"] + "/workflow/scripts/merge_probes.py", init_globals={"snakemake": smk(
+    "merge_probes", [t + "/teacher/has_cat.csv"], [t + "/teacher.csv"], {"probe_tasks": ["has_cat"]}, t + "/merge.log")})
+"""
+    proc = subprocess.run([sys.executable, "-c", driver, json.dumps(job)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr + (tmp_path / "probe.log").read_text()
+    table = pd.read_csv(tmp_path / "teacher.csv")
+    assert list(table.columns) == COLUMNS and len(table) == 1
+    assert "wrote" in (tmp_path / "probe.log").read_text()

@@ -1,0 +1,164 @@
+"""GPT-2 sampling with the KV cache: stopping, reproducibility, chunk resume, equivalence with full re-runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from kdprobe import sampling
+from kdprobe.sampling import chunk_generator, next_tokens, sample_batch, sample_shard
+
+from test_lm import make_tiny_gpt2
+from test_teacher import one_thread  # noqa: F401  (autouse)
+
+SETTINGS = {"max_length": 10, "batch_size": 6, "temperature": 1.0, "top_k": 0, "chunk_size": 8}
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory) -> Path:
+    return make_tiny_gpt2(tmp_path_factory.mktemp("sampling") / "gpt2")
+
+
+@pytest.fixture(scope="module")
+def lm(gpt2):
+    return AutoModelForCausalLM.from_pretrained(gpt2).eval(), AutoTokenizer.from_pretrained(gpt2)
+
+
+class EosBias(torch.nn.Module):
+    """Wraps an LM: adds `bias(t)` to the end token's logit at generation step t (cached or full re-run)."""
+
+    def __init__(self, inner, eos: int, bias):
+        super().__init__()
+        self.inner, self.eos, self.bias = inner, eos, bias
+
+    def forward(self, input_ids, past_key_values=None, use_cache=True):
+        start = past_key_values.get_seq_length() if past_key_values is not None else 0
+        out = self.inner(input_ids=input_ids, past_key_values=past_key_values, use_cache=use_cache)
+        for i in range(input_ids.shape[1]):
+            out.logits[:, i, self.eos] += self.bias(start + i)
+        return out
+
+
+def force_eos(model, eos: int, step: int | None) -> EosBias:
+    """The end token is certain at generation step `step` and impossible at every other step."""
+    return EosBias(model, eos, lambda t: 1e4 if t == step else float("-inf"))
+
+
+def _sample(model, n, eos, generator_seed=0, **kw):
+    kw = {"max_length": 10, "temperature": 1.0, "top_k": 0, **kw}
+    return sample_batch(model, n, bos=eos, eos=eos, generator=torch.Generator().manual_seed(generator_seed),
+                        device=torch.device("cpu"), **kw)
+
+
+def test_stops_at_end_token_or_max_length(lm):
+    model, tok = lm
+    eos = tok.eos_token_id
+    forced = _sample(force_eos(model, eos, step=4), 7, eos, max_length=10)
+    assert [len(s) for s in forced] == [4] * 7  # end token sampled at step 4: four tokens, end token dropped
+    assert all(eos not in s for s in forced)
+    never = _sample(force_eos(model, eos, step=None), 5, eos, max_length=6)
+    assert [len(s) for s in never] == [6] * 5
+    done = []
+    at_once = _sample(force_eos(model, eos, step=0), 3, eos, on_done=done.append)
+    assert at_once == [[], [], []] and sum(done) == 3
+
+
+def test_cache_path_equals_full_reruns(lm, monkeypatch):
+    """Every step's logits of every live row (through compaction) equal a full forward pass of its prefix."""
+    model, tok = lm
+    compactions = []
+    real = DynamicCache.batch_select_indices
+    monkeypatch.setattr(DynamicCache, "batch_select_indices",
+                        lambda self, idx: compactions.append(len(idx)) or real(self, idx))
+    eos = tok.eos_token_id
+    model = EosBias(model, eos, lambda t: 3.0)  # the end token likely enough that rows end at varied steps
+    trace: list = []
+    seqs = _sample(model, 20, eos, generator_seed=1, max_length=12, trace=trace)
+    assert len({len(s) for s in seqs}) > 2  # rows finish at different steps: the batch was compacted
+    assert len(trace[-1][0]) < 20 and len(compactions) >= 2
+    with torch.inference_mode():
+        for t, (rows, logits) in enumerate(trace):
+            prefixes = torch.tensor([[eos] + seqs[r][:t] for r in rows.tolist()])
+            full = model(input_ids=prefixes, use_cache=False).logits[:, -1, :]
+            torch.testing.assert_close(logits, full, atol=1e-5, rtol=1e-5)
+            assert all(len(seqs[r]) >= t for r in rows.tolist())
+    # every row is traced at every step until it ends
+    assert sum(len(rows) for rows, _ in trace) == sum(min(len(s) + 1, 12) for s in seqs)
+
+
+def test_sampled_tokens_equal_a_naive_sampler(lm):
+    """With one row and the same generator, the cached sampler draws what a re-run-everything sampler draws."""
+    model, tok = lm
+    eos = tok.eos_token_id
+    for seed in range(4):
+        ours = _sample(model, 1, eos, generator_seed=seed, max_length=12)[0]
+        gen, ref = torch.Generator().manual_seed(seed), []
+        with torch.inference_mode():
+            while len(ref) < 12:
+                logits = model(input_ids=torch.tensor([[eos] + ref]), use_cache=False).logits[:, -1, :]
+                nxt = int(next_tokens(logits, 1.0, 0, gen))
+                if nxt == eos:
+                    break
+                ref.append(nxt)
+        assert ours == ref
+
+
+def test_top_k_one_is_greedy(lm):
+    model, tok = lm
+    eos = tok.eos_token_id
+    assert _sample(model, 3, eos, top_k=1) == _sample(model, 3, eos, temperature=0.0)
+
+
+def test_shard_reproducible_and_seeded(gpt2, tmp_path):
+    a = sample_shard(gpt2, 20, 5, SETTINGS, tmp_path / "a.parquet", tmp_path / "ca", "cpu")
+    sample_shard(gpt2, 20, 5, SETTINGS, tmp_path / "b.parquet", tmp_path / "cb", "cpu")
+    sample_shard(gpt2, 20, 6, SETTINGS, tmp_path / "c.parquet", tmp_path / "cc", "cpu")
+    assert a == 20
+    ta, tb, tc = (pq.read_table(tmp_path / f"{x}.parquet") for x in "abc")
+    assert ta.schema.names == ["sentence"] and str(ta.schema.field("sentence").type) == "string"
+    assert ta.column("sentence").to_pylist() == tb.column("sentence").to_pylist()
+    assert ta.column("sentence").to_pylist() != tc.column("sentence").to_pylist()
+    assert not (tmp_path / "ca").exists()  # chunks and manifest removed
+    assert all(s == s.strip() for s in ta.column("sentence").to_pylist())
+
+
+def test_chunk_resume_matches_uninterrupted_run(gpt2, tmp_path, monkeypatch):
+    sample_shard(gpt2, 30, 9, SETTINGS, tmp_path / "full.parquet", tmp_path / "full", "cpu")
+    calls = {"n": 0}
+    real = sampling.sample_batch
+
+    def dying(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:  # chunks of 8 in batches of 6: calls 1-2 chunk 0, 3-4 chunk 1, 5 dies in chunk 2
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sampling, "sample_batch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        sample_shard(gpt2, 30, 9, SETTINGS, tmp_path / "cut.parquet", tmp_path / "cut", "cpu")
+    assert sorted(p.name for p in (tmp_path / "cut").glob("chunk*")) == ["chunk00000.parquet", "chunk00001.parquet"]
+    assert not (tmp_path / "cut.parquet").exists()
+    calls["n"] = -100  # no more dying; count the calls of the restart
+    sample_shard(gpt2, 30, 9, SETTINGS, tmp_path / "cut.parquet", tmp_path / "cut", "cpu")
+    assert calls["n"] == -100 + 3  # only chunk 2 (8 rows: 2 batches) and chunk 3 (6 rows: 1 batch)
+    full = pd.read_parquet(tmp_path / "full.parquet")["sentence"].tolist()
+    assert pd.read_parquet(tmp_path / "cut.parquet")["sentence"].tolist() == full
+
+
+def test_stale_chunks_are_discarded(gpt2, tmp_path):
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    pd.DataFrame({"sentence": ["stale"] * 8}).to_parquet(chunks / "chunk00000.parquet")
+    sample_shard(gpt2, 8, 1, SETTINGS, tmp_path / "out.parquet", chunks, "cpu")
+    assert "stale" not in pd.read_parquet(tmp_path / "out.parquet")["sentence"].tolist()
+
+
+def test_chunk_generators_differ_and_repeat():
+    draws = [torch.rand(3, generator=chunk_generator(s, j, torch.device("cpu"))) for s, j in [(1, 0), (1, 1), (2, 0)]]
+    assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    assert torch.equal(draws[0], torch.rand(3, generator=chunk_generator(1, 0, torch.device("cpu"))))

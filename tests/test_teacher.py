@@ -1,0 +1,142 @@
+"""Teacher fine-tuning on a tiny BERT: outputs, curve, and bit-for-bit resume after interruptions."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tokenizers import BertWordPieceTokenizer
+from transformers import AutoModelForSequenceClassification, BertConfig, BertModel, BertTokenizer
+
+from kdprobe.io import read_json, write_text, write_tsv
+from kdprobe.teacher import finetune
+from kdprobe.training import TrainingInterrupted, length_grouped_batches
+
+WORDS = "the a cat dog bird sat ran sang on in at mat park tree day night good bad very not".split()
+
+
+def make_sentences(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(2, 12))) for _ in range(n)]
+
+
+def make_tiny_bert(path: Path, sentences: list[str] | None = None) -> Path:
+    """A 1-layer BERT with a WordPiece tokenizer trained on `sentences`, saved to `path`."""
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(sentences or WORDS, vocab_size=200, min_frequency=1, show_progress=False)
+    tokenizer = BertTokenizer(vocab=wp.get_vocab())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def make_task(path: Path, n_train: int = 40, n_dev: int = 12) -> Path:
+    labels = ["neg", "pos"]
+    for name, n, seed in (("train", n_train, 1), ("dev", n_dev, 2)):
+        sents = make_sentences(n, seed)
+        gold = ["pos" if "good" in s else "neg" for s in sents]
+        write_tsv(path / f"{name}.tsv", pd.DataFrame({"sentence": sents, "label": gold}))
+    write_text(path / "labels.txt", "\n".join(labels) + "\n")
+    return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is fastest, and far faster than two on a loaded machine (OpenMP spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SETTINGS = {
+    "epochs": 2, "batch_size": 4, "lr": 1e-3, "betas": [0.9, 0.999], "warmup_fraction": 0.1, "dropout": 0.1,
+    "max_length": 10, "evals_per_epoch": 3, "seed": 7, "save_every_steps": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teacher")
+    return make_tiny_bert(root / "bert", make_sentences(50)), make_task(root / "data")
+
+
+def _run(setup, out: Path, **kw):
+    bert, data = setup
+    return finetune(str(bert), data, "cola", SETTINGS, out / "model", out / "state.pt", "cpu", **kw)
+
+
+def test_finetune_writes_outputs(setup, tmp_path):
+    metrics = _run(setup, tmp_path)
+    assert set(metrics["dev"]) == {"accuracy", "mcc"}
+    assert read_json(tmp_path / "metrics.json") == metrics
+    curve = pd.read_csv(tmp_path / "curve.csv")
+    assert list(curve.columns) == ["step", "epoch", "loss", "dev_accuracy", "dev_mcc"]
+    assert len(curve) == 2 * 3 and curve["step"].iloc[-1] == 20 and curve["epoch"].iloc[-1] == 2.0
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
+    assert model.config.num_labels == 2 and model.config.id2label == {0: "neg", 1: "pos"}
+    assert model.config.hidden_dropout_prob == 0.1
+    assert not (tmp_path / "state.pt").exists()
+
+
+def test_resume_is_bit_for_bit(setup, tmp_path, caplog):
+    full = tmp_path / "full"
+    _run(setup, full)
+    cut = tmp_path / "cut"
+    # killed at step 7 (state of step 6), then at step 14 in epoch 2 (state of step 12), then to the end
+    with pytest.raises(TrainingInterrupted):
+        _run(setup, cut, stop_after_steps=7)
+    assert (cut / "state.pt").exists() and not (cut / "model").exists()
+    with caplog.at_level(logging.INFO), pytest.raises(TrainingInterrupted):
+        _run(setup, cut, stop_after_steps=14)
+    assert "epoch 0, step 6" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        _run(setup, cut)
+    assert "epoch 1, step 12" in caplog.text
+    a = AutoModelForSequenceClassification.from_pretrained(full / "model").state_dict()
+    b = AutoModelForSequenceClassification.from_pretrained(cut / "model").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (full / "curve.csv").read_text() == (cut / "curve.csv").read_text()
+    assert read_json(full / "metrics.json") == read_json(cut / "metrics.json")
+
+
+def test_state_of_other_settings_is_not_resumed(setup, tmp_path, caplog):
+    with pytest.raises(TrainingInterrupted):
+        _run(setup, tmp_path, stop_after_steps=4)
+    bert, data = setup
+    other = {**SETTINGS, "lr": 5e-4}
+    with caplog.at_level(logging.INFO):
+        finetune(str(bert), data, "cola", other, tmp_path / "model", tmp_path / "state.pt", "cpu")
+    assert "ignoring resume state" in caplog.text
+    fresh = tmp_path / "fresh"
+    finetune(str(bert), data, "cola", other, fresh / "model", None, "cpu")
+    assert (fresh / "curve.csv").read_text() == (tmp_path / "curve.csv").read_text()
+
+
+def test_unknown_label_names_line(setup, tmp_path):
+    bert, data = setup
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for f in ("dev.tsv", "labels.txt"):
+        (bad / f).write_text((data / f).read_text())
+    write_tsv(bad / "train.tsv", pd.DataFrame({"sentence": ["a cat", "a dog"], "label": ["pos", "meh"]}))
+    with pytest.raises(Exception, match=r"train.tsv:3: label 'meh'"):
+        finetune(str(bert), bad, "cola", SETTINGS, tmp_path / "m", None, "cpu")
+
+
+def test_length_grouped_batches_cover_all_and_group_lengths():
+    lengths = np.random.default_rng(0).integers(1, 100, size=1000)
+    batches = length_grouped_batches(lengths, 10, np.random.default_rng(1))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 10  # random batches of 10 would spread over ~80
+    again = length_grouped_batches(lengths, 10, np.random.default_rng(1))
+    assert batches == again

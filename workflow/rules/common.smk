@@ -1,0 +1,84 @@
+# Config access, input functions and resources shared by every rule file.
+import os
+from pathlib import Path
+
+from kdprobe import config as kdconfig
+from kdprobe.errors import ConfigError
+from snakemake.exceptions import WorkflowError
+
+try:
+    kdconfig.validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+except ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
+
+TASKS = list(config["tasks"])
+STUDENTS = list(config["students"])
+MODELS = ["teacher", *STUDENTS]
+PROBE_TASKS = list(config["probe"]["tasks"])
+
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    student="|".join(STUDENTS),
+    model="|".join(MODELS),
+    scope="|".join([*TASKS, "pretrained"]),
+    probe_task="|".join(PROBE_TASKS),
+    shard=r"\d+",
+    part=r"train|shard\d+",
+
+
+def rule_resources(name):
+    """Resources of a rule from `config.resources` (falling back to `default`); memory and runtime grow
+    with the attempt number, so a retried job asks for more."""
+    spec = {**config["resources"]["default"], **config["resources"].get(name, {})}
+    mem, runtime = spec["mem_mb"], spec["runtime"]
+    return {
+        "mem_mb": lambda wildcards, attempt: mem * attempt,
+        "runtime": lambda wildcards, attempt: runtime * attempt,
+        "gpu": spec.get("gpu", 0),
+    }
+
+
+def rule_threads(name):
+    return {**config["resources"]["default"], **config["resources"].get(name, {})}["threads"]
+
+
+def local_model(value):
+    """A model setting is a file input when it is a path here or one a rule produces; else a hub id."""
+    return value if os.path.exists(value) or value.startswith("resources/") else None
+
+
+def model_inputs(value):
+    path = local_model(value)
+    return {"base": path} if path else {}
+
+
+def data_files(task):
+    return {split: f"resources/data/{task}/{split}.tsv" for split in ("train", "dev", "test")} | {
+        "labels": f"resources/data/{task}/labels.txt"
+    }
+
+
+def n_shards(task):
+    return kdconfig.section(config, task, "augment")["shards"]
+
+
+def transfer_parts(task):
+    return [f"results/transfer/{task}/train.parquet"] + [
+        f"results/transfer/{task}/shard{i}.parquet" for i in range(n_shards(task))
+    ]
+
+
+def model_dir(task, model):
+    if model == "teacher":
+        return f"results/teacher/{task}/model"
+    return f"results/students/{task}/{model}/model"
+
+
+def all_targets():
+    targets = []
+    for task in TASKS:
+        targets += [f"results/predictions/{task}/{model}.tsv" for model in MODELS]
+        targets += [f"results/probe/{task}/{model}.csv" for model in MODELS]
+    targets.append("results/probe/pretrained/teacher.csv")
+    return targets

@@ -1,0 +1,27 @@
+"""Distil one student on one task: `kdprobe.distil.distil`.
+
+Expects `wildcards.student` (bert_s | lstm_s) and `wildcards.task`; `input.transfer` (transfer-set parquet files),
+`input.dev` (with `labels.txt` and `test.tsv` beside it), `input.teacher` (the fine-tuned teacher directory),
+optional `input.word2vec`; `params.settings` (the task's `students.<student>` section), `params.state`; outputs
+`model` (directory), `metrics`, `curve`.
+"""
+
+from pathlib import Path
+
+from kdprobe.distil import distil
+from kdprobe.workflow import run
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
+
+word2vec = getattr(snakemake.input, "word2vec", None)
+
+run(
+    snakemake,
+    lambda device: distil(
+        snakemake.wildcards.student, snakemake.wildcards.task, dict(snakemake.params.settings),
+        [str(p) for p in snakemake.input.transfer], Path(snakemake.input.dev).parent, str(snakemake.input.teacher),
+        str(snakemake.output.model), str(snakemake.params.state), device,
+        word2vec=str(word2vec) if word2vec else None,
+        metrics_path=str(snakemake.output.metrics), curve_path=str(snakemake.output.curve),
+    ),
+)

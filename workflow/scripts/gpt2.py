@@ -1,0 +1,21 @@
+"""Fine-tune GPT-2 on one task's training sentences: `kdprobe.lm.finetune`.
+
+Expects `input.train`, optional `input.base` (a local model directory; else `params.settings["model"]`),
+`params.settings` (the task's `gpt2` section), `params.state`, and outputs `model` (directory) and `curve`.
+"""
+
+from kdprobe.lm import finetune
+from kdprobe.workflow import run
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
+
+settings = dict(snakemake.params.settings)
+model = getattr(snakemake.input, "base", None) or settings["model"]
+
+run(
+    snakemake,
+    lambda device: finetune(
+        str(model), snakemake.input.train, settings, snakemake.output.model, snakemake.params.state, device,
+        curve_path=snakemake.output.curve,
+    ),
+)

@@ -1,0 +1,20 @@
+"""Teacher logits for one part of the transfer set: `kdprobe.logits.write_transfer`.
+
+Expects `input.teacher` (model directory), `input.sentences` (a split TSV with labels, or an augmentation
+parquet), `params.settings` (the task's `logits` section), and one output parquet.
+"""
+
+from kdprobe.logits import read_sentences, write_transfer
+from kdprobe.workflow import run
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
+
+
+def main(device):
+    sentences, labels = read_sentences(snakemake.input.sentences)
+    return write_transfer(
+        snakemake.input.teacher, sentences, labels, dict(snakemake.params.settings), snakemake.output[0], device
+    )
+
+
+run(snakemake, main)
