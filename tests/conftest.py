@@ -1,6 +1,9 @@
 """Test-wide settings: never touch the network, keep torch on the cores we have."""
 
 import os
+import time
+
+import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -11,3 +14,18 @@ import torch  # noqa: E402
 
 # Tiny test models run fastest on one thread (OpenMP spin-waits dominate on a busy 2-core box).
 torch.set_num_threads(1)
+
+# The session-scoped local SLURM cluster (tests/slurm/start_slurm.sh), for every test that asks for it.
+from slurm.kdprobe_slurm import slurm_cluster  # noqa: E402,F401
+from smk import copy_project, snakemake  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """One complete demo run in a copy of the project, shared by the tests that inspect or re-plan it."""
+    workdir = copy_project(tmp_path_factory.mktemp("demo"))
+    start = time.perf_counter()
+    proc = snakemake(workdir, "--profile", "profiles/local", "--configfile", "config/demo.yaml", "--cores", "2")
+    print(f"demo run: {time.perf_counter() - start:.0f} s wall")
+    assert "steps (100%) done" in proc.stdout + proc.stderr
+    return workdir

@@ -58,7 +58,7 @@ def test_load_max_sentences_keeps_first_per_split(tmp_path):
 
 
 def test_label_index_sorts_integer_labels_numerically(tmp_path):
-    lines = ["tr\t10\ta b", "tr\t5\ta", "va\t7\ta", "te\t11\ta"]
+    lines = ["tr\t10\ta b", "tr\t5\ta", "tr\t11\ta", "tr\t7\ta", "va\t7\ta", "te\t11\ta"]
     data = senteval.load(_write(tmp_path / "tree_depth.txt", lines))
     assert senteval.label_index(data) == {"5": 0, "7": 1, "10": 2, "11": 3}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pandas as pd
@@ -162,3 +163,82 @@ def test_chunk_generators_differ_and_repeat():
     draws = [torch.rand(3, generator=chunk_generator(s, j, torch.device("cpu"))) for s, j in [(1, 0), (1, 1), (2, 0)]]
     assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
     assert torch.equal(draws[0], torch.rand(3, generator=chunk_generator(1, 0, torch.device("cpu"))))
+
+
+class Plain(torch.nn.Module):
+    """Hides a GPT-2 behind a wrapper, so `sample_batch` takes the generic `past_key_values` path."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, past_key_values=None, use_cache=True):
+        return self.inner(input_ids=input_ids, past_key_values=past_key_values, use_cache=use_cache)
+
+
+def test_gpt2_decoder_matches_full_reruns_through_compaction(lm):
+    model, tok = lm
+    assert sampling.Gpt2Decoder.supports(model) and not sampling.Gpt2Decoder.supports(Plain(model))
+    seqs = torch.randint(len(tok), (5, 9), generator=torch.Generator().manual_seed(0))
+    seqs[:, 0] = tok.eos_token_id
+    decoder = sampling.Gpt2Decoder(model, 5, 10, torch.device("cpu"))
+    rows = torch.arange(5)
+    with torch.inference_mode():
+        for t in range(9):
+            got = decoder.step(seqs[rows, t])
+            full = model(input_ids=seqs[rows, : t + 1], use_cache=False).logits[:, -1, :]
+            torch.testing.assert_close(got, full, atol=1e-5, rtol=1e-5)
+            if t in (3, 6):
+                keep = torch.tensor([0, 2, 3]) if t == 3 else torch.tensor([2])
+                decoder.select(keep)
+                rows = rows[keep]
+                assert decoder.slots == (5 if t == 3 else 1)  # packed once at most half the slots are live
+    decoder.reset(4)  # the cache serves the next batch
+    assert (decoder.filled, decoder.slots, decoder.slot) == (0, 4, None)
+
+
+def eos_boosted(model, eos: int, boost: float):
+    """A copy of a GPT-2 LM whose end-token logit is raised by about `boost` at every step (an untied LM head
+    reads a constant unit that the final LayerNorm's bias provides), so rows end at varied steps."""
+    config = copy.deepcopy(model.config)
+    config.tie_word_embeddings = False
+    out = type(model)(config).eval()
+    out.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        out.lm_head.weight.copy_(model.transformer.wte.weight)
+        out.transformer.ln_f.weight[0] = 0.0
+        out.transformer.ln_f.bias[0] = 1.0
+        out.lm_head.weight[:, 0] = 0.0
+        out.lm_head.weight[eos, 0] = boost
+    return out
+
+
+def test_gpt2_decoder_samples_what_the_generic_path_samples(lm, monkeypatch):
+    model, tok = lm
+    eos = tok.eos_token_id
+    model = eos_boosted(model, eos, 5.0)
+    compactions = []
+    real = sampling.Gpt2Decoder.select
+    monkeypatch.setattr(sampling.Gpt2Decoder, "select", lambda self, keep: compactions.append(len(keep)) or
+                        real(self, keep))
+    for seed in range(3):
+        fast = _sample(model, 16, eos, generator_seed=seed, max_length=15)
+        assert fast == _sample(Plain(model), 16, eos, generator_seed=seed, max_length=15)
+        assert len({len(s) for s in fast}) > 2
+    assert len(compactions) >= 3
+
+
+def test_next_tokens_follow_the_distribution():
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.7, 0.0]])).expand(20000, 4)
+    draws = next_tokens(logits, 1.0, 0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=4).float() / len(draws)
+    torch.testing.assert_close(freq, torch.tensor([0.1, 0.2, 0.7, 0.0]), atol=0.015, rtol=0)
+    top2 = next_tokens(logits, 1.0, 2, torch.Generator().manual_seed(0))
+    assert set(top2.tolist()) == {1, 2}
+    assert next_tokens(logits[:3], 0.0, 0, torch.Generator()).tolist() == [2, 2, 2]
+
+
+def test_shard_with_automatic_batch_size(gpt2, tmp_path):
+    settings = {**SETTINGS, "batch_size": "auto"}
+    assert sample_shard(gpt2, 9, 5, settings, tmp_path / "a.parquet", tmp_path / "ca", "cpu") == 9
+    assert pq.read_table(tmp_path / "a.parquet").num_rows == 9

@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-
-from kdprobe_slurm import OVERLAY, PROFILE, START, slurm_cluster  # noqa: E402,F401  (slurm_cluster: fixture)
+from slurm.kdprobe_slurm import OVERLAY, PROFILE, START
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import jsonschema
 import yaml
@@ -69,3 +72,126 @@ def probe_settings(config: dict, kind: str) -> dict[str, Any]:
     out["layers"] = {kind: probe["layers"][kind]}
     out["pooling"] = {kind: probe["pooling"][kind]}
     return out
+
+
+# ------------------------------------------------------------------------------------------------ model paths
+#: A Hugging Face hub id: `name` or `org/name`, letters, digits, `-`, `_`, `.` (not first or last, no `..`/`--`).
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?"
+_HUB_ID = re.compile(rf"{_HUB_PART}(?:/{_HUB_PART})?")
+#: Where this workflow's own rules write (fetch and demo rules): a path below it counts as produced by a rule,
+#: and a missing producer is reported by Snakemake itself when it builds the DAG.
+RULE_OUTPUT_PREFIXES = ("resources/",)
+#: Config sections whose `model` setting is a model directory or a hub id.
+MODEL_SECTIONS = ("teacher", "gpt2")
+
+
+def is_hub_id(value: str) -> bool:
+    """Whether `value` has the shape of a Hugging Face hub id (`name` or `org/name`)."""
+    return bool(_HUB_ID.fullmatch(value)) and ".." not in value and "--" not in value
+
+
+def is_local_model(value: str) -> bool:
+    """Whether a model setting names a local path (rather than a hub id).
+
+    Local: it exists here; or it starts with `/`, `./`, `../`, `~` or `resources/`; or it has more than one `/`
+    or a backslash; or it is no valid hub id. Otherwise (`bert-base-uncased`, `distilbert/distilgpt2`) it is a
+    hub id. To use a local directory that looks like a hub id, write it as `./name` or `./org/name`.
+    """
+    value = str(value)
+    if os.path.exists(value):
+        return True
+    if value.startswith(("/", "./", "../", "~", *RULE_OUTPUT_PREFIXES)) or "\\" in value:
+        return True
+    return value.count("/") > 1 or not is_hub_id(value)
+
+
+def model_settings(config: dict) -> list[tuple[str, str]]:
+    """`(config key, value)` of every model setting: `teacher.model`, `gpt2.model` and per-task overrides."""
+    out = [(f"{name}.model", config[name]["model"]) for name in MODEL_SECTIONS
+           if isinstance(config.get(name), dict) and "model" in config[name]]
+    for task, entry in (config.get("tasks") or {}).items():
+        for name in MODEL_SECTIONS:
+            value = ((entry or {}).get(name) or {}).get("model")
+            if value is not None:
+                out.append((f"tasks.{task}.{name}.model", value))
+    return out
+
+
+def produced_models(config: dict) -> set[str]:
+    """Model directories a rule of this workflow produces: the `output` of every `sources.models` entry."""
+    models = ((config.get("sources") or {}).get("models") or {})
+    return {os.path.normpath(str(entry["output"])) for entry in models.values()
+            if isinstance(entry, dict) and entry.get("output")}
+
+
+def check_model_paths(config: dict, produced: Iterable[str] | None = None) -> None:
+    """Refuse, at start-up, a model setting that names a local path nothing provides.
+
+    A setting that `is_local_model` must exist, or be produced by a rule: a `sources.models.*.output` (or one
+    of `produced`), or a path below `RULE_OUTPUT_PREFIXES`. Hub ids pass (they are downloaded, or read from
+    the Hugging Face cache offline). Raises `ConfigError` naming the key, e.g. `teacher.model`.
+    """
+    made = produced_models(config) | {os.path.normpath(p) for p in (produced or ())}
+    for key, value in model_settings(config):
+        value = str(value)
+        if not is_local_model(value) or os.path.exists(value):
+            continue
+        if os.path.normpath(value) in made or value.startswith(RULE_OUTPUT_PREFIXES):
+            continue
+        hint = " (`~` is not expanded: write the full path)" if value.startswith("~") else ""
+        raise ConfigError(
+            key,
+            f"local model path {value!r} does not exist and no rule produces it{hint}; give an existing "
+            "Hugging Face model directory, a `sources.models` entry's output, or a hub id (`name` or `org/name`)",
+        )
+
+
+# ------------------------------------------------------------------------------------------------ probe layers
+def _model_depth(path: str) -> int | None:
+    """Layers above the embeddings of a local Hugging Face model directory (None when unknown here)."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        return None
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the job that loads the model reports a broken directory
+    depth = data.get("num_hidden_layers", data.get("n_layer"))
+    return depth if isinstance(depth, int) and not isinstance(depth, bool) else None
+
+
+def check_probe_layers(config: dict) -> None:
+    """Refuse, at start-up, a `probe.layers.<kind>` entry beyond the depth of the model it probes.
+
+    Depths known before any job runs: a teacher given as an existing local directory (its `config.json`; the
+    fine-tuned teacher has the depth of the model it starts from), BERT_S (`students.bert_s.layers`, per-task
+    overrides included) and LSTM_S (one BiLSTM layer). A hub id not yet downloaded is checked when its probe job
+    loads it (`kdprobe.probing.encoders.resolve_layers`). Layer 0 (embeddings) exists for BERT teachers only.
+    """
+    probe_layers = (config.get("probe") or {}).get("layers") or {}
+    depths: dict[str, list[tuple[int, int, str]]] = {}  # kind -> [(first layer, depth, model)]
+    teacher_models = {config["teacher"]["model"]} | {
+        (entry.get("teacher") or {}).get("model") for entry in config["tasks"].values()
+    } - {None}
+    for model in sorted(teacher_models):
+        depth = _model_depth(str(model))
+        if depth is not None:
+            depths.setdefault("teacher", []).append((0, depth, str(model)))
+            if model == config["teacher"]["model"]:
+                depths.setdefault("pretrained", []).append((0, depth, str(model)))
+    students = config.get("students") or {}
+    for task in config["tasks"]:
+        if "bert_s" in students:
+            depths.setdefault("bert_s", []).append(
+                (1, int(student_settings(config, task, "bert_s")["layers"]), f"BERT_S of {task}"))
+        if "lstm_s" in students:
+            depths.setdefault("lstm_s", []).append((1, 1, f"LSTM_S of {task}"))
+    for kind, spec in probe_layers.items():
+        if not isinstance(spec, list):
+            continue  # `all`
+        for first, depth, model in depths.get(kind, []):
+            for layer in spec:
+                if not first <= layer <= depth:
+                    valid = f"0..{depth}, 0 = embeddings" if first == 0 else f"1..{depth}"
+                    raise ConfigError(f"probe.layers.{kind}", f"layer {layer} does not exist: the {kind} model "
+                                                              f"{model} has depth {depth} (valid layers {valid})")

@@ -44,7 +44,7 @@ from .io import atomic_dir, write_csv, write_json
 from .losses import check_loss_name, distillation_loss
 from .metrics import task_metrics
 from .predict import batched_logits, load_labels, load_split
-from .runtime import progress, rng_state, set_rng_state, set_seed
+from .runtime import autocast, maybe_compile, progress, rng_state, set_rng_state, set_seed, tensor_to, to_device
 from .schedule import linear_warmup_decay
 from .students import Student, build_student
 from .tasks import HEADLINE_METRIC, STUDENTS
@@ -74,6 +74,18 @@ class PackedIds:
 
     def batch(self, idx: Sequence[int]) -> list[np.ndarray]:
         return [self[i] for i in idx]
+
+    def padded(self, idx: Sequence[int] | np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+        """Sequences `idx` right-padded to their longest (at least 1): `input_ids`, `attention_mask` (int64, CPU),
+        as `Student.pad` makes them, in two vectorised gathers instead of a loop over rows."""
+        idx = np.asarray(idx, dtype=np.int64)
+        lengths = self.lengths[idx]
+        width = max(int(lengths.max()) if len(idx) else 0, 1)
+        cols = np.arange(width, dtype=np.int64)
+        mask = cols[None, :] < lengths[:, None]
+        where = np.minimum(self.offsets[idx][:, None] + cols[None, :], max(len(self.flat) - 1, 0))
+        ids = np.where(mask, self.flat[where] if len(self.flat) else 0, pad_id).astype(np.int64)
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -172,6 +184,37 @@ def evaluate(
     student.train(was_training)
     pred = logits.argmax(dim=1).numpy() if len(ids) else np.empty(0, dtype=np.int64)
     return task_metrics(task, gold, pred)
+
+
+class TrainStep:
+    """One optimiser step of distillation: pad the batch (vectorised, to its own longest sequence), move it to the
+    device (pinned, non-blocking on CUDA), forward (bf16 autocast when `settings['bf16']` on a bf16 GPU; optionally
+    `torch.compile`d), `distillation_loss` against the teacher logits, backward, clip, optimiser and scheduler.
+    `distil` trains with it; `benchmarks/run.py` times it. `lr_used` is the learning rate of the last step."""
+
+    def __init__(self, model: Student, optimizer: torch.optim.Optimizer, scheduler, params: list[torch.nn.Parameter],
+                 loss_name: str, temperature: float, clip_norm: float, device: torch.device, settings: dict):
+        self.model, self.optimizer, self.scheduler, self.params = model, optimizer, scheduler, params
+        self.loss_name, self.temperature, self.clip_norm = loss_name, temperature, clip_norm
+        self.device, self.settings = torch.device(device), settings
+        self.forward = maybe_compile(model, settings)
+        self.lr_used = optimizer.param_groups[0]["lr"]
+
+    def __call__(self, ids: PackedIds, idx: np.ndarray, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """Train on rows `idx` of `ids` against `teacher_logits[idx]`; return the batch's loss (detached)."""
+        batch = to_device(ids.padded(idx, self.model.pad_id), self.device)
+        target = tensor_to(teacher_logits[torch.from_numpy(np.asarray(idx))], self.device)
+        with autocast(self.device, self.settings, kind="training"):
+            logits = self.forward(batch["input_ids"], batch["attention_mask"])
+        loss = distillation_loss(self.loss_name, logits.float(), target, self.temperature)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
+        self.lr_used = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
 
 
 # ------------------------------------------------------------------------------------------------ distil
@@ -275,6 +318,7 @@ def distil(
     total_steps = epochs * steps_per_epoch
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
     scheduler = linear_warmup_decay(optimizer, warmup_steps, total_steps)
+    train_step = TrainStep(model, optimizer, scheduler, params, loss_name, temperature, clip_norm, device, settings)
     log.info("training %s on %s: %d epochs x %d steps (warm-up %d steps), batch %d, loss %s (T=%g), %s, "
              "clip %g, device %s", kind, task, epochs, steps_per_epoch, warmup_steps, batch_size, loss_name,
              temperature, type(optimizer).__name__, clip_norm, device)
@@ -336,17 +380,9 @@ def distil(
                        unit="batch")
         for b in range(first, len(batches)):
             idx = batches[b]
-            enc = model.pad(train_ids.batch(idx))
-            logits = model(enc["input_ids"].to(device), enc["attention_mask"].to(device))
-            loss = distillation_loss(loss_name, logits, teacher_logits[torch.from_numpy(idx)].to(device), temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, clip_norm)
-            lr_used = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach().double() * len(idx)
+            loss = train_step(train_ids, idx, teacher_logits)
+            lr_used = train_step.lr_used
+            loss_sum += loss.double() * len(idx)
             n_seen += len(idx)
             bar.update(1)
             if (b + 1) % 50 == 0:

@@ -37,20 +37,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
+    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds.
+
+    A previous `path` is moved aside first and removed only once the new directory is in place; if that last
+    rename fails it is moved back, so `path` always holds a complete version (the old or the new one).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old: Path | None = None
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old / path.name, path)
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+        if old is not None:
+            _remove(old)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -69,7 +89,7 @@ def read_json(path: str | Path) -> Any:
 def write_tsv(path: str | Path, frame: pd.DataFrame) -> None:
     """Tab-separated, header row, UTF-8; tabs or newlines inside cells are refused (they would misalign rows)."""
     for col in frame.columns:
-        if frame[col].dtype == object:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col].dtype):
             bad = frame[col].astype(str).str.contains(r"[\t\r\n]", regex=True)
             if bad.any():
                 row = int(bad.to_numpy().nonzero()[0][0])

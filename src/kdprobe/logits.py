@@ -5,14 +5,16 @@ to `max_length`), runs the teacher in length-sorted batches padded only to each 
 writes one row per input sentence in input order: `sentence` (string), `input_ids` (list<int32>), `logits`
 (list<float32>), `label` (string, null for augmented sentences). Text is stored as given, whatever it contains.
 
-Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (autocast on CUDA).
+Sentences are processed `STREAM_CHUNK` at a time and written as parquet row groups, so memory stays flat however
+large the shard. Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (bf16 autocast on a
+bf16-capable GPU; default on there, `false` turns it off), optional `compile` (`torch.compile` the teacher).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -23,10 +25,13 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from .data import read_split
 from .errors import InputError
 from .io import atomic_path
-from .runtime import progress
-from .training import autocast, pad_batch, to_device
+from .runtime import autocast, autocast_dtype, maybe_compile, progress, to_device
+from .training import pad_batch
 
 log = logging.getLogger(__name__)
+
+#: Sentences tokenised, run and written (as one parquet row group) at a time.
+STREAM_CHUNK = 16384
 
 SCHEMA = pa.schema([
     ("sentence", pa.string()),
@@ -54,29 +59,34 @@ def read_sentences(path: str | Path) -> tuple[list[str], list[str] | None]:
 
 @torch.inference_mode()
 def infer_logits(
-    model: torch.nn.Module,
+    model: Callable[..., Any],
     input_ids: Sequence[Sequence[int]],
     batch_size: int,
     pad_id: int,
     device: torch.device | str,
     settings: dict[str, Any] | None = None,
     bar=None,
+    n_classes: int | None = None,
 ) -> np.ndarray:
     """Logits (n, classes) float32 of a sequence classifier for token id lists, in input order.
 
     Batches of `batch_size` sentences in descending length order (the largest batch first, so memory
-    trouble shows at once), each padded to its longest; `bar` (a tqdm) advances by sentences.
+    trouble shows at once), each padded to its longest; `bar` (a tqdm) advances by sentences. `model` may be a
+    `torch.compile`d module (then give `n_classes`); bf16 autocast on a bf16 GPU unless `settings['bf16']` is false.
     """
     device = torch.device(device)
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    if n_classes is None:
+        n_classes = model.config.num_labels
     lengths = np.fromiter((len(s) for s in input_ids), dtype=np.int64, count=len(input_ids))
     order = np.argsort(-lengths, kind="stable")
-    out = np.zeros((len(input_ids), model.config.num_labels), dtype=np.float32)
+    out = np.zeros((len(input_ids), n_classes), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ids, mask = pad_batch([input_ids[i] for i in idx], pad_id)
         batch = to_device({"input_ids": ids, "attention_mask": mask}, device)
-        with autocast(device, settings or {}):
+        with autocast(device, settings or {}, kind="inference"):
             logits = model(**batch).logits
         out[idx] = logits.float().cpu().numpy()
         if bar is not None:
@@ -105,38 +115,48 @@ def write_transfer(
     device: torch.device | str,
 ) -> int:
     """Write the teacher's logits for `sentences` (labels: one name or None per sentence, or None for all)
-    to `out_path`; return the number of rows."""
+    to `out_path`; return the number of rows.
+
+    Streams: `STREAM_CHUNK` sentences at a time are tokenised, run (length-sorted within the chunk) and written
+    as one parquet row group, so memory does not grow with the number of sentences beyond the text itself.
+    """
     device = torch.device(device)
-    sentences = list(sentences)
+    sentences = sentences if isinstance(sentences, list) else list(sentences)
     for i, s in enumerate(sentences):
         if not isinstance(s, str):
             raise ValueError(f"sentence {i} is {type(s).__name__}, not str")
     if labels is not None and len(labels) != len(sentences):
         raise ValueError(f"{len(labels)} labels for {len(sentences)} sentences")
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir, dtype=torch.float32).to(device)
-    max_length = int(settings["max_length"])
-    input_ids = (
-        tokenizer(sentences, truncation=True, max_length=max_length, return_attention_mask=False,
-                  return_token_type_ids=False)["input_ids"]
-        if sentences else []
-    )
-    log.info("teacher %s: %d sentences, %d tokens (max_length %d)", teacher_dir, len(sentences),
-             sum(map(len, input_ids)), max_length)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir, dtype=torch.float32).to(device).eval()
+    forward = maybe_compile(model, settings)
+    max_length, batch_size = int(settings["max_length"]), int(settings["batch_size"])
+    log.info("teacher %s: %d sentences (max_length %d, batch %d, %s)", teacher_dir, len(sentences), max_length,
+             batch_size, autocast_dtype(device, settings, kind="inference") or "fp32")
     bar = progress(total=len(sentences), desc="logits", unit="sent")
-    logits = infer_logits(model, input_ids, int(settings["batch_size"]), tokenizer.pad_token_id, device,
-                          settings, bar)
-    bar.close()
-    table = pa.Table.from_arrays(
-        [
-            pa.array(sentences, pa.string()),
-            _list_array(input_ids, np.int32),
-            _list_array(logits, np.float32),
-            pa.array(list(labels) if labels is not None else [None] * len(sentences), pa.string()),
-        ],
-        schema=SCHEMA,
-    )
+    n_tokens = 0
     with atomic_path(out_path) as tmp:
-        pq.write_table(table, tmp)
-    log.info("wrote %s: %d rows, %d classes", out_path, table.num_rows, model.config.num_labels)
-    return table.num_rows
+        with pq.ParquetWriter(tmp, SCHEMA) as writer:
+            for start in range(0, max(len(sentences), 1), STREAM_CHUNK):
+                part = sentences[start : start + STREAM_CHUNK]
+                input_ids = (
+                    tokenizer(part, truncation=True, max_length=max_length, return_attention_mask=False,
+                              return_token_type_ids=False)["input_ids"]
+                    if part else []
+                )
+                n_tokens += sum(map(len, input_ids))
+                logits = infer_logits(forward, input_ids, batch_size, tokenizer.pad_token_id, device, settings, bar,
+                                      n_classes=model.config.num_labels)
+                part_labels = list(labels[start : start + STREAM_CHUNK]) if labels is not None else [None] * len(part)
+                writer.write_table(pa.Table.from_arrays(
+                    [
+                        pa.array(part, pa.string()),
+                        _list_array(input_ids, np.int32),
+                        _list_array(logits, np.float32),
+                        pa.array(part_labels, pa.string()),
+                    ],
+                    schema=SCHEMA,
+                ))
+    bar.close()
+    log.info("wrote %s: %d rows, %d tokens, %d classes", out_path, len(sentences), n_tokens, model.config.num_labels)
+    return len(sentences)

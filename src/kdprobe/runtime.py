@@ -1,7 +1,9 @@
-"""Device choice, seeding, RNG capture and progress bars shared by every stage."""
+"""Device choice, seeding, RNG capture and progress bars shared by every stage, and the one place that decides
+how a stage uses its device (bf16 autocast, pinned memory, torch.compile, the sampling batch size)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -80,3 +82,149 @@ def limit_threads(threads: int) -> None:
     threads = max(1, int(threads))
     torch.set_num_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+# ------------------------------------------------------------------------------------- device and dtype
+# Everything that decides how a stage uses its device lives here: the device itself, bf16 autocast, pinned
+# memory with non-blocking copies, optional torch.compile, and the sampling batch size from free GPU memory.
+# Every function is a pure decision on its arguments (torch.cuda is asked only where named), so CPU tests can
+# mock CUDA in.
+
+#: Stages whose bf16 autocast is on by default on a bf16-capable GPU: inference only (the logits are upcast to
+#: fp32 before anything is read from them). Training stages autocast only when their section says `bf16: true`.
+BF16_DEFAULT = {"inference": True, "training": False}
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` runs bf16 matmuls natively: a CUDA device of compute capability 8.0 or more."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def autocast_dtype(device: torch.device, settings: dict[str, Any] | None, kind: str = "training") -> torch.dtype | None:
+    """The autocast dtype of a stage, or None for plain fp32.
+
+    bf16 on CUDA only, and only where the device supports it; `settings['bf16']` (true/false) decides, and when it is
+    absent `BF16_DEFAULT[kind]` does (`kind`: 'inference' or 'training'). CPU always runs fp32: bf16 autocast there
+    changes results for little gain on most CPUs.
+    """
+    device = torch.device(device)
+    settings = settings or {}
+    wanted = settings.get("bf16")
+    if wanted is None:
+        wanted = BF16_DEFAULT[kind]
+    if not wanted or device.type != "cuda":
+        return None
+    if not bf16_supported(device):
+        if settings.get("bf16"):
+            log.warning("bf16 requested but %s does not support it: running fp32", device)
+        return None
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, settings: dict[str, Any] | None, kind: str = "training"):
+    """Autocast context for `autocast_dtype(device, settings, kind)`; a no-op context when that is None."""
+    dtype = autocast_dtype(device, settings, kind)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def pin_memory(device: torch.device) -> bool:
+    """Whether host batches bound for `device` go through pinned memory (CUDA: then copies are asynchronous)."""
+    return torch.device(device).type == "cuda" and torch.cuda.is_available()
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move the tensors of a batch; to CUDA through pinned memory with non-blocking copies."""
+    device = torch.device(device)
+    if not pin_memory(device):
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return {
+        k: v.pin_memory().to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+def tensor_to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """One tensor to `device`, as `to_device` moves batches."""
+    return to_device({"x": tensor}, device)["x"]
+
+
+def maybe_compile(fn, settings: dict[str, Any] | None, **kwargs):
+    """`torch.compile(fn, dynamic=True, **kwargs)` when `settings['compile']` is true, else `fn` itself.
+
+    Off by default: compiling pays off on long GPU runs, costs minutes up front and needs a C++ toolchain on CPU.
+    """
+    if not (settings or {}).get("compile"):
+        return fn
+    kwargs.setdefault("dynamic", True)
+    log.info("torch.compile(%s)", getattr(fn, "__name__", type(fn).__name__))
+    return torch.compile(fn, **kwargs)
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Free bytes on a CUDA device (`torch.cuda.mem_get_info`), None elsewhere."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+#: Sampling batch size on CPU when the settings leave it open: big enough for efficient matmuls on a few cores.
+CPU_SAMPLING_BATCH = 1024
+#: Bounds of the automatic GPU sampling batch size.
+MAX_SAMPLING_BATCH = 8192
+
+
+def sampling_bytes_per_row(layers: int, hidden: int, vocab: int, max_length: int, value_bytes: int) -> int:
+    """Device memory one sampled row needs: its KV cache (keys and values of every layer for max_length + 1
+    positions), its logits and sampling temporaries (fp32, about 4 vocab-sized rows) and the activations of one
+    step (about 16 x hidden, the MLP's 4x widening with room for temporaries)."""
+    cache = 2 * layers * hidden * (max_length + 1) * value_bytes
+    logits = 4 * vocab * 4
+    activations = 16 * hidden * value_bytes + max_length * 8
+    return cache + logits + activations
+
+
+def sampling_batch_size(
+    free_bytes: int,
+    *,
+    layers: int,
+    hidden: int,
+    vocab: int,
+    max_length: int,
+    value_bytes: int = 2,
+    fraction: float = 0.7,
+    multiple: int = 64,
+    cap: int = MAX_SAMPLING_BATCH,
+) -> int:
+    """Rows to sample together so that their state fits `fraction` of `free_bytes` (the model's weights are
+    already loaded and so not free): a multiple of `multiple` when that leaves at least one, at most `cap`."""
+    if free_bytes <= 0:
+        return 1
+    per_row = sampling_bytes_per_row(layers, hidden, vocab, max_length, value_bytes)
+    rows = int(free_bytes * fraction) // per_row
+    if rows >= multiple:
+        rows -= rows % multiple
+    return int(max(1, min(cap, rows)))
+
+
+def resolve_sampling_batch(settings: dict[str, Any], device: torch.device, *, layers: int, hidden: int,
+                           vocab: int, max_length: int, value_bytes: int) -> int:
+    """`settings['batch_size']` when it is a number; when it is absent, null, 0 or 'auto': from the free memory
+    of a CUDA device (`sampling_batch_size`), or `CPU_SAMPLING_BATCH` on the CPU."""
+    value = settings.get("batch_size")
+    if value not in (None, 0, "auto"):
+        return int(value)
+    free = free_memory(device)
+    if free is None:
+        return CPU_SAMPLING_BATCH
+    rows = sampling_batch_size(free, layers=layers, hidden=hidden, vocab=vocab, max_length=max_length,
+                               value_bytes=value_bytes)
+    log.info("sampling batch size %d from %.1f GiB free on %s", rows, free / 2**30, device)
+    return rows

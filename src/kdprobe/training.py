@@ -9,7 +9,7 @@ all come back.
 
 Settings read: `epochs`, `batch_size`, `lr`, optional `betas` (0.9, 0.999), `weight_decay` (0), `warmup_fraction`
 (0), `evals_per_epoch` (1), `save_every_steps` (0: epoch ends only), `clip_norm` (0: none), `bf16` (false; bf16
-autocast on CUDA only), `seed` (0).
+autocast on a bf16-capable GPU only), `compile` (false; `torch.compile` of the model), `seed` (0).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .checkpoint import ResumeState
+from . import runtime
 from .runtime import progress, rng_state, set_rng_state
 from .schedule import linear_warmup_decay
 
@@ -64,20 +65,14 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move the tensors of a batch; on CUDA through pinned memory with non-blocking copies."""
-    if device.type != "cuda":
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    return {
-        k: v.pin_memory().to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-        for k, v in batch.items()
-    }
+    """Move the tensors of a batch; on CUDA through pinned memory with non-blocking copies (`runtime.to_device`)."""
+    return runtime.to_device(batch, device)
 
 
 def autocast(device: torch.device, settings: dict[str, Any]) -> contextlib.AbstractContextManager:
-    """bf16 autocast when `settings['bf16']` is set and the device is CUDA; otherwise a no-op."""
-    if settings.get("bf16") and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """bf16 autocast when `settings['bf16']` is true and the device is a bf16-capable GPU; otherwise a no-op
+    (`runtime.autocast`, training defaults)."""
+    return runtime.autocast(device, settings, kind="training")
 
 
 def _optimizer(model: torch.nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
@@ -124,6 +119,7 @@ def fit(
     clip = float(settings.get("clip_norm") or 0.0)
 
     model.to(device)
+    forward = runtime.maybe_compile(model, settings)
     optimizer = _optimizer(model, settings)
     scheduler = linear_warmup_decay(optimizer, warmup, total)
     resume = ResumeState(state_path)
@@ -165,7 +161,7 @@ def fit(
         while pos < len(order):
             batch = to_device(collate(order[pos]), device)
             with autocast(device, settings):
-                loss = model(**batch).loss
+                loss = forward(**batch).loss
             loss.backward()
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)

@@ -8,6 +8,9 @@ from snakemake.exceptions import WorkflowError
 
 try:
     kdconfig.validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+    # a model path that neither exists nor is made by a rule fails now, not when its first job starts
+    kdconfig.check_model_paths(config)
+    kdconfig.check_probe_layers(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
@@ -29,14 +32,18 @@ wildcard_constraints:
 
 def rule_resources(name):
     """Resources of a rule from `config.resources` (falling back to `default`); memory and runtime grow
-    with the attempt number, so a retried job asks for more."""
+    with the attempt number, so a retried job asks for more. `gpu_model` (the GPU type a cluster knows) is
+    only passed to rules that ask for a GPU."""
     spec = {**config["resources"]["default"], **config["resources"].get(name, {})}
-    mem, runtime = spec["mem_mb"], spec["runtime"]
-    return {
+    mem, runtime, gpus = spec["mem_mb"], spec["runtime"], spec.get("gpu", 0)
+    out = {
         "mem_mb": lambda wildcards, attempt: mem * attempt,
         "runtime": lambda wildcards, attempt: runtime * attempt,
-        "gpu": spec.get("gpu", 0),
+        "gpu": gpus,
     }
+    if gpus and spec.get("gpu_model"):
+        out["gpu_model"] = spec["gpu_model"]
+    return out
 
 
 def rule_threads(name):
@@ -44,8 +51,8 @@ def rule_threads(name):
 
 
 def local_model(value):
-    """A model setting is a file input when it is a path here or one a rule produces; else a hub id."""
-    return value if os.path.exists(value) or value.startswith("resources/") else None
+    """A model setting is a file input when it is a local path (`kdconfig.is_local_model`); else a hub id."""
+    return value if kdconfig.is_local_model(value) else None
 
 
 def model_inputs(value):

@@ -41,6 +41,7 @@ rule probe:
 
 
 rule merge_probes:
+    localrule: True
     input:
         expand("results/probe/{{scope}}/{{model}}/{probe_task}.csv", probe_task=PROBE_TASKS),
     output:

@@ -52,6 +52,8 @@ ADVERBS = ("quietly", "loudly", "again", "happily", "slowly")
 TIME_ADVERBS = ("yesterday", "today", "often", "suddenly", "later")
 SUBORDINATORS = ("when", "because", "after", "before", "although")
 CONJUNCTIONS = ("and", "but", "so")
+#: What may precede the main clause's subject (see `Grammar.sentence`).
+TOP_KINDS = ("plain", "ADVP", "PP", "SBAR", "CC", "question")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ VERBS = (
     Verb("wait", "waits", "waited", ANIMATE),
 )
 TRANSITIVE = tuple(v for v in VERBS if v.objects)
+INTRANSITIVE = tuple(v for v in VERBS if not v.objects)
 
 NOUN_CLASS = {form: cls for cls, pairs in NOUNS.items() for pair in pairs for form in pair}
 VERB_OF = {v.form(tag): v for v in VERBS for tag in ("VB", "VBZ", "VBD")}
@@ -116,19 +119,6 @@ class Tree:
         inner = " ".join(c.bracketed() if isinstance(c, Tree) else c for c in self.children)
         return f"({self.label} {inner})"
 
-    def replace_word(self, index: int, word: str) -> "Tree":
-        """A copy with the `index`-th word replaced."""
-        out = []
-        for child in self.children:
-            if isinstance(child, str):
-                out.append(word if index == 0 else child)
-                index -= 1
-            else:
-                n = len(child.leaves())
-                out.append(child.replace_word(index, word) if 0 <= index < n else child)
-                index -= n
-        return Tree(self.label, tuple(out))
-
 
 def leaf(tag: str, word: str) -> Tree:
     return Tree(tag, (word,))
@@ -156,7 +146,7 @@ def pronoun(noun: str, number: str, rng: random.Random) -> Tree:
 
 
 class Grammar:
-    """Random sentences; `complexity` in [0, 1] scales adjectives and PP / relative-clause embedding."""
+    """Random sentences from `rng`; `complexity` in [0, 1] scales adjectives and PP / relative-clause embedding."""
 
     def __init__(self, rng: random.Random):
         self.rng = rng
@@ -210,8 +200,7 @@ class Grammar:
         """Subject and VP; in a question the VP has the base form (the auxiliary is the caller's)."""
         rng = self.rng
         budget = 1 + int(complexity * 2.5)
-        verbs = VERBS if transitive is None else (TRANSITIVE if transitive else tuple(v for v in VERBS if not v.objects))
-        verb = rng.choice(verbs)
+        verb = rng.choice(VERBS if transitive is None else TRANSITIVE if transitive else INTRANSITIVE)
         tense = tense or rng.choice((PRES, PAST))
         subj_number = subj_number or rng.choice((SG, PL))
         subject, cls = self.noun_phrase(verb.subjects, subj_number, budget, complexity)
@@ -264,9 +253,6 @@ class Grammar:
         s2 = Tree("S", (*adverb, subject, vp))
         cc = leaf("CC", rng.choice(CONJUNCTIONS))
         return Tree("S", (s1, leaf(",", ","), cc, s2, leaf(".", "."))), s1, s2
-
-
-TOP_KINDS = ("plain", "ADVP", "PP", "SBAR", "CC", "question")
 
 
 def _tag(tense: str, number: str) -> str:

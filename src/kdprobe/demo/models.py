@@ -11,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import zlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 from gensim.models import Word2Vec
-from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
+from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertForPreTraining, BertTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
+from ..embeddings import word_tokenize
 from ..io import atomic_dir, atomic_path
 from ..runtime import progress
 from ..schedule import linear_warmup_decay
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 END = "<|endoftext|>"
 MAX_POSITIONS = 256
-MLM = {"batch_size": 32, "max_length": 64, "lr": 1e-3, "mask_prob": 0.15, "warmup_fraction": 0.1}
+MLM = {"batch_size": 32, "max_length": 64, "lr": 3e-3, "mask_prob": 0.15, "warmup_fraction": 0.1}
 
 
 @contextlib.contextmanager
@@ -45,10 +45,22 @@ def single_thread() -> Iterator[None]:
 
 
 def bert_tokenizer(corpus: Sequence[str], vocab_size: int) -> BertTokenizer:
-    """A lower-casing WordPiece tokenizer trained on `corpus` (at most `vocab_size` entries)."""
-    trainer = BertWordPieceTokenizer(lowercase=True)
-    trainer.train_from_iterator(corpus, vocab_size=vocab_size, special_tokens=BERT_SPECIAL, show_progress=False)
-    return BertTokenizer(vocab=trainer.get_vocab(), do_lower_case=True, model_max_length=MAX_POSITIONS)
+    """A lower-casing WordPiece tokenizer for `corpus` with at most `vocab_size` entries.
+
+    The pieces are learnt by the `tokenizers` BPE trainer on BERT-normalised, BERT-pre-tokenised text; every
+    piece enters the vocabulary both as word start and as `##` continuation. (The library's WordPiece trainer
+    is not reproducible across processes: its `##` symbols get ids in hash order, which changes merge ties.)
+    """
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.normalizer = normalizers.BertNormalizer(lowercase=True)
+    bpe.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    n_pieces = (vocab_size - len(BERT_SPECIAL)) // 2 + len(BERT_SPECIAL)
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=n_pieces, special_tokens=BERT_SPECIAL,
+                                                        show_progress=False))
+    pieces = [p for p, _ in sorted(bpe.get_vocab().items(), key=lambda kv: kv[1]) if p not in BERT_SPECIAL]
+    tokens = BERT_SPECIAL + pieces + [f"##{p}" for p in pieces]
+    return BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True,
+                         model_max_length=MAX_POSITIONS)
 
 
 def gpt2_tokenizer(corpus: Sequence[str], vocab_size: int) -> GPT2Tokenizer:
@@ -142,11 +154,6 @@ def write_gpt2(out_dir: str | Path, corpus: Sequence[str], settings: dict, seed:
     return info
 
 
-def word_tokens(sentence: str) -> list[str]:
-    """Lower-cased words and punctuation marks, the units of the demo word2vec vocabulary."""
-    return re.findall(r"\w+|[^\w\s]", sentence.lower())
-
-
 def _stable_hash(text: str) -> int:
     """gensim seeds each word's initial vector with this; Python's `hash` differs between processes."""
     return zlib.crc32(text.encode("utf-8"))
@@ -155,7 +162,7 @@ def _stable_hash(text: str) -> int:
 def write_word2vec(path: str | Path, corpus: Sequence[str], settings: dict, seed: int) -> dict:
     """Word2Vec (CBOW, one worker: deterministic) on the word-tokenised corpus, in word2vec binary format."""
     model = Word2Vec(
-        [word_tokens(s) for s in corpus], vector_size=settings["dim"], epochs=settings["epochs"], min_count=1,
+        [word_tokenize(s) for s in corpus], vector_size=settings["dim"], epochs=settings["epochs"], min_count=1,
         window=5, workers=1, seed=seed, hashfxn=_stable_hash,
     )
     with atomic_path(path) as tmp:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import ConfigError
 from ..io import write_text
 from .grammar import (NOUN_CLASS, NOUNS, ODD_CLASSES, PAST, PL, PRES, SG, TRANSITIVE, VERB_OF, Grammar, Tree,
                       main_start, probe_text)
@@ -205,6 +206,8 @@ def probing_examples(task: str, n: int, seed: int) -> list[tuple[str, ProbeExamp
             k = len(items) if split == SPLIT_SHARES[-1][0] else round(quota[lab] * share)
             part += items[:k]
             by_label[lab] = items[k:]
+        if not part:
+            raise ConfigError("demo.probing_sentences", f"{n} sentences leave split {split} of {task} empty")
         rng.shuffle(part)
         out += [(split, ex) for ex in part]
     return out

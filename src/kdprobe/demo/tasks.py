@@ -2,8 +2,9 @@
 
 Nothing here comes from the real data sets; sentences are generated so that small models can learn the tasks
 from a few hundred examples:
-- CoLA-like acceptability: grammar sentences (label 1) against copies with a subject-verb or determiner-noun
-  agreement error or a word-order error (label 0, mark `*`). Public CoLA format: source, label, mark, sentence.
+- CoLA-like acceptability: short grammar sentences (label 1) against ones with a subject-verb or
+  determiner-noun agreement error or a word-order error: a noun before its determiner, the verb at the end, or
+  scrambled words (label 0, mark `*`). Public CoLA format: source, label, mark, sentence.
 - SST-2-like sentiment: movie-review phrases built from polar adjectives and verbs, with negation ("not dull")
   and contrast ("..., but ...": the second clause decides). GLUE format: header `sentence<TAB>label`.
 - Sara-like intents: templates per intent with Rasa entity markup, in Rasa NLU markdown.
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 DEV_SHARE = 0.2  # of the CoLA and SST-2 sentences, written to dev.tsv
 
 
-def unique(make: Callable[[], tuple[str, str]], n: int, what: str, seen: set[str] | None = None) -> list[tuple[str, str]]:
+def unique(
+    make: Callable[[], tuple[str, str]], n: int, what: str, seen: set[str] | None = None
+) -> list[tuple[str, str]]:
     """`n` results of `make()` (sentence, label) whose sentences are new to `seen` (updated) and each other."""
     seen = set() if seen is None else seen
     out = []
@@ -72,7 +75,7 @@ def _determiner(words: list[str], tagged: list[tuple[str, str]], verb_at: int, r
 
 
 def _word_order(words: list[str], tagged: list[tuple[str, str]], verb_at: int, rng: random.Random) -> bool:
-    """A noun before its determiner ("dog the"), or the main verb moved to the end of the sentence."""
+    """A noun before its determiner ("dog the") or the main verb moved to the end of the sentence."""
     pairs = [i for i in range(len(tagged) - 1) if tagged[i][0] == "DT" and tagged[i + 1][0] in (SG, PL)]
     if pairs and rng.random() < 0.5:
         i = rng.choice(pairs)
@@ -85,17 +88,31 @@ def _word_order(words: list[str], tagged: list[tuple[str, str]], verb_at: int, r
     return True
 
 
-VIOLATIONS = (_agreement, _determiner, _word_order)
+def _scramble(words: list[str], tagged: list[tuple[str, str]], verb_at: int, rng: random.Random) -> bool:
+    """The words in random order (at least three moved), final punctuation kept."""
+    body = words[:-1]
+    for _ in range(10):
+        rng.shuffle(body)
+        if sum(a != b for a, b in zip(body, words)) >= 3:
+            words[:-1] = body
+            return True
+    return False
+
+
+#: Violations drawn for unacceptable sentences; scrambles twice as often: agreement errors alone are too subtle
+#: for the demo's tiny teacher to learn from a few hundred sentences.
+VIOLATIONS = (_agreement, _determiner, _word_order, _scramble, _scramble)
 
 
 def cola_example(grammar: Grammar) -> tuple[str, str]:
-    """(sentence, label): 70% grammatical (1), the rest with one violation (0)."""
+    """(sentence, label): 65% grammatical (1), the rest with one violation (0); short sentences, so that the
+    violations stand out."""
     rng = grammar.rng
-    acceptable = rng.random() < 0.7
+    acceptable = rng.random() < 0.65
     violation = rng.choice(VIOLATIONS)
     while True:
-        tree, main = grammar.sentence(top=rng.choice(("plain", "plain", "ADVP", "PP", "SBAR", "CC")),
-                                      complexity=rng.random() * 0.45,
+        tree, main = grammar.sentence(top=rng.choice(("plain", "plain", "plain", "ADVP", "CC")),
+                                      complexity=rng.random() * 0.1,
                                       tense=PRES if violation is _agreement else None)
         words, tagged = tree.leaves(), tree.tagged()
         verb_at = main_start(tree, main) + len(main.subject.leaves())

@@ -1,0 +1,131 @@
+"""The benchmark's models and sentences: GPT-2 and BERT of 6 layers, hidden 384, randomly initialised, with the
+demo's tokenizers (trained by `kdprobe.demo` on the demo corpus), the thesis students, and sentences with a
+realistic length mix.
+
+A randomly initialised GPT-2 almost never samples its end token (about 1 in the vocabulary size per step), so its
+samples would all run to `max_length`. `length_shaped_gpt2` gives it a realistic length mix without training: one
+hidden unit (0) carries a per-position value (from `wpe`) that no layer writes to, and the (untied) LM head reads it
+only into the end token's logit; the per-position values are solved for so that the end token's log-odds follow
+`END_HAZARD` (most samples end after 5-30 tokens, a few run to 128). Everything else is GPT-2 as initialised.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
+
+from kdprobe.demo.models import bert_tokenizer, gpt2_tokenizer
+from kdprobe.demo.probing import write_probing
+from kdprobe.demo.tasks import write_raw
+from kdprobe.runtime import set_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS, HIDDEN, HEADS, INTERMEDIATE = 6, 384, 6, 1536
+POSITIONS = 256
+
+
+def END_HAZARD(p: int) -> float:
+    """Probability that the token after `p` generated tokens is the end token."""
+    return 0.01 if p < 5 else (0.08 if p < 30 else 0.03)
+
+
+def demo_settings() -> dict:
+    return yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())["demo"]
+
+
+def demo_corpus(out_dir: Path) -> list[str]:
+    """The demo corpus (task data and probing sentences), as `kdprobe.demo.write_demo_assets` generates it."""
+    demo = demo_settings()
+    return write_raw(out_dir / "raw", demo["sentences"], demo["seed"]) + write_probing(
+        out_dir / "probing", demo["probing_sentences"], demo["seed"])
+
+
+def demo_tokenizers(corpus: list[str]):
+    """The demo's WordPiece (BERT) and byte-level BPE (GPT-2) tokenizers, at the demo's vocabulary sizes."""
+    demo = demo_settings()
+    return bert_tokenizer(corpus, demo["bert"]["vocab_size"]), gpt2_tokenizer(corpus, demo["gpt2"]["vocab_size"])
+
+
+def realistic_sentences(corpus: list[str], n: int, seed: int, tail: float = 0.08) -> list[str]:
+    """`n` sentences: most are single corpus sentences (5-30 tokens); a `tail` fraction joins 2 or more of them
+    (2 + a geometric number, at most 12: mostly 30-60 tokens, a few beyond 128, which the tokenizers truncate)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        k = 1 if rng.random() >= tail else min(12, 1 + int(rng.geometric(0.4)) + 1)
+        out.append(" ".join(corpus[i] for i in rng.integers(len(corpus), size=k)))
+    return out
+
+
+def length_shaped_gpt2(tokenizer, seed: int = 0, calibration_rows: int = 16, max_length: int = 128) -> GPT2LMHeadModel:
+    """GPT-2 (6 x 384, 6 heads) for `tokenizer`, randomly initialised, with end-token log-odds per position
+    following `END_HAZARD` (see the module docstring)."""
+    set_seed(seed)
+    end = tokenizer.eos_token_id
+    vocab = len(tokenizer)
+    config = GPT2Config(vocab_size=vocab, n_positions=POSITIONS, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS,
+                        bos_token_id=end, eos_token_id=end, tie_word_embeddings=False)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        model.transformer.wte.weight[:, 0] = 0
+        model.transformer.wpe.weight[:, 0] = 0
+        for block in model.transformer.h:  # no layer writes unit 0
+            for proj in (block.attn.c_proj, block.mlp.c_proj):
+                proj.weight[:, 0] = 0
+                proj.bias[0] = 0
+        model.lm_head.weight[:, 0] = 0
+        model.lm_head.weight[end, 0] = 1.0
+    span = max_length + 1  # positions a sample can reach; later ones keep the value of the last
+    want = torch.tensor([math.log(END_HAZARD(p) / (1 - END_HAZARD(p))) for p in range(span)])
+    gen = torch.Generator().manual_seed(seed)
+    probe = torch.randint(vocab, (calibration_rows, span), generator=gen)
+    probe[:, 0] = end
+
+    def log_odds() -> torch.Tensor:
+        with torch.inference_mode():
+            logits = model(input_ids=probe).logits.double()
+        others = torch.logsumexp(torch.cat([logits[..., :end], logits[..., end + 1:]], dim=-1), dim=-1)
+        return (logits[..., end] - others).mean(0).float()
+
+    def set_clock(values: torch.Tensor) -> None:
+        with torch.no_grad():
+            model.transformer.wpe.weight[:span, 0] = values
+            model.transformer.wpe.weight[span:, 0] = values[-1]
+
+    a0, z0 = torch.zeros(span), log_odds()
+    a1 = torch.full((span,), 0.5)
+    for _ in range(8):  # secant steps, per position
+        set_clock(a1)
+        z1 = log_odds()
+        if float((want - z1).abs().max()) < 1e-3:
+            break
+        slope = torch.where((a1 - a0).abs() > 1e-6, (z1 - z0) / (a1 - a0), torch.ones(span))
+        a0, z0, a1 = a1, z1, a1 + (want - z1) / slope
+    set_clock(a1)
+    return model
+
+
+def random_bert(tokenizer, n_classes: int = 2, seed: int = 0) -> BertForSequenceClassification:
+    """BERT (6 x 384, 6 heads, intermediate 1536) with a classification head, randomly initialised."""
+    set_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                        num_attention_heads=HEADS, intermediate_size=INTERMEDIATE, max_position_embeddings=512,
+                        pad_token_id=tokenizer.pad_token_id, num_labels=n_classes)
+    return BertForSequenceClassification(config).eval()
+
+
+def param_count(model: torch.nn.Module, skip: tuple[str, ...] = ()) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if not any(s in n for s in skip))
+
+
+def gpt2_flops_per_token(model: GPT2LMHeadModel, context: int) -> float:
+    """Forward FLOPs of one generated token at `context` positions: 2 x (non-embedding weights + LM head) plus
+    attention (QK^T and AV: 4 x context x hidden per layer)."""
+    cfg = model.config
+    weights = param_count(model.transformer, skip=("wte", "wpe")) + model.lm_head.weight.numel()
+    return 2.0 * weights + 4.0 * context * cfg.n_embd * cfg.n_layer

@@ -1,0 +1,92 @@
+"""Invalidation precision: one config edit (or one script edit) plans exactly the jobs it touches.
+
+Each case dry-runs the completed demo with an override file and Snakemake's default rerun triggers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from smk import planned_jobs
+
+pytestmark = pytest.mark.workflow
+
+PROBES = 10
+
+
+def downstream_of_students(n_students: int) -> dict[str, int]:
+    """A student's predictions, its 10 probes and their merge, for `n_students` (task, student) pairs."""
+    return {"distil": n_students, "predict": n_students, "probe": PROBES * n_students, "merge_probes": n_students}
+
+
+def downstream_of_teacher(tasks: int) -> dict[str, int]:
+    """A teacher's logits (train + 2 shards), both students and all three models' predictions and probes."""
+    return {"teacher": tasks, "logits": 3 * tasks, "distil": 2 * tasks, "predict": 3 * tasks,
+            "probe": PROBES * 3 * tasks, "merge_probes": 3 * tasks}
+
+
+CASES = {
+    "bert_s learning rate of one task": (
+        {"tasks": {"sara": {"students": {"bert_s": {"lr": 2.0e-3}}}}},
+        downstream_of_students(1),
+    ),
+    "augmentation sentences of one task": (
+        {"tasks": {"cola": {"augment": {"sentences": 200}}}},
+        {"sample": 2, "logits": 2, **downstream_of_students(2)},
+    ),
+    "number of shards": (
+        {"tasks": {"sst2": {"augment": {"shards": 3}}}},
+        {"sample": 3, "logits": 3, **downstream_of_students(2)},
+    ),
+    "probe grid": (
+        {"probe": {"grid": {"hidden": [50, 100]}}},
+        {"probe": PROBES * 10, "merge_probes": 10},
+    ),
+    "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
+        {"teacher": {"lr": 7.0e-4}},
+        downstream_of_teacher(3),
+    ),
+    "teacher epochs of one task": (
+        {"tasks": {"sara": {"teacher": {"epochs": 11}}}},
+        downstream_of_teacher(1),
+    ),
+    "GPT-2 learning rate (not the teacher)": (
+        {"gpt2": {"lr": 5.0e-4}},
+        {"gpt2": 3, "sample": 6, "logits": 6, **downstream_of_students(6)},
+    ),
+    "LSTM_S embedding mode": (
+        {"students": {"lstm_s": {"embedding_mode": "static"}}},
+        downstream_of_students(3),
+    ),
+    "teacher probe layers (teacher probes only)": (
+        {"probe": {"layers": {"teacher": [2, 4]}}},
+        {"probe": PROBES * 3, "merge_probes": 3},
+    ),
+    "logits batch size of one task": (
+        {"tasks": {"cola": {"logits": {"batch_size": 32}}}},
+        {"logits": 3, **downstream_of_students(2)},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_one_config_edit_reruns_exactly_what_it_touches(demo, tmp_path, case):
+    override, expected = CASES[case]
+    path = tmp_path / "edit.yaml"
+    path.write_text(yaml.safe_dump(override))
+    assert planned_jobs(demo, "--configfile", "config/demo.yaml", str(path)) == expected
+
+
+def test_editing_one_script_reruns_only_its_rule(demo):
+    script = demo / "workflow/scripts/predict.py"
+    original, stat = script.read_text(), script.stat()
+    try:
+        script.write_text(original + "\n# an edit\n")
+        assert planned_jobs(demo, "--configfile", "config/demo.yaml") == {"predict": 9}
+    finally:
+        script.write_text(original)
+        os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(demo, "--configfile", "config/demo.yaml") == {}
