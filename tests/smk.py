@@ -56,7 +56,7 @@ def planned_jobs(workdir: Path, *args: str) -> Counter:
     table = text.split("Job stats:", 1)[1]
     for line in table.splitlines():
         match = _STATS.match(line.strip())
-        if match and match.group(1) != "total":
+        if match and match.group(1) not in ("total", "all"):
             counts[match.group(1)] += int(match.group(2))
         if line.strip().startswith("total"):
             break

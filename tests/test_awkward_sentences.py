@@ -49,14 +49,6 @@ AWKWARD = [
 MAX_LENGTH = 24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _spread(teacher_dir):
     """Re-draw the untrained teacher's weights wide, so that every sentence gets logits of its own."""
     model = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))

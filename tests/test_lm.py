@@ -15,7 +15,7 @@ from kdprobe.io import write_tsv
 from kdprobe.lm import finetune, frame_sentences
 from kdprobe.training import TrainingInterrupted, pad_batch
 
-from test_teacher import make_sentences, one_thread  # noqa: F401  (one_thread: autouse)
+from test_teacher import make_sentences
 
 ODD = ["tab\there", 'say "hi"', "new\nline", "emoji 😀 ok", "it's ünïcode"]
 

@@ -13,7 +13,7 @@ from kdprobe.errors import InputError
 from kdprobe.io import write_tsv
 from kdprobe.logits import read_sentences, write_transfer
 
-from test_teacher import make_sentences, make_tiny_bert, one_thread  # noqa: F401  (one_thread: autouse)
+from test_teacher import make_sentences, make_tiny_bert
 
 ODD = [
     "", "tab\tinside", 'say "hi" and \'bye\'', "new\nline\r\nand cr", "emoji 😀👍🏽 ok", "  padded  ", "\t",
@@ -83,3 +83,21 @@ def test_read_sentences(tmp_path):
 def test_rejects_mismatched_labels(teacher, tmp_path):
     with pytest.raises(ValueError, match="1 labels for 2 sentences"):
         write_transfer(teacher, ["a", "b"], ["x"], SETTINGS, tmp_path / "x.parquet", "cpu")
+
+
+def test_streams_in_chunks_in_input_order(teacher, tmp_path, monkeypatch):
+    import kdprobe.logits as logits_module
+
+    sentences = make_sentences(23, seed=4)
+    labels = [f"l{i % 3}" for i in range(23)]
+    whole = tmp_path / "whole.parquet"
+    write_transfer(teacher, sentences, labels, SETTINGS, whole, "cpu")
+    monkeypatch.setattr(logits_module, "STREAM_BATCHES", 2)  # chunks of 6 sentences
+    chunked = tmp_path / "chunked.parquet"
+    assert write_transfer(teacher, sentences, labels, SETTINGS, chunked, "cpu") == 23
+    assert pq.ParquetFile(chunked).num_row_groups == 4
+    a, b = pq.read_table(whole).to_pylist(), pq.read_table(chunked).to_pylist()
+    assert [r["sentence"] for r in b] == sentences and [r["label"] for r in b] == labels
+    for x, y in zip(a, b):
+        assert x["input_ids"] == y["input_ids"]
+        torch.testing.assert_close(torch.tensor(x["logits"]), torch.tensor(y["logits"]), atol=1e-5, rtol=1e-4)

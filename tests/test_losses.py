@@ -8,15 +8,6 @@ from kdprobe.errors import ConfigError
 from kdprobe.losses import LOSSES, distillation_loss, logit_mse, soft_cross_entropy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads; on a loaded 2-core box OpenMP spinning costs ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _logits(seed=0, b=6, c=4, scale=3.0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, c, generator=g) * scale, torch.randn(b, c, generator=g) * scale

@@ -12,14 +12,6 @@ from kdprobe.students import build_student
 from kdprobe.students.testing import LABELS, make_task, make_teacher
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")

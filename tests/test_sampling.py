@@ -15,7 +15,6 @@ from kdprobe import sampling
 from kdprobe.sampling import chunk_generator, next_tokens, sample_batch, sample_shard
 
 from test_lm import make_tiny_gpt2
-from test_teacher import one_thread  # noqa: F401  (autouse)
 
 SETTINGS = {"max_length": 10, "batch_size": 6, "temperature": 1.0, "top_k": 0, "chunk_size": 8}
 
@@ -242,3 +241,41 @@ def test_shard_with_automatic_batch_size(gpt2, tmp_path):
     settings = {**SETTINGS, "batch_size": "auto"}
     assert sample_shard(gpt2, 9, 5, settings, tmp_path / "a.parquet", tmp_path / "ca", "cpu") == 9
     assert pq.read_table(tmp_path / "a.parquet").num_rows == 9
+    assert pq.ParquetFile(tmp_path / "a.parquet").num_row_groups == 2  # copied chunk by chunk (8 + 1)
+
+
+def test_lanes_do_not_change_the_samples(lm):
+    model, tok = lm
+    eos = tok.eos_token_id
+    kw = {"seed": 3, "chunk": 1, "bos": eos, "eos": eos, "max_length": 10, "batch_size": 4,
+          "device": torch.device("cpu")}
+    one = sampling.sample_rows(model, 11, lanes=sampling.Lanes(1), **kw)
+    threads = torch.get_num_threads()
+    lanes = sampling.Lanes(3)
+    try:
+        three = sampling.sample_rows(model, 11, lanes=lanes, **kw)
+    finally:
+        lanes.close()
+    assert one == three and len(one) == 11
+    assert torch.get_num_threads() == threads
+    assert sampling.sample_rows(model, 11, **{**kw, "chunk": 2}) != one  # another chunk, other draws
+
+
+def test_gpu_building_blocks_on_cpu(lm):
+    """What the decoder does differently on a GPU, checked where it can run: weights and cache in another dtype
+    (bf16 there; float64 here, as bf16 matmuls are not safe on every CPU) with logits returned as fp32, and fused
+    attention (equal to the CPU's two matmuls)."""
+    model, tok = lm
+    seqs = torch.randint(len(tok), (4, 6), generator=torch.Generator().manual_seed(1))
+    fp32 = sampling.Gpt2Decoder(model, 4, 8, torch.device("cpu"))
+    other = sampling.Gpt2Decoder(model, 4, 8, torch.device("cpu"), dtype=torch.float64)
+    assert other.cache.dtype == torch.float64 and other.head_w.dtype == torch.float64
+    with torch.inference_mode():
+        for t in range(6):
+            a, b = fp32.step(seqs[:, t]), other.step(seqs[:, t])
+            assert b.dtype == torch.float32
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    q, k, v = torch.randn(3, 2, 1, 8), torch.randn(3, 2, 5, 8), torch.randn(3, 2, 5, 8)
+    torch.testing.assert_close(sampling._attend_sdpa(q, k, v, 0.3), sampling._attend_matmul(q, k, v, 0.3))
+    x = torch.randn(50)
+    torch.testing.assert_close(sampling._gelu_tanh(x.clone()), torch.nn.functional.gelu(x, approximate="tanh"))

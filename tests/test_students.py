@@ -29,15 +29,6 @@ TINY_LSTM_S = {"hidden": 12, "fc": 10, "dropout": 0.1, "max_length": 32, "embedd
 SENTENCES = ["The movie was good .", "A really dull , sad plot !", "it", "Great actor and nice story overall"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads; on a loaded 2-core box OpenMP spinning costs ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     sentences, _ = synthetic_sentences(100, 0)
@@ -282,3 +273,29 @@ def test_build_and_load_errors(tmp_path, teacher_dir):
         build_student("lstm_s", {**TINY_LSTM_S, "embeddings": "word2vec"}, 2, {"sentences": ["a"]})
     with pytest.raises(InputError, match="student.json"):
         load_student(tmp_path, "cpu")
+
+
+def test_lstm_s_cpu_path_equals_packed_sequences():
+    """The CPU path (no packing, backward direction reversed within each row) computes what the packed BiLSTM
+    computes: final states, per-token states and gradients."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    s = build_student("lstm_s", {**TINY_LSTM_S, "dropout": 0.0}, 2, {"sentences": SENTENCES})
+    enc = s.encode(SENTENCES + ["@@@"])
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    ids = torch.cat([ids, torch.zeros(len(ids), 3, dtype=ids.dtype)], dim=1)  # extra padding columns
+    mask = torch.cat([mask, torch.zeros(len(mask), 3, dtype=mask.dtype)], dim=1)
+    lengths = mask.sum(1)
+    packed = pack_padded_sequence(s.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+    out, (h_n, _) = s.lstm(packed)
+    ref_final = torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    ref_states = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])[0]
+    final = s._run_lstm(ids, mask, outputs=False)
+    (states,) = s.layer_states(ids, mask)
+    torch.testing.assert_close(final, ref_final, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(states, ref_states, atol=1e-6, rtol=1e-5)
+    grads = torch.autograd.grad(final.square().sum(), [s.lstm.weight_hh_l0, s.lstm.weight_ih_l0_reverse])
+    ref = torch.autograd.grad(ref_final.square().sum(), [s.lstm.weight_hh_l0, s.lstm.weight_ih_l0_reverse])
+    for a, b in zip(grads, ref):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -47,15 +47,6 @@ def make_task(path: Path, n_train: int = 40, n_dev: int = 12) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and far faster than two on a loaded machine (OpenMP spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SETTINGS = {
     "epochs": 2, "batch_size": 4, "lr": 1e-3, "betas": [0.9, 0.999], "warmup_fraction": 0.1, "dropout": 0.1,
     "max_length": 10, "evals_per_epoch": 3, "seed": 7, "save_every_steps": 3,

@@ -5,8 +5,8 @@ to `max_length`), runs the teacher in length-sorted batches padded only to each 
 writes one row per input sentence in input order: `sentence` (string), `input_ids` (list<int32>), `logits`
 (list<float32>), `label` (string, null for augmented sentences). Text is stored as given, whatever it contains.
 
-Sentences are processed `STREAM_CHUNK` at a time and written as parquet row groups, so memory stays flat however
-large the shard. Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (bf16 autocast on a
+Sentences are processed `STREAM_BATCHES` batches at a time and written as parquet row groups, so memory stays
+flat however large the shard. Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (bf16 autocast on a
 bf16-capable GPU; default on there, `false` turns it off), optional `compile` (`torch.compile` the teacher).
 """
 
@@ -30,8 +30,9 @@ from .training import pad_batch
 
 log = logging.getLogger(__name__)
 
-#: Sentences tokenised, run and written (as one parquet row group) at a time.
-STREAM_CHUNK = 16384
+#: Sentences are tokenised, run and written (as one parquet row group) this many batches at a time: enough batches
+#: for length sorting to pad little, few enough sentences to keep memory flat.
+STREAM_BATCHES = 32
 
 SCHEMA = pa.schema([
     ("sentence", pa.string()),
@@ -117,8 +118,9 @@ def write_transfer(
     """Write the teacher's logits for `sentences` (labels: one name or None per sentence, or None for all)
     to `out_path`; return the number of rows.
 
-    Streams: `STREAM_CHUNK` sentences at a time are tokenised, run (length-sorted within the chunk) and written
-    as one parquet row group, so memory does not grow with the number of sentences beyond the text itself.
+    Streams: `STREAM_BATCHES` batches of sentences at a time are tokenised, run (length-sorted within the chunk)
+    and written as one parquet row group, so memory does not grow with the number of sentences beyond the text
+    itself.
     """
     device = torch.device(device)
     sentences = sentences if isinstance(sentences, list) else list(sentences)
@@ -134,11 +136,11 @@ def write_transfer(
     log.info("teacher %s: %d sentences (max_length %d, batch %d, %s)", teacher_dir, len(sentences), max_length,
              batch_size, autocast_dtype(device, settings, kind="inference") or "fp32")
     bar = progress(total=len(sentences), desc="logits", unit="sent")
-    n_tokens = 0
+    n_tokens, chunk = 0, STREAM_BATCHES * batch_size
     with atomic_path(out_path) as tmp:
         with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            for start in range(0, max(len(sentences), 1), STREAM_CHUNK):
-                part = sentences[start : start + STREAM_CHUNK]
+            for start in range(0, max(len(sentences), 1), chunk):
+                part = sentences[start : start + chunk]
                 input_ids = (
                     tokenizer(part, truncation=True, max_length=max_length, return_attention_mask=False,
                               return_token_type_ids=False)["input_ids"]
@@ -147,7 +149,7 @@ def write_transfer(
                 n_tokens += sum(map(len, input_ids))
                 logits = infer_logits(forward, input_ids, batch_size, tokenizer.pad_token_id, device, settings, bar,
                                       n_classes=model.config.num_labels)
-                part_labels = list(labels[start : start + STREAM_CHUNK]) if labels is not None else [None] * len(part)
+                part_labels = list(labels[start : start + chunk]) if labels is not None else [None] * len(part)
                 writer.write_table(pa.Table.from_arrays(
                     [
                         pa.array(part, pa.string()),

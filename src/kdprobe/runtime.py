@@ -108,8 +108,9 @@ def autocast_dtype(device: torch.device, settings: dict[str, Any] | None, kind: 
     """The autocast dtype of a stage, or None for plain fp32.
 
     bf16 on CUDA only, and only where the device supports it; `settings['bf16']` (true/false) decides, and when it is
-    absent `BF16_DEFAULT[kind]` does (`kind`: 'inference' or 'training'). CPU always runs fp32: bf16 autocast there
-    changes results for little gain on most CPUs.
+    absent `BF16_DEFAULT[kind]` does (`kind`: 'inference' or 'training'). CPU always runs fp32: bf16 there changes
+    results for little gain on most CPUs, and on some virtual machines that advertise AMX its matmuls die with an
+    illegal instruction.
     """
     device = torch.device(device)
     settings = settings or {}

@@ -2,23 +2,32 @@
 
 Ancestral sampling in batches with the KV cache: the first step feeds the start token, every later step feeds
 only the token just sampled (the prefix is never re-run). A row ends at the end token (not kept) or after
-`max_length` tokens. Finished rows are dropped from the batch, and their KV-cache rows with them, whenever they
-make up an eighth of it, so compute follows the live sequences. Text is decoded, stripped and kept as is
-(tabs, quotes, newlines, emoji and empty strings included).
+`max_length` tokens. Finished rows leave the batch, so compute follows the live sequences. A plain GPT-2 runs
+through `Gpt2Decoder` (a preallocated cache written in place, finished rows dropped at once, the cache packed
+lazily); any other causal LM through its own `past_key_values` (finished rows dropped once they are an eighth of
+the batch). Tokens are drawn by inverting each live row's cumulative distribution at one uniform draw. Text is
+decoded, stripped and kept as is (tabs, quotes, newlines, emoji and empty strings included).
 
-A shard is written in chunks of `chunk_size` sentences (`chunk_dir/chunk{j:05d}.parquet`, atomically); chunk j
-draws from its own generator seeded from (seed, j), so a restarted job skips finished chunks and reproduces the
-rest exactly. The chunks are then concatenated into `out_path` and removed. `chunk_dir/manifest.json` records
-what the chunks depend on; chunks made under other settings or another model are discarded.
+A shard is written in chunks of `chunk_size` sentences (`chunk_dir/chunk{j:05d}.parquet`, atomically); batch b of
+chunk j draws from its own generator seeded from (seed, j, b), so a restarted job skips finished chunks and
+reproduces the rest exactly, and batches can run side by side (`Lanes`: one per CPU thread) without changing
+a sample. The chunks are then copied into `out_path` row group by row group and removed.
+`chunk_dir/manifest.json` records what the chunks depend on; chunks made under other settings or another model
+are discarded.
 
-Settings (`augment` section): `max_length`, `batch_size`, `temperature` (0: greedy), `top_k` (0: full
-distribution), `chunk_size`, optional `bf16` (autocast on CUDA).
+Settings (`augment` section): `max_length`, `batch_size` (rows per batch; `auto`, null or absent: from the free
+GPU memory, `runtime.sampling_batch_size`, or `runtime.CPU_SAMPLING_BATCH` on a CPU), `temperature` (0: greedy),
+`top_k` (0: full distribution), `chunk_size`, optional `bf16` (bf16 on a bf16-capable GPU; default on there,
+`false` turns it off), optional `compile` (`torch.compile` the decode step).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,10 +48,54 @@ log = logging.getLogger(__name__)
 COMPACT_FRACTION = 1 / 8
 
 
-def chunk_generator(seed: int, chunk: int, device: torch.device) -> torch.Generator:
-    """The generator of one chunk, seeded from (seed, chunk) alone."""
-    state = int(np.random.SeedSequence([seed, chunk]).generate_state(1, dtype=np.uint64)[0] >> 1)
+def chunk_generator(seed: int, chunk: int, device: torch.device, batch: int | None = None) -> torch.Generator:
+    """The generator of one chunk, seeded from (seed, chunk) alone; of one batch of it, from (seed, chunk, batch)."""
+    entropy = [seed, chunk] if batch is None else [seed, chunk, batch]
+    state = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator(device=device).manual_seed(state)
+
+
+class Lanes:
+    """Batches sampled side by side on a CPU: `n` Python threads, each running whole batches with torch on one
+    thread (torch ops release the GIL), each with its own `Gpt2Decoder` kept for its next batch.
+
+    A decode step is a hundred small operations; with torch's own threads each of them is a parallel region that
+    waits for every thread, so on a shared machine one descheduled thread stalls them all. Independent batches
+    on independent threads never wait for each other. Every batch has its own generator, so the samples do not
+    depend on the number of lanes. On a GPU (or with one thread) there is one lane and no pool.
+    """
+
+    def __init__(self, n: int):
+        self.n = max(1, int(n))
+        self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="sample") if self.n > 1 else None
+        self.local = threading.local()
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> "Lanes":
+        return cls(torch.get_num_threads() if torch.device(device).type == "cpu" else 1)
+
+    def decoder(self, model: torch.nn.Module, rows: int, max_length: int, device: torch.device,
+                dtype: torch.dtype) -> "Gpt2Decoder":
+        """This lane's decoder, made (again) when it does not fit the batch."""
+        decoder = getattr(self.local, "decoder", None)
+        if decoder is None or not decoder.fits(rows, max_length) or decoder.dtype != dtype \
+                or decoder.device != torch.device(device) or decoder.source is not model:
+            decoder = self.local.decoder = Gpt2Decoder(model, rows, max_length, device, dtype)
+        return decoder
+
+    def map(self, fn: Callable[[int], Any], items: range) -> list:
+        if self.pool is None or len(items) < 2:
+            return [fn(i) for i in items]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return list(self.pool.map(fn, items))
+        finally:
+            torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def next_tokens(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,8 +118,8 @@ def next_tokens(logits: torch.Tensor, temperature: float, top_k: int, generator:
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """GPT-2's GELU (tanh approximation) as x * sigmoid(x * (a + b x^2)), the same function, in four passes over
-    `x` (overwritten): torch's own tanh-GELU is not vectorised on CPU and costs several times more."""
+    """GPT-2's GELU (tanh approximation) as x * sigmoid(x * (a + b x^2)), the same function, in a few passes over
+    `x` (overwritten): torch's own tanh-GELU is slower on a CPU. (GPUs use torch's fused kernel.)"""
     u = torch.addcmul(_GELU_A.to(x), x, x, value=_GELU_B)
     return x.mul_(u.mul_(x).sigmoid_())
 
@@ -127,8 +180,10 @@ class Gpt2Decoder:
                 w(block.mlp.c_proj.weight), w(block.mlp.c_proj.bias),
             ))
         act = cfg.activation_function
-        self.act = _gelu_tanh if act in ("gelu_new", "gelu_pytorch_tanh") \
-            else (F.gelu if act == "gelu" else gpt.h[0].mlp.act)
+        if act in ("gelu_new", "gelu_pytorch_tanh"):
+            self.act = _gelu_tanh if self.device.type == "cpu" else partial(F.gelu, approximate="tanh")
+        else:
+            self.act = F.gelu if act == "gelu" else gpt.h[0].mlp.act
         # one query per row: a CPU reads each row's keys and values fastest through two batched matmuls; GPUs
         # have fused kernels for it
         self.attend = _attend_sdpa if self.device.type == "cuda" else _attend_matmul
@@ -137,6 +192,7 @@ class Gpt2Decoder:
         self.head_w = w(head.weight)
         self.head_b = w(head.bias) if getattr(head, "bias", None) is not None else None
         self.max_length = max_length
+        self.source = model
         self.cache = torch.empty((self.n_layers, 2, rows, self.heads, max_length + 1, self.head_dim), dtype=dtype,
                                  device=self.device)
         self.reset(rows)
@@ -293,6 +349,47 @@ def sample_batch(
     return [tokens[i, : length[i]].tolist() for i in range(n)]
 
 
+def sample_rows(
+    model: torch.nn.Module,
+    n: int,
+    *,
+    seed: int,
+    chunk: int,
+    bos: int,
+    eos: int,
+    max_length: int,
+    batch_size: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    device: torch.device,
+    settings: dict[str, Any] | None = None,
+    on_done: Callable[[int], Any] | None = None,
+    lanes: Lanes | None = None,
+) -> list[list[int]]:
+    """`n` samples (token ids after the start token, without the end token): batches of `batch_size` rows, batch b
+    drawing from `chunk_generator(seed, chunk, device, b)`, run on `lanes` (default: one per CPU thread)."""
+    device = torch.device(device)
+    own = lanes is None
+    lanes = Lanes.for_device(device) if own else lanes
+    fast = Gpt2Decoder.supports(model)
+    dtype = autocast_dtype(device, settings, kind="inference") or torch.float32
+    starts = list(range(0, n, batch_size))
+
+    def run(b: int) -> list[list[int]]:
+        rows = min(batch_size, n - starts[b])
+        return sample_batch(
+            model, rows, bos=bos, eos=eos, max_length=max_length, temperature=temperature, top_k=top_k,
+            generator=chunk_generator(seed, chunk, device, b), device=device, settings=settings, on_done=on_done,
+            decoder=lanes.decoder(model, min(batch_size, n), max_length, device, dtype) if fast else None,
+        )
+
+    try:
+        return [ids for batch in lanes.map(run, range(len(starts))) for ids in batch]
+    finally:
+        if own:
+            lanes.close()
+
+
 def _fingerprint(model_dir: Path) -> list:
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(model_dir.iterdir()) if p.is_file()]
 
@@ -352,29 +449,27 @@ def sample_shard(
     sizes = [min(chunk_size, n_sentences - start) for start in range(0, n_sentences, chunk_size)]
     paths = [chunk_dir / f"chunk{j:05d}.parquet" for j in range(len(sizes))]
     done = sum(size for size, path in zip(sizes, paths) if path.exists())
-    decoder = Gpt2Decoder(model, min(batch_size, max(n_sentences, 1)), max_length, device, dtype or torch.float32) \
-        if Gpt2Decoder.supports(model) else None
-    log.info("sampling %d sentences (seed %d) from %s in %d chunks of %d, batches of %d (%s, %s); %d already "
-             "sampled", n_sentences, seed, model_dir, len(sizes), chunk_size, batch_size, dtype or "fp32",
-             "preallocated GPT-2 cache" if Gpt2Decoder.supports(model) else "model's own cache", done)
+    lanes = Lanes.for_device(device)
+    log.info("sampling %d sentences (seed %d) from %s in %d chunks of %d, batches of %d (%s, %s, %d lane%s); %d "
+             "already sampled", n_sentences, seed, model_dir, len(sizes), chunk_size, batch_size, dtype or "fp32",
+             "preallocated GPT-2 cache" if Gpt2Decoder.supports(model) else "model's own cache", lanes.n,
+             "s" if lanes.n > 1 else "", done)
     bar = progress(total=n_sentences, initial=done, desc="sample", unit="sent")
-    for j, (size, path) in enumerate(zip(sizes, paths)):
-        if path.exists():
-            continue
-        generator = chunk_generator(seed, j, device)
-        ids: list[list[int]] = []
-        for start in range(0, size, batch_size):
-            ids += sample_batch(
-                model, min(batch_size, size - start), bos=bos, eos=eos, max_length=max_length,
-                temperature=temperature, top_k=top_k, generator=generator, device=device, settings=settings,
-                on_done=bar.update, decoder=decoder,
-            )
-        texts = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=False,
-                                                            clean_up_tokenization_spaces=False)]
-        _write_sentences(path, texts)
-        log.info("chunk %d: %d sentences, mean %.1f tokens, %d at max_length", j, size,
-                 np.mean([len(i) for i in ids]), sum(len(i) == max_length for i in ids))
-    bar.close()
+    try:
+        for j, (size, path) in enumerate(zip(sizes, paths)):
+            if path.exists():
+                continue
+            ids = sample_rows(model, size, seed=seed, chunk=j, bos=bos, eos=eos, max_length=max_length,
+                              batch_size=batch_size, temperature=temperature, top_k=top_k, device=device,
+                              settings=settings, on_done=bar.update, lanes=lanes)
+            texts = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=False,
+                                                                clean_up_tokenization_spaces=False)]
+            _write_sentences(path, texts)
+            log.info("chunk %d: %d sentences, mean %.1f tokens, %d at max_length", j, size,
+                     np.mean([len(i) for i in ids]), sum(len(i) == max_length for i in ids))
+    finally:
+        bar.close()
+        lanes.close()
     n_rows = 0
     with atomic_path(out_path) as tmp:  # chunk by chunk: the shard's sentences are never all in memory at once
         with pq.ParquetWriter(tmp, SCHEMA) as writer:

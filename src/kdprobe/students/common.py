@@ -237,7 +237,8 @@ class Student(torch.nn.Module):
         self.inputs.save(model_dir)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
         with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "kind": self.kind})
+            # one metadata key only: safetensors orders several differently from process to process
+            save_file(state, str(tmp), metadata={"format": "pt"})
         write_json(
             model_dir / CONFIG_FILE,
             {**self.config, "kind": self.kind, "labels": self.labels, "format_version": FORMAT_VERSION},
