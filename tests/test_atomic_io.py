@@ -170,7 +170,7 @@ def test_write_transfer_interrupted_mid_stream(tmp_path, monkeypatch):
 
     sentences, _ = synthetic_sentences(40, 0)
     teacher = make_teacher(tmp_path / "teacher", sentences)
-    monkeypatch.setattr(logits, "STREAM_CHUNK", 16)
+    monkeypatch.setattr(logits, "STREAM_BATCHES", 2)  # chunks of 16
     real, calls = logits.infer_logits, {"n": 0}
 
     def infer(*args, **kwargs):

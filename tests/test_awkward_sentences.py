@@ -71,7 +71,7 @@ def transfer(tmp_path_factory):
     write_parquet(augment, pd.DataFrame({"sentence": AWKWARD}))
     settings = {"batch_size": 4, "max_length": MAX_LENGTH}
     mp = pytest.MonkeyPatch()
-    mp.setattr(logits, "STREAM_CHUNK", 7)  # several row groups, the last one short
+    mp.setattr(logits, "STREAM_BATCHES", 1)  # chunks of 4: several row groups, the last one short
     try:
         sentences, labels = logits.read_sentences(augment)
         shard = root / "transfer" / "shard0.parquet"
@@ -92,7 +92,7 @@ def test_augment_parquet_round_trips_every_sentence(transfer):
 def test_transfer_rows_align_with_their_sentences(transfer):
     table = pq.read_table(transfer["shard"])
     assert table.num_rows == len(AWKWARD)
-    assert pq.ParquetFile(transfer["shard"]).num_row_groups == 4  # 7 + 7 + 7 + 2: streamed in chunks
+    assert pq.ParquetFile(transfer["shard"]).num_row_groups == 6  # 5 x 4 + 3: streamed in chunks
     assert table.column("sentence").to_pylist() == AWKWARD
     assert table.column("label").to_pylist() == [None] * len(AWKWARD)
     tokenizer = AutoTokenizer.from_pretrained(str(transfer["teacher"]))

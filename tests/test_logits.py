@@ -101,3 +101,37 @@ def test_streams_in_chunks_in_input_order(teacher, tmp_path, monkeypatch):
     for x, y in zip(a, b):
         assert x["input_ids"] == y["input_ids"]
         torch.testing.assert_close(torch.tensor(x["logits"]), torch.tensor(y["logits"]), atol=1e-5, rtol=1e-4)
+
+
+def test_a_killed_shard_resumes_at_its_first_missing_chunk(teacher, tmp_path, monkeypatch):
+    import kdprobe.logits as logits_module
+
+    sentences = make_sentences(23, seed=5)
+    monkeypatch.setattr(logits_module, "STREAM_BATCHES", 2)  # chunks of 6 sentences: 4 chunks
+    whole = tmp_path / "whole.parquet"
+    write_transfer(teacher, sentences, None, SETTINGS, whole, "cpu", chunk_dir=tmp_path / "state-a")
+    assert not (tmp_path / "state-a").exists()  # chunks removed once the output is complete
+
+    real, calls = logits_module.infer_logits, {"n": 0}
+
+    def dies_in_third_chunk(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(logits_module, "infer_logits", dies_in_third_chunk)
+    out, state = tmp_path / "shard.parquet", tmp_path / "state-b"
+    with pytest.raises(KeyboardInterrupt):
+        write_transfer(teacher, sentences, None, SETTINGS, out, "cpu", chunk_dir=state)
+    assert not out.exists()
+    assert sorted(p.name for p in state.glob("chunk*")) == ["chunk00000.parquet", "chunk00001.parquet"]
+
+    calls["n"] = -100
+    assert write_transfer(teacher, sentences, None, SETTINGS, out, "cpu", chunk_dir=state) == 23
+    assert calls["n"] == -100 + 2  # only chunks 2 and 3 were run again
+    assert pq.read_table(out).to_pylist() == pq.read_table(whole).to_pylist()
+
+    # chunks of other sentences are never reused
+    write_transfer(teacher, sentences[:5], None, SETTINGS, tmp_path / "other.parquet", "cpu", chunk_dir=state)
+    assert pq.read_table(tmp_path / "other.parquet").column("sentence").to_pylist() == sentences[:5]

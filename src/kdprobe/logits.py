@@ -5,13 +5,15 @@ to `max_length`), runs the teacher in length-sorted batches padded only to each 
 writes one row per input sentence in input order: `sentence` (string), `input_ids` (list<int32>), `logits`
 (list<float32>), `label` (string, null for augmented sentences). Text is stored as given, whatever it contains.
 
-Sentences are processed `STREAM_BATCHES` batches at a time and written as parquet row groups, so memory stays
-flat however large the shard. Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (bf16 autocast on a
+Sentences are processed `STREAM_BATCHES` batches at a time, each chunk written to its own parquet file in a
+state directory (`kdprobe.chunks`) and the chunks joined at the end, so memory stays flat however large the shard
+and a restarted job skips the chunks already done. Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (bf16 autocast on a
 bf16-capable GPU; default on there, `false` turns it off), optional `compile` (`torch.compile` the teacher).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,7 +26,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .data import read_split
 from .errors import InputError
-from .io import atomic_path
+from .chunks import ChunkStore, fingerprint
 from .runtime import autocast, autocast_dtype, maybe_compile, progress, to_device
 from .training import pad_batch
 
@@ -107,6 +109,15 @@ def _list_array(rows: Sequence[Sequence[Any]] | np.ndarray, dtype: type) -> pa.A
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
+def _digest(sentences: Sequence[str], labels: Sequence[str | None] | None) -> str:
+    """A hash of the inputs, so chunks of other sentences are never reused."""
+    digest = hashlib.sha256()
+    for i, sentence in enumerate(sentences):
+        digest.update(sentence.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update((labels[i] or "").encode() + b"\1" if labels is not None else b"\2")
+    return digest.hexdigest()
+
+
 def write_transfer(
     teacher_dir: str | Path,
     sentences: Sequence[str],
@@ -114,13 +125,14 @@ def write_transfer(
     settings: dict[str, Any],
     out_path: str | Path,
     device: torch.device | str,
+    chunk_dir: str | Path | None = None,
 ) -> int:
     """Write the teacher's logits for `sentences` (labels: one name or None per sentence, or None for all)
     to `out_path`; return the number of rows.
 
-    Streams: `STREAM_BATCHES` batches of sentences at a time are tokenised, run (length-sorted within the chunk)
-    and written as one parquet row group, so memory does not grow with the number of sentences beyond the text
-    itself.
+    `STREAM_BATCHES` batches of sentences at a time are tokenised, run (length-sorted within the chunk) and written
+    as one chunk under `chunk_dir` (default: beside `out_path`), so memory does not grow with the number of
+    sentences beyond the text itself and a restart resumes at the first missing chunk.
     """
     device = torch.device(device)
     sentences = sentences if isinstance(sentences, list) else list(sentences)
@@ -135,30 +147,40 @@ def write_transfer(
     max_length, batch_size = int(settings["max_length"]), int(settings["batch_size"])
     log.info("teacher %s: %d sentences (max_length %d, batch %d, %s)", teacher_dir, len(sentences), max_length,
              batch_size, autocast_dtype(device, settings, kind="inference") or "fp32")
-    bar = progress(total=len(sentences), desc="logits", unit="sent")
-    n_tokens, chunk = 0, STREAM_BATCHES * batch_size
-    with atomic_path(out_path) as tmp:
-        with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            for start in range(0, max(len(sentences), 1), chunk):
-                part = sentences[start : start + chunk]
-                input_ids = (
-                    tokenizer(part, truncation=True, max_length=max_length, return_attention_mask=False,
-                              return_token_type_ids=False)["input_ids"]
-                    if part else []
-                )
-                n_tokens += sum(map(len, input_ids))
-                logits = infer_logits(forward, input_ids, batch_size, tokenizer.pad_token_id, device, settings, bar,
-                                      n_classes=model.config.num_labels)
-                part_labels = list(labels[start : start + chunk]) if labels is not None else [None] * len(part)
-                writer.write_table(pa.Table.from_arrays(
-                    [
-                        pa.array(part, pa.string()),
-                        _list_array(input_ids, np.int32),
-                        _list_array(logits, np.float32),
-                        pa.array(part_labels, pa.string()),
-                    ],
-                    schema=SCHEMA,
-                ))
+    chunk = STREAM_BATCHES * batch_size
+    starts = range(0, max(len(sentences), 1), chunk)
+    manifest = {"teacher": fingerprint(teacher_dir), "settings": {k: settings[k] for k in sorted(settings)},
+                "sentences": _digest(sentences, labels)}
+    chunks = ChunkStore(chunk_dir or Path(f"{out_path}.chunks"), manifest)
+    done = sum(len(sentences[start: start + chunk]) for j, start in enumerate(starts) if chunks.done(j))
+    if done:
+        log.info("resuming: %d of %d sentences already have logits", done, len(sentences))
+    bar = progress(total=len(sentences), initial=done, desc="logits", unit="sent")
+    n_tokens = 0
+    for j, start in enumerate(starts):
+        if chunks.done(j):
+            continue
+        part = sentences[start : start + chunk]
+        input_ids = (
+            tokenizer(part, truncation=True, max_length=max_length, return_attention_mask=False,
+                      return_token_type_ids=False)["input_ids"]
+            if part else []
+        )
+        n_tokens += sum(map(len, input_ids))
+        logits = infer_logits(forward, input_ids, batch_size, tokenizer.pad_token_id, device, settings, bar,
+                              n_classes=model.config.num_labels)
+        part_labels = list(labels[start : start + chunk]) if labels is not None else [None] * len(part)
+        chunks.write(j, pa.Table.from_arrays(
+            [
+                pa.array(part, pa.string()),
+                _list_array(input_ids, np.int32),
+                _list_array(logits, np.float32),
+                pa.array(part_labels, pa.string()),
+            ],
+            schema=SCHEMA,
+        ))
+    chunks.join(len(starts), out_path, SCHEMA)
     bar.close()
-    log.info("wrote %s: %d rows, %d tokens, %d classes", out_path, len(sentences), n_tokens, model.config.num_labels)
+    log.info("wrote %s: %d rows (%d tokens run now), %d classes", out_path, len(sentences), n_tokens,
+             model.config.num_labels)
     return len(sentences)

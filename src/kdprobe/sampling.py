@@ -33,13 +33,12 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from .errors import ConfigError
-from .io import atomic_path, read_json, write_json
+from .chunks import ChunkStore, fingerprint
 from .runtime import autocast, autocast_dtype, maybe_compile, progress, resolve_sampling_batch
 
 log = logging.getLogger(__name__)
@@ -390,29 +389,7 @@ def sample_rows(
             lanes.close()
 
 
-def _fingerprint(model_dir: Path) -> list:
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(model_dir.iterdir()) if p.is_file()]
-
-
 SCHEMA = pa.schema([("sentence", pa.string())])
-
-
-def _write_sentences(path: Path, sentences: list[str]) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(pa.table({"sentence": pa.array(sentences, pa.string())}, schema=SCHEMA), tmp)
-
-
-def _prepare_chunk_dir(chunk_dir: Path, manifest: dict[str, Any]) -> None:
-    chunk_dir.mkdir(parents=True, exist_ok=True)
-    path = chunk_dir / "manifest.json"
-    if path.exists() and read_json(path) == manifest:
-        return
-    stale = sorted(chunk_dir.glob("chunk*.parquet"))
-    if stale:
-        log.warning("discarding %d chunks in %s made under other settings or another model", len(stale), chunk_dir)
-    for p in stale:
-        p.unlink()
-    write_json(path, manifest)
 
 
 def sample_shard(
@@ -443,12 +420,11 @@ def sample_shard(
         vocab=int(getattr(cfg, "vocab_size", 1)), max_length=max_length, value_bytes=2 if dtype is not None else 4,
     )
 
-    manifest = {"model": _fingerprint(model_dir), "n_sentences": int(n_sentences), "seed": int(seed),
+    manifest = {"model": fingerprint(model_dir), "n_sentences": int(n_sentences), "seed": int(seed),
                 "settings": {k: settings[k] for k in sorted(settings)}}
-    _prepare_chunk_dir(chunk_dir, manifest)
+    chunks = ChunkStore(chunk_dir, manifest)
     sizes = [min(chunk_size, n_sentences - start) for start in range(0, n_sentences, chunk_size)]
-    paths = [chunk_dir / f"chunk{j:05d}.parquet" for j in range(len(sizes))]
-    done = sum(size for size, path in zip(sizes, paths) if path.exists())
+    done = sum(size for j, size in enumerate(sizes) if chunks.done(j))
     lanes = Lanes.for_device(device)
     log.info("sampling %d sentences (seed %d) from %s in %d chunks of %d, batches of %d (%s, %s, %d lane%s); %d "
              "already sampled", n_sentences, seed, model_dir, len(sizes), chunk_size, batch_size, dtype or "fp32",
@@ -456,33 +432,20 @@ def sample_shard(
              "s" if lanes.n > 1 else "", done)
     bar = progress(total=n_sentences, initial=done, desc="sample", unit="sent")
     try:
-        for j, (size, path) in enumerate(zip(sizes, paths)):
-            if path.exists():
+        for j, size in enumerate(sizes):
+            if chunks.done(j):
                 continue
             ids = sample_rows(model, size, seed=seed, chunk=j, bos=bos, eos=eos, max_length=max_length,
                               batch_size=batch_size, temperature=temperature, top_k=top_k, device=device,
                               settings=settings, on_done=bar.update, lanes=lanes)
             texts = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=False,
                                                                 clean_up_tokenization_spaces=False)]
-            _write_sentences(path, texts)
+            chunks.write(j, pa.table({"sentence": pa.array(texts, pa.string())}, schema=SCHEMA))
             log.info("chunk %d: %d sentences, mean %.1f tokens, %d at max_length", j, size,
                      np.mean([len(i) for i in ids]), sum(len(i) == max_length for i in ids))
     finally:
         bar.close()
         lanes.close()
-    n_rows = 0
-    with atomic_path(out_path) as tmp:  # chunk by chunk: the shard's sentences are never all in memory at once
-        with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            for p in paths:
-                table = pq.read_table(p).cast(SCHEMA)
-                writer.write_table(table)
-                n_rows += table.num_rows
-    for p in paths:
-        p.unlink()
-    (chunk_dir / "manifest.json").unlink(missing_ok=True)
-    try:
-        chunk_dir.rmdir()
-    except OSError:
-        pass
+    n_rows = chunks.join(len(sizes), out_path, SCHEMA)
     log.info("wrote %s: %d sentences", out_path, n_rows)
     return n_rows

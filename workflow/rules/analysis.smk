@@ -3,8 +3,8 @@
 
 rule predict:
     input:
-        model=lambda wc: model_dir(wc.task, wc.model),
         **data_files("{task}"),
+        model=lambda wc: model_dir(wc.task, wc.model),
     output:
         "results/predictions/{task}/{model}.tsv",
     log:

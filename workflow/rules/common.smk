@@ -47,7 +47,9 @@ def rule_resources(name):
 
 
 def rule_threads(name):
-    return {**config["resources"]["default"], **config["resources"].get(name, {})}["threads"]
+    return {**config["resources"]["default"], **config["resources"].get(name, {})}[
+        "threads"
+    ]
 
 
 def local_model(value):
@@ -61,9 +63,10 @@ def model_inputs(value):
 
 
 def data_files(task):
-    return {split: f"resources/data/{task}/{split}.tsv" for split in ("train", "dev", "test")} | {
-        "labels": f"resources/data/{task}/labels.txt"
-    }
+    return {
+        split: f"resources/data/{task}/{split}.tsv"
+        for split in ("train", "dev", "test")
+    } | {"labels": f"resources/data/{task}/labels.txt"}
 
 
 def n_shards(task):
@@ -89,3 +92,90 @@ def all_targets():
         targets += [f"results/probe/{task}/{model}.csv" for model in MODELS]
     targets.append("results/probe/pretrained/teacher.csv")
     return targets
+
+
+# --- input functions of data.smk ---
+
+
+def raw_inputs(wildcards):
+    source = kdconfig.section(config, wildcards.task, "data")
+    return {key: source[key] for key in ("train", "dev", "test") if key in source}
+
+
+# --- input functions of teacher.smk ---
+
+
+def teacher_inputs(wildcards):
+    settings = kdconfig.section(config, wildcards.task, "teacher")
+    return data_files(wildcards.task) | model_inputs(settings["model"])
+
+
+# --- input functions of augment.smk ---
+
+
+def gpt2_inputs(wildcards):
+    settings = kdconfig.section(config, wildcards.task, "gpt2")
+    return {"train": f"resources/data/{wildcards.task}/train.tsv"} | model_inputs(
+        settings["model"]
+    )
+
+
+def shard_settings(wildcards):
+    """What one shard's sentences depend on: its size and seed, and the sampling settings."""
+    aug = kdconfig.section(config, wildcards.task, "augment")
+    shard = int(wildcards.shard)
+    if shard >= aug["shards"]:
+        raise WorkflowError(
+            f"shard {shard} requested but augment.shards is {aug['shards']}"
+        )
+    keep = ("max_length", "batch_size", "temperature", "top_k", "chunk_size")
+    return {k: aug[k] for k in keep} | {
+        "sentences": kdconfig.shard_sizes(aug["sentences"], aug["shards"])[shard],
+        "seed": aug["seed"] + shard,
+    }
+
+
+# --- input functions of logits.smk ---
+
+
+def logits_source(wildcards):
+    if wildcards.part == "train":
+        return f"resources/data/{wildcards.task}/train.tsv"
+    return f"results/augment/{wildcards.task}/{wildcards.part}.parquet"
+
+
+# --- input functions of students.smk ---
+
+
+def student_inputs(wildcards):
+    settings = kdconfig.student_settings(config, wildcards.task, wildcards.student)
+    inputs = data_files(wildcards.task) | {
+        "transfer": transfer_parts(wildcards.task),
+        "teacher": f"results/teacher/{wildcards.task}/model",
+    }
+    if settings.get("embeddings") == "word2vec":
+        inputs["word2vec"] = settings["word2vec"]
+    return inputs
+
+
+# --- input functions of probe.smk ---
+
+
+def probe_kind(wildcards):
+    return "pretrained" if wildcards.scope == "pretrained" else wildcards.model
+
+
+def probe_model_path(wildcards):
+    if wildcards.scope == "pretrained":
+        if wildcards.model != "teacher":
+            raise WorkflowError(
+                "only the teacher has a pre-trained probe: results/probe/pretrained/teacher.csv"
+            )
+        return config["teacher"]["model"]
+    return model_dir(wildcards.scope, wildcards.model)
+
+
+def probe_inputs(wildcards):
+    path = probe_model_path(wildcards)
+    model = {"model": path} if wildcards.scope != "pretrained" else model_inputs(path)
+    return model | {"data": f"{config['probe']['data_dir']}/{wildcards.probe_task}.txt"}

@@ -16,13 +16,12 @@ if "demo" in config:
             bert=directory(f"{DEMO}/models/bert"),
             gpt2=directory(f"{DEMO}/models/gpt2"),
             word2vec=f"{DEMO}/word2vec.bin",
-        params:
-            out_dir=DEMO,
-            settings=config["demo"],
         log:
             "logs/demo_assets.log",
         threads: rule_threads("demo_assets")
         resources:
             **rule_resources("demo_assets"),
+        params:
+            settings=config["demo"],
         script:
             "../scripts/demo_assets.py"

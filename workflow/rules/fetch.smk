@@ -32,7 +32,9 @@ def _fetch_param(src, field):
     """A source field as a rule param; for entries with `names`, a function of the `{name}` wildcard."""
     if not src.names:
         return getattr(src, field)
-    return lambda wildcards: getattr(src.for_name(dict(wildcards.items())["name"]), field)
+    return lambda wildcards: getattr(
+        src.for_name(dict(wildcards.items())["name"]), field
+    )
 
 
 def _fetch_outputs(src):
@@ -45,7 +47,11 @@ def _fetch_constraints(src):
 
 
 def _fetch_log(src):
-    return f"logs/fetch/{src.key}/{{name}}.log" if src.names else f"logs/fetch/{src.key}.log"
+    return (
+        f"logs/fetch/{src.key}/{{name}}.log"
+        if src.names
+        else f"logs/fetch/{src.key}.log"
+    )
 
 
 for _src in FETCH_SOURCES:
@@ -53,13 +59,16 @@ for _src in FETCH_SOURCES:
     rule:
         name:
             _src.rule_name
-        localrule: True
         output:
             _fetch_outputs(_src),
         log:
             _fetch_log(_src),
         wildcard_constraints:
             **_fetch_constraints(_src),
+        localrule: True
+        threads: rule_threads("fetch")
+        resources:
+            **rule_resources("fetch"),
         params:
             key=_src.key,
             section=_src.section,
@@ -70,8 +79,5 @@ for _src in FETCH_SOURCES:
             revision=_src.revision,
             extract=_fetch_param(_src, "extract"),
             cache_dir=DEFAULT_CACHE_DIR,
-        threads: rule_threads("fetch")
-        resources:
-            **rule_resources("fetch"),
         script:
             "../scripts/fetch.py"

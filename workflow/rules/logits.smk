@@ -1,20 +1,12 @@
 # Teacher logits for every transfer sentence: the training set and each augmentation shard.
 
 
-def logits_source(wildcards):
-    if wildcards.part == "train":
-        return f"resources/data/{wildcards.task}/train.tsv"
-    return f"results/augment/{wildcards.task}/{wildcards.part}.parquet"
-
-
 rule logits:
     input:
         teacher="results/teacher/{task}/model",
         sentences=logits_source,
     output:
         "results/transfer/{task}/{part}.parquet",
-    params:
-        settings=lambda wc: kdconfig.section(config, wc.task, "logits"),
     log:
         "logs/logits/{task}/{part}.log",
     benchmark:
@@ -22,5 +14,8 @@ rule logits:
     threads: rule_threads("logits")
     resources:
         **rule_resources("logits"),
+    params:
+        settings=lambda wc: kdconfig.section(config, wc.task, "logits"),
+        chunk_dir="results/.state/logits/{task}/{part}",
     script:
         "../scripts/logits.py"

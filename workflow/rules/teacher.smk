@@ -1,11 +1,6 @@
 # Fine-tune the teacher (BERT) on each task; the dev metric is logged during training for the convergence plot.
 
 
-def teacher_inputs(wildcards):
-    settings = kdconfig.section(config, wildcards.task, "teacher")
-    return data_files(wildcards.task) | model_inputs(settings["model"])
-
-
 rule teacher:
     input:
         unpack(teacher_inputs),
@@ -13,9 +8,6 @@ rule teacher:
         model=directory("results/teacher/{task}/model"),
         curve="results/teacher/{task}/curve.csv",
         metrics="results/teacher/{task}/metrics.json",
-    params:
-        settings=lambda wc: kdconfig.section(config, wc.task, "teacher"),
-        state="results/.state/teacher/{task}.pt",
     log:
         "logs/teacher/{task}.log",
     benchmark:
@@ -23,5 +15,8 @@ rule teacher:
     threads: rule_threads("teacher")
     resources:
         **rule_resources("teacher"),
+    params:
+        settings=lambda wc: kdconfig.section(config, wc.task, "teacher"),
+        state="results/.state/teacher/{task}.pt",
     script:
         "../scripts/teacher.py"

@@ -1,7 +1,8 @@
 """Teacher logits for one part of the transfer set: `kdprobe.logits.write_transfer`.
 
 Expects `input.teacher` (model directory), `input.sentences` (a split TSV with labels, or an augmentation
-parquet), `params.settings` (the task's `logits` section), and one output parquet.
+parquet), `params.settings` (the task's `logits` section), `params.chunk_dir` (resumable chunks), and one
+output parquet.
 """
 
 from kdprobe.logits import read_sentences, write_transfer
@@ -13,7 +14,8 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directiv
 def main(device):
     sentences, labels = read_sentences(snakemake.input.sentences)
     return write_transfer(
-        snakemake.input.teacher, sentences, labels, dict(snakemake.params.settings), snakemake.output[0], device
+        snakemake.input.teacher, sentences, labels, dict(snakemake.params.settings), snakemake.output[0], device,
+        chunk_dir=snakemake.params.chunk_dir,
     )
 
 
