@@ -55,7 +55,7 @@ THESIS = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
 SIZES = {
     #          sample rows, d-bert steps, logits sents, BERT_S sents, LSTM_S sents, repeats
-    "full": dict(sample_rows=1024, dbert_steps=6, logit_sents=2048, bert_s_sents=2048, lstm_s_sents=1000, repeats=3),
+    "full": dict(sample_rows=1024, dbert_steps=6, logit_sents=1024, bert_s_sents=2048, lstm_s_sents=1000, repeats=3),
     "quick": dict(sample_rows=512, dbert_steps=3, logit_sents=512, bert_s_sents=512, lstm_s_sents=400, repeats=3),
 }
 MAX_LENGTH = 128
@@ -623,8 +623,9 @@ def report(res: dict, args) -> str:
         "(LM head included) + attention (4 x context x hidden per layer) per sampled token, the same count for both "
         f"(d-bert executes far more). kdprobe reaches **{100 * frac:.0f}%** of the measured matmul FLOP/s.",
         f"- teacher logits: `logits.write_transfer` (tokenise, length-sorted batches of {lg['batch']} padded to their "
-        f"longest, parquet written; model loading included) vs `anchors.padded_logits` (each batch of {lg['batch']} "
-        f"tokenised and padded to {MAX_LENGTH}); {lg['n']} sentences.",
+        "longest, run side by side on one lane per core (`runtime.Lanes`), parquet written; model loading included) "
+        f"vs `anchors.padded_logits` (each batch of {lg['batch']} tokenised and padded to {MAX_LENGTH}, one process "
+        f"on torch's own threads, as the thesis ran it); {lg['n']} sentences.",
         f"- students: one epoch of `distil.TrainStep` over `distil.epoch_batches` (ids tokenised once beforehand, "
         f"as `distil` does) vs `anchors.on_the_fly_epoch` (shuffled batches tokenised and padded to {MAX_LENGTH} on "
         f"the fly); same model, loss and optimiser; {st['bert_s']['n']} (BERT_S) and {st['lstm_s']['n']} (LSTM_S) "

@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +23,12 @@ from smk import copy_project, snakemake  # noqa: E402
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """One complete demo run in a copy of the project, shared by the tests that inspect or re-plan it."""
-    workdir = copy_project(tmp_path_factory.mktemp("demo"))
+    """One complete demo run in a copy of the project, shared by the tests that inspect or re-plan it.
+
+    `KDPROBE_DEMO_DIR` names an existing copy to complete and reuse instead (to iterate on these tests).
+    """
+    reuse = os.environ.get("KDPROBE_DEMO_DIR")
+    workdir = Path(reuse) if reuse else copy_project(tmp_path_factory.mktemp("demo"))
     start = time.perf_counter()
     proc = snakemake(workdir, "--profile", "profiles/local", "--configfile", "config/demo.yaml", "--cores", "2")
     print(f"demo run: {time.perf_counter() - start:.0f} s wall")

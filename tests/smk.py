@@ -34,7 +34,7 @@ def env() -> dict[str, str]:
     return out
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 2400) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [SNAKEMAKE, *args], cwd=workdir, env=env(), text=True, capture_output=True, timeout=timeout
     )

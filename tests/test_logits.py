@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -135,3 +136,17 @@ def test_a_killed_shard_resumes_at_its_first_missing_chunk(teacher, tmp_path, mo
     # chunks of other sentences are never reused
     write_transfer(teacher, sentences[:5], None, SETTINGS, tmp_path / "other.parquet", "cpu", chunk_dir=state)
     assert pq.read_table(tmp_path / "other.parquet").column("sentence").to_pylist() == sentences[:5]
+
+
+def test_lanes_give_the_same_logits(teacher):
+    from kdprobe.logits import infer_logits
+    from kdprobe.runtime import Lanes
+
+    tok = AutoTokenizer.from_pretrained(teacher)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    ids = tok(make_sentences(17, seed=5) + ODD, truncation=True, max_length=16)["input_ids"]
+    one = infer_logits(model, ids, 4, tok.pad_token_id, "cpu", lanes=Lanes(1))
+    with Lanes(3) as lanes:
+        three = infer_logits(model, ids, 4, tok.pad_token_id, "cpu", lanes=lanes)
+    np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-6)
+    assert not torch.is_inference_mode_enabled()

@@ -156,3 +156,23 @@ def test_resolve_sampling_batch(fake_cuda, monkeypatch):
     expected = runtime.sampling_batch_size(8 * 2**30, layers=6, hidden=384, vocab=1200, max_length=128)
     assert runtime.resolve_sampling_batch({"batch_size": "auto"}, cuda, **dims) == expected
     assert runtime.free_memory(cuda) == 8 * 2**30 and runtime.free_memory(cpu) is None
+
+
+def test_lanes_map_in_order_on_single_threaded_torch():
+    threads = torch.get_num_threads()
+    seen = []
+
+    def work(i):
+        seen.append(torch.get_num_threads())
+        return i * i
+
+    with runtime.Lanes(3) as lanes:
+        assert lanes.map(work, range(7)) == [i * i for i in range(7)]
+        assert lanes.map(work, []) == []
+    assert set(seen) == {1} and torch.get_num_threads() == threads
+    assert runtime.Lanes(1).pool is None and runtime.Lanes(0).n == 1
+
+
+def test_lanes_per_device(fake_cuda):
+    assert runtime.Lanes.for_device(torch.device("cuda")).n == 1
+    assert runtime.Lanes.for_device(torch.device("cpu")).n == torch.get_num_threads()

@@ -27,7 +27,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from .data import read_split
 from .errors import InputError
 from .chunks import ChunkStore, fingerprint
-from .runtime import autocast, autocast_dtype, maybe_compile, progress, to_device
+from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, progress, to_device
 from .training import pad_batch
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,6 @@ def read_sentences(path: str | Path) -> tuple[list[str], list[str] | None]:
     return frame["sentence"].tolist(), frame["label"].tolist()
 
 
-@torch.inference_mode()
 def infer_logits(
     model: Callable[..., Any],
     input_ids: Sequence[Sequence[int]],
@@ -70,11 +69,13 @@ def infer_logits(
     settings: dict[str, Any] | None = None,
     bar=None,
     n_classes: int | None = None,
+    lanes: Lanes | None = None,
 ) -> np.ndarray:
     """Logits (n, classes) float32 of a sequence classifier for token id lists, in input order.
 
     Batches of `batch_size` sentences in descending length order (the largest batch first, so memory
-    trouble shows at once), each padded to its longest; `bar` (a tqdm) advances by sentences. `model` may be a
+    trouble shows at once), each padded to its longest; `bar` (a tqdm) advances by sentences. On a CPU the
+    batches run side by side on `lanes` (default: one per torch thread; `runtime.Lanes`). `model` may be a
     `torch.compile`d module (then give `n_classes`); bf16 autocast on a bf16 GPU unless `settings['bf16']` is false.
     """
     device = torch.device(device)
@@ -85,15 +86,25 @@ def infer_logits(
     lengths = np.fromiter((len(s) for s in input_ids), dtype=np.int64, count=len(input_ids))
     order = np.argsort(-lengths, kind="stable")
     out = np.zeros((len(input_ids), n_classes), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+
+    def run(start: int) -> None:
         idx = order[start : start + batch_size]
         ids, mask = pad_batch([input_ids[i] for i in idx], pad_id)
         batch = to_device({"input_ids": ids, "attention_mask": mask}, device)
-        with autocast(device, settings or {}, kind="inference"):
+        with torch.inference_mode(), autocast(device, settings or {}, kind="inference"):
             logits = model(**batch).logits
         out[idx] = logits.float().cpu().numpy()
         if bar is not None:
             bar.update(len(idx))
+
+    own = lanes is None
+    lanes = Lanes.for_device(device) if own else lanes
+    try:
+        lanes.map(run, starts)
+    finally:
+        if own:
+            lanes.close()
     return out
 
 

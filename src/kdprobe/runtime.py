@@ -8,6 +8,8 @@ import logging
 import os
 import random
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
 import numpy as np
@@ -165,6 +167,50 @@ def maybe_compile(fn, settings: dict[str, Any] | None, **kwargs):
     kwargs.setdefault("dynamic", True)
     log.info("torch.compile(%s)", getattr(fn, "__name__", type(fn).__name__))
     return torch.compile(fn, **kwargs)
+
+
+class Lanes:
+    """Independent pieces of work (sampling batches, inference batches) side by side on a CPU: `n` Python threads,
+    each running whole pieces with torch on one thread (torch ops release the GIL); `local` keeps per-lane state
+    (e.g. a sampling decoder) between pieces.
+
+    A batch of a small model is a few hundred small operations; with torch's own threads each of them is a
+    parallel region that waits for every thread, so on a shared machine one descheduled thread stalls them all.
+    Independent batches on independent threads never wait for each other. On a GPU (or with one thread) there is
+    one lane and no pool. Thread-local torch state (`inference_mode`, autocast) must be entered inside the work.
+    """
+
+    def __init__(self, n: int):
+        self.n = max(1, int(n))
+        self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="lane") if self.n > 1 else None
+        self.local = threading.local()
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> "Lanes":
+        """One lane per torch thread on a CPU, one on a GPU."""
+        return cls(torch.get_num_threads() if torch.device(device).type == "cpu" else 1)
+
+    def map(self, fn, items) -> list:
+        """`[fn(i) for i in items]`, in order, the calls spread over the lanes (torch single-threaded meanwhile)."""
+        items = list(items)
+        if self.pool is None or len(items) < 2:
+            return [fn(i) for i in items]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return list(self.pool.map(fn, items))
+        finally:
+            torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def __enter__(self) -> "Lanes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def free_memory(device: torch.device) -> int | None:

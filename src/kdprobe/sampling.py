@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -39,7 +37,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from .errors import ConfigError
 from .chunks import ChunkStore, fingerprint
-from .runtime import autocast, autocast_dtype, maybe_compile, progress, resolve_sampling_batch
+from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, progress, resolve_sampling_batch
 
 log = logging.getLogger(__name__)
 
@@ -52,49 +50,6 @@ def chunk_generator(seed: int, chunk: int, device: torch.device, batch: int | No
     entropy = [seed, chunk] if batch is None else [seed, chunk, batch]
     state = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator(device=device).manual_seed(state)
-
-
-class Lanes:
-    """Batches sampled side by side on a CPU: `n` Python threads, each running whole batches with torch on one
-    thread (torch ops release the GIL), each with its own `Gpt2Decoder` kept for its next batch.
-
-    A decode step is a hundred small operations; with torch's own threads each of them is a parallel region that
-    waits for every thread, so on a shared machine one descheduled thread stalls them all. Independent batches
-    on independent threads never wait for each other. Every batch has its own generator, so the samples do not
-    depend on the number of lanes. On a GPU (or with one thread) there is one lane and no pool.
-    """
-
-    def __init__(self, n: int):
-        self.n = max(1, int(n))
-        self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="sample") if self.n > 1 else None
-        self.local = threading.local()
-
-    @classmethod
-    def for_device(cls, device: torch.device) -> "Lanes":
-        return cls(torch.get_num_threads() if torch.device(device).type == "cpu" else 1)
-
-    def decoder(self, model: torch.nn.Module, rows: int, max_length: int, device: torch.device,
-                dtype: torch.dtype) -> "Gpt2Decoder":
-        """This lane's decoder, made (again) when it does not fit the batch."""
-        decoder = getattr(self.local, "decoder", None)
-        if decoder is None or not decoder.fits(rows, max_length) or decoder.dtype != dtype \
-                or decoder.device != torch.device(device) or decoder.source is not model:
-            decoder = self.local.decoder = Gpt2Decoder(model, rows, max_length, device, dtype)
-        return decoder
-
-    def map(self, fn: Callable[[int], Any], items: range) -> list:
-        if self.pool is None or len(items) < 2:
-            return [fn(i) for i in items]
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return list(self.pool.map(fn, items))
-        finally:
-            torch.set_num_threads(threads)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
 
 
 def next_tokens(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> torch.Tensor:
@@ -348,6 +303,16 @@ def sample_batch(
     return [tokens[i, : length[i]].tolist() for i in range(n)]
 
 
+def _lane_decoder(lanes: Lanes, model: torch.nn.Module, rows: int, max_length: int, device: torch.device,
+                  dtype: torch.dtype) -> Gpt2Decoder:
+    """The calling lane's decoder, kept for its next batch; made (again) when it does not fit the batch."""
+    decoder = getattr(lanes.local, "decoder", None)
+    if decoder is None or not decoder.fits(rows, max_length) or decoder.dtype != dtype \
+            or decoder.device != torch.device(device) or decoder.source is not model:
+        decoder = lanes.local.decoder = Gpt2Decoder(model, rows, max_length, device, dtype)
+    return decoder
+
+
 def sample_rows(
     model: torch.nn.Module,
     n: int,
@@ -379,7 +344,7 @@ def sample_rows(
         return sample_batch(
             model, rows, bos=bos, eos=eos, max_length=max_length, temperature=temperature, top_k=top_k,
             generator=chunk_generator(seed, chunk, device, b), device=device, settings=settings, on_done=on_done,
-            decoder=lanes.decoder(model, min(batch_size, n), max_length, device, dtype) if fast else None,
+            decoder=_lane_decoder(lanes, model, min(batch_size, n), max_length, device, dtype) if fast else None,
         )
 
     try:
