@@ -598,7 +598,7 @@ def report(res: dict, args) -> str:
         f"so its samples have a realistic length mix: tokens per sample p5/p50/p95/p99/max = "
         + "/".join(fmt(s["lengths"][k]) for k in ("p5", "p50", "p95", "p99", "p100"))
         + f", mean {s['mean_length']:.1f}.",
-        f"- Sentences for logits and students: demo corpus sentences, 8% of them several joined (2 + a geometric "
+        "- Sentences for logits and students: demo corpus sentences, 8% of them several joined (2 + a geometric "
         "number, at most 12); BERT "
         "wordpieces p5/p50/p95/p99/max = " + "/".join(fmt(lg["lengths"][k]) for k in ("p5", "p50", "p95", "p99", "p100"))
         + f", mean {lg['mean_length']:.1f}.",
