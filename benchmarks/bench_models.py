@@ -19,9 +19,8 @@ import torch
 import yaml
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
+from kdprobe.demo import write_demo_data
 from kdprobe.demo.models import bert_tokenizer, gpt2_tokenizer
-from kdprobe.demo.probing import write_probing
-from kdprobe.demo.tasks import write_raw
 from kdprobe.runtime import set_seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +38,8 @@ def demo_settings() -> dict:
 
 
 def demo_corpus(out_dir: Path) -> list[str]:
-    """The demo corpus (task data and probing sentences), as `kdprobe.demo.write_demo_assets` generates it."""
-    demo = demo_settings()
-    return write_raw(out_dir / "raw", demo["sentences"], demo["seed"]) + write_probing(
-        out_dir / "probing", demo["probing_sentences"], demo["seed"])
+    """The demo corpus (task data and probing sentences), as `kdprobe.demo.write_demo_data` generates it."""
+    return write_demo_data(out_dir, demo_settings())
 
 
 def demo_tokenizers(corpus: list[str]):

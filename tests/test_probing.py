@@ -153,39 +153,75 @@ def test_standardise_uses_train_statistics():
 
 
 def test_grid_picks_best_dev_setting_and_first_on_ties(monkeypatch):
-    dev_scores = {(50, 0.0): 0.6, (50, 0.1): 0.9, (100, 0.0): 0.9, (100, 0.1): 0.7}
-    seen = []
+    dev_scores = {(0, 0.0): 0.6, (0, 0.1): 0.9, (50, 0.0): 0.9, (50, 0.1): 0.7}
+    groups = []
+    real = probe.train_probes
 
-    def fake_train(x_train, y_train, x_dev, y_dev, n_classes, hidden, dropout, **kwargs):
-        seen.append((hidden, dropout))
-        model = torch.nn.Linear(x_train.shape[1], n_classes)
-        with torch.no_grad():  # predicts class `hidden // 50 - 1` always, so test accuracy tells models apart
-            model.weight.zero_()
-            model.bias.copy_(torch.nn.functional.one_hot(torch.tensor(hidden // 50 - 1), n_classes).float())
-        return model, dev_scores[(hidden, dropout)], 3
+    def scripted(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, **kwargs):
+        groups.append(list(zip(hiddens, dropouts)))
+        trained = real(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, max_epochs=1)
+        with torch.no_grad():  # setting (h, p) predicts class 1 iff h == 0: test accuracy tells the groups apart
+            trained.stack.w2.zero_()
+            trained.stack.b2.copy_(torch.tensor([[0.0, 1.0] if h == 0 else [1.0, 0.0] for h in hiddens]))
+        trained.dev_acc = [dev_scores[(h, p)] for h, p in zip(hiddens, dropouts)]
+        return trained
 
-    monkeypatch.setattr(probe, "train_probe", fake_train)
+    monkeypatch.setattr(probe, "train_probes", scripted)
     x = torch.randn(4, 2)
     y = torch.tensor([0, 0, 0, 1])
-    result = probe.fit_grid((x, y), (x, y), (x, y), dict(SETTINGS, grid={"hidden": [50, 100], "dropout": [0.0, 0.1]}))
-    assert seen == [(50, 0.0), (50, 0.1), (100, 0.0), (100, 0.1)]  # hidden outer, dropout inner
-    assert (result.hidden, result.dropout, result.dev_acc) == (50, 0.1, 0.9)
-    assert result.test_acc == pytest.approx(0.75)  # the hidden-50 fake predicts class 0
+    result = probe.fit_grid((x, y), (x, y), (x, y), dict(SETTINGS, grid={"hidden": [0, 50], "dropout": [0.0, 0.1]}))
+    # logistic regressions and MLPs train as two stacks; the grid is reported hidden outer, dropout inner
+    assert groups == [[(0, 0.0), (0, 0.1)], [(50, 0.0), (50, 0.1)]]
+    assert [(e["hidden"], e["dropout"]) for e in result.grid] == [(0, 0.0), (0, 0.1), (50, 0.0), (50, 0.1)]
+    assert (result.hidden, result.dropout, result.dev_acc) == (0, 0.1, 0.9)  # the first of the two 0.9s
+    assert result.test_acc == pytest.approx(0.25)  # hidden 0 predicts class 1
+
+
+def _train(data, hiddens, dropouts, **kwargs):
+    (x_tr, y_tr), (x_dev, y_dev) = data
+    return probe.train_probes(x_tr, y_tr, x_dev, y_dev, 2, hiddens, dropouts, **kwargs)
 
 
 def test_early_stopping_and_epoch_cap():
     data = _random_labels(100, seed=1), _random_labels(50, seed=2)
-    (x_tr, y_tr), (x_dev, y_dev) = data
-    _, _, epochs = probe.train_probe(x_tr, y_tr, x_dev, y_dev, 2, 10, 0.0, patience=1, max_epochs=200)
-    assert epochs < 200
-    _, _, epochs = probe.train_probe(x_tr, y_tr, x_dev, y_dev, 2, 10, 0.0, patience=100, max_epochs=3)
-    assert epochs == 3
+    assert _train(data, [10], [0.0], patience=1, max_epochs=200).epochs[0] < 200
+    assert _train(data, [10], [0.0], patience=100, max_epochs=3).epochs == [3]
 
 
 def test_best_dev_weights_are_kept():
-    (x_tr, y_tr), (x_dev, y_dev) = _separable(200, seed=1), _random_labels(60, seed=2)
-    model, dev_acc, _ = probe.train_probe(x_tr, y_tr, x_dev, y_dev, 2, 10, 0.0, patience=3, max_epochs=30)
-    assert probe.accuracy(model, x_dev, y_dev) == pytest.approx(dev_acc)
+    data = _separable(200, seed=1), _random_labels(60, seed=2)
+    trained = _train(data, [10, 20], [0.0, 0.3], patience=3, max_epochs=30)
+    x_dev, y_dev = data[1]
+    assert trained.stack.accuracies(x_dev, y_dev) == pytest.approx(trained.dev_acc)
+
+
+@pytest.mark.parametrize("hidden", [0, 20])
+def test_a_setting_trains_as_it_would_alone(hidden):
+    """Each setting in a stack has its own initial weights, dropout masks and early stopping: its result is the
+    one it gets trained alone, whatever else the stack holds."""
+    data = _separable(300, dim=16, seed=1), _random_labels(80, dim=16, seed=2)
+    others = [0, 0] if hidden == 0 else [40, 5]
+    together = _train(data, [hidden, *others], [0.2, 0.0, 0.5], patience=2, max_epochs=25)
+    alone = _train(data, [hidden], [0.2], patience=2, max_epochs=25)
+    assert together.dev_acc[0] == pytest.approx(alone.dev_acc[0])
+    assert together.epochs[0] == alone.epochs[0]
+    x_dev, y_dev = data[1]
+    assert together.stack.accuracies(x_dev, y_dev)[0] == pytest.approx(alone.stack.accuracies(x_dev, y_dev)[0])
+
+
+def test_padded_hidden_units_stay_inert():
+    """A narrow MLP padded to the stack's widest keeps zero weights (and so no effect) in its padding."""
+    data = _separable(200, dim=8, seed=1), _separable(50, dim=8, seed=2)
+    trained = _train(data, [3, 12], [0.0, 0.5], max_epochs=5)
+    stack = trained.stack
+    assert stack.w1.shape == (8, 2, 12)
+    assert torch.count_nonzero(stack.w1[:, 0, 3:]) == 0 and torch.count_nonzero(stack.b1[0, 3:]) == 0
+    assert torch.count_nonzero(stack.w2[0, 3:]) == 0
+
+
+def test_stack_rejects_mixed_kinds():
+    with pytest.raises(ValueError, match="either logistic regressions"):
+        probe.ProbeStack(4, [0, 10], [0.0, 0.0], 2, seed=1, device=torch.device("cpu"))
 
 
 # ---------------------------------------------------------------------------------------------- merge

@@ -327,7 +327,7 @@ def test_gpu_rules_held_a_gpu(uninterrupted):
             assert any(re.fullmatch(r"gpu(:\w+)?:1", g) for g in job_gres), (slurm_id, job_gres)
             if recs[-1]["JobState"] == "COMPLETED":  # seen while running: it held exactly one of the node's GPUs
                 assert len(held) == 1, (slurm_id, rule, held)
-        else:  # demo_assets, prepare_data: CPU jobs, no GPU asked for or given
+        else:  # demo_data, demo_<model>, prepare_data: CPU jobs, no GPU asked for or given
             assert not any("--gpus" in call or "--gres" in call for call in calls), calls
             assert not job_gres and not held, (slurm_id, rule, job_gres, held)
     assert seen == wanted & {rule_of(r[-1]) for r in history.values()} and "probe" in seen, seen
@@ -479,7 +479,7 @@ def test_resume_after_sigkill_redoes_only_unfinished_work(resumed):
     # preparation was not planned by either.
     planned_before, planned_rerun = job_stats(killed), job_stats(rerun)
     assert planned_rerun == planned_before - done_rules, (planned_before, done_rules, planned_rerun)
-    assert not {"demo_assets", "prepare_data", "teacher"} & set(planned_rerun), planned_rerun
+    assert not {"demo_data", "demo_bert", "prepare_data", "teacher"} & set(planned_rerun), planned_rerun
     # Jobs running at the kill were redone (rerun-incomplete), finished outputs untouched (same mtime).
     assert mtimes(workdir, resumed["kept"]) == resumed["kept"]
     # The rerun submitted only new SLURM jobs, none of the cancelled ones is reused, and its caps held too.

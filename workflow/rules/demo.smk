@@ -1,10 +1,16 @@
 # The demo's own inputs, generated deterministically: raw task data in the real formats, SentEval-format
-# probing files, a tiny pre-trained BERT and GPT-2 with tokenizers trained here, and a word2vec binary.
+# probing files and their corpus (rule demo_data), then a tiny BERT and GPT-2 with tokenizers trained on that
+# corpus and a word2vec binary, each its own rule so they train side by side.
 if "demo" in config:
 
     DEMO = "resources/demo"
+    DEMO_MODELS = {
+        "bert": directory(f"{DEMO}/models/bert"),
+        "gpt2": directory(f"{DEMO}/models/gpt2"),
+        "word2vec": f"{DEMO}/word2vec.bin",
+    }
 
-    rule demo_assets:
+    rule demo_data:
         output:
             cola_train=f"{DEMO}/raw/cola/train.tsv",
             cola_dev=f"{DEMO}/raw/cola/dev.tsv",
@@ -13,15 +19,32 @@ if "demo" in config:
             sara=f"{DEMO}/raw/sara/nlu.md",
             corpus=f"{DEMO}/corpus.txt",
             probing=expand(f"{DEMO}/probing/{{name}}.txt", name=PROBE_TASKS),
-            bert=directory(f"{DEMO}/models/bert"),
-            gpt2=directory(f"{DEMO}/models/gpt2"),
-            word2vec=f"{DEMO}/word2vec.bin",
         log:
-            "logs/demo_assets.log",
-        threads: rule_threads("demo_assets")
+            "logs/demo_data.log",
+        threads: rule_threads("demo_data")
         resources:
-            **rule_resources("demo_assets"),
+            **rule_resources("demo_data"),
         params:
-            settings=config["demo"],
+            settings={k: config["demo"].get(k) for k in ("seed", "sentences", "probing_sentences")},
         script:
-            "../scripts/demo_assets.py"
+            "../scripts/demo_data.py"
+
+    for _kind, _output in DEMO_MODELS.items():
+
+        rule:
+            name:
+                f"demo_{_kind}"
+            input:
+                corpus=f"{DEMO}/corpus.txt",
+            output:
+                _output,
+            log:
+                f"logs/demo_{_kind}.log",
+            threads: rule_threads("demo_model")
+            resources:
+                **rule_resources("demo_model"),
+            params:
+                kind=_kind,
+                settings={"seed": config["demo"].get("seed"), _kind: config["demo"].get(_kind)},
+            script:
+                "../scripts/demo_model.py"

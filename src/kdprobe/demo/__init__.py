@@ -1,9 +1,10 @@
 """Generated stand-ins for the study's inputs, so the whole workflow runs on a CPU in minutes.
 
-`write_demo_assets(out_dir, settings)` writes raw task data in the real formats, SentEval-format probing files,
-tiny BERT and GPT-2 checkpoints with tokenizers trained on the demo corpus, and a word2vec binary.
+`write_demo_data(out_dir, settings)` writes raw task data in the real formats, SentEval-format probing files and
+the corpus of all their sentences; `write_demo_model(kind, out, corpus, settings)` trains a tiny BERT or GPT-2
+(with a tokenizer trained on the corpus) or a word2vec binary; `write_demo_assets` does all of it.
 """
 
-from .assets import write_demo_assets
+from .assets import read_corpus, write_demo_assets, write_demo_data, write_demo_model
 
-__all__ = ["write_demo_assets"]
+__all__ = ["read_corpus", "write_demo_assets", "write_demo_data", "write_demo_model"]

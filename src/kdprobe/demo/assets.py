@@ -1,4 +1,9 @@
-"""`write_demo_assets`: everything the demo configuration reads, generated from one seed."""
+"""Everything the demo configuration reads, generated from one seed.
+
+`write_demo_data` writes the text (raw task files, SentEval probing files and `corpus.txt`, every sentence of
+both); `write_demo_model` trains one model on that corpus (`bert`, `gpt2` or `word2vec`). The workflow runs them as
+separate rules (`workflow/rules/demo.smk`), so the models train side by side; `write_demo_assets` runs all of them.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +19,19 @@ from .tasks import write_raw
 
 log = logging.getLogger(__name__)
 
+#: The model writers, by the `demo` config key that holds their settings.
+MODELS = {"bert": write_bert, "gpt2": write_gpt2, "word2vec": write_word2vec}
+#: The settings each part reads: `demo.<key>.<subkey>`.
 REQUIRED = {
-    "seed": (),
-    "sentences": ("cola", "sst2", "sara"),
-    "probing_sentences": (),
-    "bert": ("hidden", "layers", "heads", "intermediate", "vocab_size", "pretrain_steps"),
-    "gpt2": ("hidden", "layers", "heads", "vocab_size"),
-    "word2vec": ("dim", "epochs"),
+    "data": {"seed": (), "sentences": ("cola", "sst2", "sara"), "probing_sentences": ()},
+    "bert": {"seed": (), "bert": ("hidden", "layers", "heads", "intermediate", "vocab_size", "pretrain_steps")},
+    "gpt2": {"seed": (), "gpt2": ("hidden", "layers", "heads", "vocab_size")},
+    "word2vec": {"seed": (), "word2vec": ("dim", "epochs")},
 }
 
 
-def _check(settings: dict) -> None:
-    for key, subkeys in REQUIRED.items():
+def _check(settings: dict, part: str) -> None:
+    for key, subkeys in REQUIRED[part].items():
         if key not in settings:
             raise ConfigError(f"demo.{key}", "missing")
         for sub in subkeys:
@@ -33,26 +39,42 @@ def _check(settings: dict) -> None:
                 raise ConfigError(f"demo.{key}.{sub}", "missing")
 
 
-def write_demo_assets(out_dir: str | Path, settings: dict) -> dict:
-    """Write the demo inputs under `out_dir`, deterministically from `settings['seed']`:
-
-    `raw/cola/{train,dev}.tsv`, `raw/sst2/{train,dev}.tsv`, `raw/sara/nlu.md` (real formats), `probing/*.txt`
-    (the 10 SentEval files), `corpus.txt` (every sentence above, one a line), `models/bert/` and
-    `models/gpt2/` (Hugging Face directories), `word2vec.bin`. Each file is written atomically. Returns a summary.
-    """
-    _check(settings)
-    out_dir = Path(out_dir)
-    seed = int(settings["seed"])
-    start = time.perf_counter()
+def write_demo_data(out_dir: str | Path, settings: dict) -> list[str]:
+    """Write `raw/cola/{train,dev}.tsv`, `raw/sst2/{train,dev}.tsv`, `raw/sara/nlu.md` (real formats),
+    `probing/*.txt` (the 10 SentEval files) and `corpus.txt` (every sentence above, one a line) under `out_dir`,
+    deterministically from `settings['seed']`; each file atomically. Returns the corpus."""
+    _check(settings, "data")
+    out_dir, seed = Path(out_dir), int(settings["seed"])
     corpus = write_raw(out_dir / "raw", settings["sentences"], seed)
     corpus += write_probing(out_dir / "probing", int(settings["probing_sentences"]), seed)
     write_text(out_dir / "corpus.txt", "".join(f"{s}\n" for s in corpus))
     log.info("corpus: %d sentences", len(corpus))
-    summary = {
-        "corpus_sentences": len(corpus),
-        "bert": write_bert(out_dir / "models" / "bert", corpus, settings["bert"], seed),
-        "gpt2": write_gpt2(out_dir / "models" / "gpt2", corpus, settings["gpt2"], seed),
-        "word2vec": write_word2vec(out_dir / "word2vec.bin", corpus, settings["word2vec"], seed),
-    }
+    return corpus
+
+
+def read_corpus(path: str | Path) -> list[str]:
+    """The sentences of a `corpus.txt` written by `write_demo_data`."""
+    return Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def write_demo_model(kind: str, out: str | Path, corpus: list[str], settings: dict) -> dict:
+    """Train the demo's `kind` model (`bert`, `gpt2` or `word2vec`) on `corpus` from `settings[kind]` and
+    `settings['seed']`; write it to `out` (a Hugging Face directory, or the word2vec binary). Returns a summary."""
+    if kind not in MODELS:
+        raise ConfigError("demo", f"unknown demo model {kind!r}; choose one of {sorted(MODELS)}")
+    _check(settings, kind)
+    return MODELS[kind](out, corpus, settings[kind], int(settings["seed"]))
+
+
+def write_demo_assets(out_dir: str | Path, settings: dict) -> dict:
+    """All the demo inputs under `out_dir`: `write_demo_data`, then `models/bert/`, `models/gpt2/` and
+    `word2vec.bin` from its corpus. Returns a summary."""
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    corpus = write_demo_data(out_dir, settings)
+    paths = {"bert": out_dir / "models" / "bert", "gpt2": out_dir / "models" / "gpt2",
+             "word2vec": out_dir / "word2vec.bin"}
+    summary = {"corpus_sentences": len(corpus),
+               **{kind: write_demo_model(kind, path, corpus, settings) for kind, path in paths.items()}}
     log.info("demo assets in %s after %.1f s", out_dir, time.perf_counter() - start)
     return summary

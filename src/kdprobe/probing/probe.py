@@ -4,13 +4,15 @@ Probe: `Linear(d, hidden) -> sigmoid -> dropout -> Linear(hidden, n_classes)` (`
 regression: dropout on the input, then one linear layer). Adam, cross-entropy, mini-batches drawn from a seeded
 permutation of the full training tensor (no DataLoader). After every epoch the dev accuracy is evaluated; training
 stops after `patience` evaluations in a row without a strictly better dev accuracy, or after `max_epochs`; the
-best-dev weights are kept. Features are standardised with training-set statistics. On a CPU the probes train on
-one thread: their matrices are too small for intra-op parallelism to pay, and on a busy node spinning worker
-threads made a grid 10-20x slower.
+best-dev weights are kept. Features are standardised with training-set statistics.
 
-`fit_grid` trains one probe per `grid.hidden` x `grid.dropout` setting (hidden outer, dropout inner) and reports
-the TEST accuracy of the setting with the best dev accuracy; ties go to the first setting in grid order. Every
-setting starts from the same seed, so a setting's score does not depend on its place in the grid.
+`fit_grid` trains one probe per `grid.hidden` x `grid.dropout` setting and reports the TEST accuracy of the
+setting with the best dev accuracy; ties go to the first setting in grid order (hidden outer, dropout inner). The
+settings train side by side as one `ProbeStack` (one optimiser step for all of them: these models are so small
+that per-step overhead, not arithmetic, sets their speed), each with its own initial weights, dropout masks and
+early stopping from its own seeded generator, so a setting's score does not depend on the rest of the grid. On a
+CPU the probes train on one thread: their matrices are too small for intra-op parallelism to pay, and on a busy
+node spinning worker threads made a grid 10-20x slower.
 """
 
 from __future__ import annotations
@@ -51,12 +53,6 @@ class GridResult:
         return out
 
 
-def build_probe(dim: int, hidden: int, dropout: float, n_classes: int) -> nn.Module:
-    if hidden <= 0:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, n_classes))
-    return nn.Sequential(nn.Linear(dim, hidden), nn.Sigmoid(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
-
-
 def majority_accuracy(y_train: Any, y_test: Any) -> float:
     """Accuracy on the test labels of always predicting the most frequent TRAINING label (ties: lowest index)."""
     y_train = np.asarray(torch.as_tensor(y_train).cpu(), dtype=np.int64)
@@ -88,71 +84,165 @@ def _one_cpu_thread(device: torch.device):
         torch.set_num_threads(previous)
 
 
-@torch.inference_mode()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    if len(y) == 0:
-        return 0.0
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=y.device)
-    for start in range(0, len(y), _EVAL_BATCH):
-        pred = model(x[start : start + _EVAL_BATCH]).argmax(-1)
-        correct += (pred == y[start : start + _EVAL_BATCH]).sum()
-    model.train(was_training)
-    return correct.item() / len(y)
+class ProbeStack(nn.Module):
+    """Several probes of one input width, trained side by side as one module: `hiddens[s]`, `dropouts[s]` are
+    setting s's sizes (all 0: logistic regressions; all > 0: MLPs padded to the widest, the padding masked out).
+
+    Setting s draws its initial weights and its dropout masks from its own generator seeded with `seed`, and its
+    loss is its own mean cross-entropy, so its training does not depend on the other settings in the stack.
+    Weights are initialised as `nn.Linear` does (U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+    """
+
+    def __init__(self, dim: int, hiddens: list[int], dropouts: list[float], n_classes: int, seed: int,
+                 device: torch.device):
+        super().__init__()
+        if len({h > 0 for h in hiddens}) != 1:
+            raise ValueError("a probe stack holds either logistic regressions (hidden 0) or MLPs, not both")
+        self.hiddens, self.dropouts, self.n_classes = list(hiddens), list(dropouts), n_classes
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for _ in hiddens]
+        self.mlp = hiddens[0] > 0
+        width = max(hiddens) if self.mlp else dim  # what dropout applies to: hidden units, or the input
+        self.width = width
+        n = len(hiddens)
+        self.mask = torch.zeros(n, width, device=device)
+        for s, h in enumerate(hiddens):
+            self.mask[s, : (h if self.mlp else dim)] = 1.0
+        self.keep_scale = torch.tensor([1.0 / (1.0 - p) for p in dropouts], device=device)[:, None]
+
+        def uniform(g, fan_in, *shape):
+            bound = 1.0 / fan_in**0.5
+            return (torch.rand(*shape, generator=g, device=device) * 2 - 1) * bound
+
+        w1, b1, w2, b2 = [], [], [], []
+        for g, h in zip(self.generators, hiddens):
+            if self.mlp:
+                w1.append(F.pad(uniform(g, dim, h, dim).T, (0, width - h)))
+                b1.append(F.pad(uniform(g, dim, h), (0, width - h)))
+                w2.append(F.pad(uniform(g, h, n_classes, h).T, (0, 0, 0, width - h)))
+                b2.append(uniform(g, h, n_classes))
+            else:
+                w2.append(uniform(g, dim, n_classes, dim).T)
+                b2.append(uniform(g, dim, n_classes))
+        if self.mlp:
+            self.w1 = nn.Parameter(torch.stack(w1, dim=1))  # (dim, settings, width): one matmul for all settings
+            self.b1 = nn.Parameter(torch.stack(b1))  # (settings, width)
+        self.w2 = nn.Parameter(torch.stack(w2))  # (settings, width, classes)
+        self.b2 = nn.Parameter(torch.stack(b2))  # (settings, classes)
+
+    def _keep(self, rows: int) -> torch.Tensor:
+        """Dropout keep-masks (settings, rows, width), scaled by 1/(1-p), zero at padded units."""
+        if not self.training:
+            return self.mask[:, None, :]
+        keep = []
+        for s, (g, p) in enumerate(zip(self.generators, self.dropouts)):
+            if p > 0:
+                keep.append((torch.rand(rows, self.width, generator=g, device=self.mask.device) >= p) * self.mask[s])
+            else:
+                keep.append(self.mask[s].expand(rows, -1))
+        return torch.stack(keep) * self.keep_scale[:, :, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (settings, rows, classes) of every setting for features `x` (rows, dim)."""
+        rows = len(x)
+        if self.mlp:
+            h = torch.sigmoid(torch.addmm(self.b1.reshape(-1), x, self.w1.reshape(x.shape[1], -1)))
+            h = h.view(rows, len(self.hiddens), self.width).transpose(0, 1) * self._keep(rows)
+        else:
+            h = x[None] * self._keep(rows)
+        return torch.baddbmm(self.b2[:, None, :], h, self.w2)
+
+    @torch.inference_mode()
+    def accuracies(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+        """Accuracy of every setting on `(x, y)`."""
+        if len(y) == 0:
+            return [0.0] * len(self.hiddens)
+        was_training = self.training
+        self.eval()
+        correct = torch.zeros(len(self.hiddens), dtype=torch.long, device=y.device)
+        for start in range(0, len(y), _EVAL_BATCH):
+            pred = self(x[start : start + _EVAL_BATCH]).argmax(-1)
+            correct += (pred == y[start : start + _EVAL_BATCH]).sum(1)
+        self.train(was_training)
+        return (correct.double() / len(y)).tolist()
+
+    def setting_dims(self) -> dict[str, int]:
+        """The dimension of each parameter that indexes the settings."""
+        return {"w1": 1, "b1": 0, "w2": 0, "b2": 0} if self.mlp else {"w2": 0, "b2": 0}
 
 
-def train_probe(
+@dataclass
+class TrainedProbes:
+    stack: ProbeStack  # every setting at its best-dev weights
+    dev_acc: list[float]  # best dev accuracy of each setting
+    epochs: list[int]  # epochs each setting trained (including its patience tail)
+
+
+def train_probes(
     x_train: torch.Tensor,
     y_train: torch.Tensor,
     x_dev: torch.Tensor,
     y_dev: torch.Tensor,
     n_classes: int,
-    hidden: int,
-    dropout: float,
+    hiddens: list[int],
+    dropouts: list[float],
     *,
     lr: float = 1e-3,
     batch_size: int = 64,
     patience: int = 5,
     max_epochs: int = 200,
     seed: int = 42,
-) -> tuple[nn.Module, float, int]:
-    """Train one probe with early stopping on dev accuracy; return (best-dev model, best dev accuracy, epochs).
+) -> TrainedProbes:
+    """Train one probe per (hiddens[s], dropouts[s]) side by side, each with its own early stopping on dev accuracy.
 
-    Tensors must already be standardised and on one device. Deterministic for a given seed and device.
+    All settings see the same mini-batches (a permutation seeded with `seed` per epoch). A setting stops after
+    `patience` epochs in a row without a strictly better dev accuracy, or after `max_epochs`; its best-dev weights
+    are kept. The stack trains until every setting has stopped (settings that stopped go on computing, but their
+    kept weights, accuracy and epochs are those of their own run). Tensors must already be standardised and on one
+    device. Deterministic for a given seed and device.
     """
     device = x_train.device
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), _one_cpu_thread(device):
-        torch.manual_seed(seed)
-        model = build_probe(x_train.shape[1], hidden, dropout, n_classes).to(device)
-        # The fused kernel (CPU and CUDA) cuts the per-step overhead that dominates these tiny models.
-        fused = device.type in ("cpu", "cuda")
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+    with _one_cpu_thread(device):
+        stack = ProbeStack(x_train.shape[1], hiddens, dropouts, n_classes, seed, device)
+        dims = stack.setting_dims()
+        # The fused kernel (CPU and CUDA) cuts the per-step overhead that dominates these small models.
+        optimizer = torch.optim.Adam(stack.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
         order_rng = torch.Generator().manual_seed(seed)
-        n = len(y_train)
-        best_acc, best_state, bad, epoch = -1.0, None, 0, 0
+        n, settings = len(y_train), len(hiddens)
+        best = {name: p.detach().clone() for name, p in stack.named_parameters()}
+        best_acc, bad, epochs = [-1.0] * settings, [0] * settings, [0] * settings
+        active = list(range(settings))
         for epoch in range(1, max_epochs + 1):
-            model.train()
+            stack.train()
             perm = torch.randperm(n, generator=order_rng).to(device)
             for start in range(0, n, batch_size):
                 idx = perm[start : start + batch_size]
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+                logits = stack(x_train[idx])  # (settings, batch, classes)
+                loss = F.cross_entropy(logits.reshape(-1, n_classes), y_train[idx].repeat(settings),
+                                       reduction="sum") / len(idx)  # the sum of every setting's mean loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            dev_acc = accuracy(model, x_dev, y_dev)
-            if dev_acc > best_acc:
-                best_acc, bad = dev_acc, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return model, best_acc, epoch
+            dev_acc = stack.accuracies(x_dev, y_dev)
+            improved = [s for s in active if dev_acc[s] > best_acc[s]]
+            if improved:
+                index = torch.tensor(improved, device=device)
+                with torch.no_grad():
+                    for name, p in stack.named_parameters():
+                        best[name].index_copy_(dims[name], index, p.index_select(dims[name], index))
+            for s in active:
+                epochs[s] = epoch
+                if s in improved:
+                    best_acc[s], bad[s] = dev_acc[s], 0
+                else:
+                    bad[s] += 1
+            active = [s for s in active if bad[s] < patience]
+            if not active:
+                break
+        with torch.no_grad():
+            for name, p in stack.named_parameters():
+                p.copy_(best[name])
+    stack.eval()
+    return TrainedProbes(stack, best_acc, epochs)
 
 
 def fit_grid(
@@ -186,26 +276,25 @@ def fit_grid(
     grid = settings["grid"]
     if not grid["hidden"] or not grid["dropout"]:
         raise ValueError("probe.grid: `hidden` and `dropout` need at least one value each")
-    best: dict[str, Any] | None = None
-    tried = []
-    for hidden, dropout in ((h, p) for h in grid["hidden"] for p in grid["dropout"]):
+    pairs = [(int(h), float(p)) for h in grid["hidden"] for p in grid["dropout"]]
+    tried: list[dict[str, Any]] = []
+    for group in ([pair for pair in pairs if pair[0] <= 0], [pair for pair in pairs if pair[0] > 0]):
+        if not group:
+            continue
         start = time.perf_counter()
-        model, dev_acc, epochs = train_probe(
-            x_tr, y_tr, x_dev, y_dev, n_classes, int(hidden), float(dropout),
+        trained = train_probes(
+            x_tr, y_tr, x_dev, y_dev, n_classes, [h for h, _ in group], [p for _, p in group],
             lr=float(settings["lr"]), batch_size=int(settings["batch_size"]),
             patience=int(settings["patience"]), max_epochs=int(settings["max_epochs"]),
             seed=int(settings["seed"]),
         )
-        entry = {
-            "hidden": int(hidden), "dropout": float(dropout), "dev_acc": dev_acc,
-            "test_acc": accuracy(model, x_te, y_te), "epochs": epochs,
-        }
-        tried.append(entry)
-        log.debug("probe hidden=%d dropout=%.2f: dev %.4f test %.4f after %d epochs (%.1f s)",
-                  entry["hidden"], entry["dropout"], dev_acc, entry["test_acc"], epochs,
-                  time.perf_counter() - start)
-        if best is None or dev_acc > best["dev_acc"]:
-            best = entry
+        test_acc = trained.stack.accuracies(x_te, y_te)
+        for s, (hidden, dropout) in enumerate(group):
+            tried.append({"hidden": hidden, "dropout": dropout, "dev_acc": trained.dev_acc[s],
+                          "test_acc": test_acc[s], "epochs": trained.epochs[s]})
+        log.debug("probes %s: %.1f s", group, time.perf_counter() - start)
+    tried.sort(key=lambda entry: pairs.index((entry["hidden"], entry["dropout"])))
+    best = max(tried, key=lambda entry: entry["dev_acc"])  # the first in grid order on ties
     return GridResult(
         test_acc=best["test_acc"],
         dev_acc=best["dev_acc"],

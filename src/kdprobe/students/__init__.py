@@ -22,20 +22,26 @@ word vectors from `settings['seed']`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from safetensors.torch import load_file
 
 from ..errors import ConfigError, InputError
 from ..io import read_json
-from . import bert_s, lstm_s
 from .common import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, Student
 
 log = logging.getLogger(__name__)
 
-_MODULES = {bert_s.KIND: bert_s, lstm_s.KIND: lstm_s}
+#: Student kind -> its module, imported on first use (BERT_S pulls in transformers, seconds a job need not pay).
+_MODULES = ("bert_s", "lstm_s")
+
+
+def _module(kind: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{kind}")
 
 __all__ = ["Student", "build_student", "load_student"]
 
@@ -46,7 +52,7 @@ def build_student(kind: str, settings: dict, n_classes: int, vocab_info: dict | 
         raise ConfigError("student", f"unknown student {kind!r}; choose one of {sorted(_MODULES)}")
     if int(n_classes) < 2:
         raise ConfigError("student", f"need at least 2 classes, got {n_classes}")
-    student = _MODULES[kind].build(settings, int(n_classes), dict(vocab_info or {}))
+    student = _module(kind).build(settings, int(n_classes), dict(vocab_info or {}))
     log.info(
         "built %s: %s; %d parameters, %d without embeddings, %d trainable",
         kind, {k: v for k, v in student.config.items() if k != "labels"},
@@ -68,7 +74,7 @@ def load_student(model_dir: str | Path, device: str | torch.device = "cpu") -> S
         raise InputError(config_path, f"unknown student kind {kind!r}")
     if version != FORMAT_VERSION:
         raise InputError(config_path, f"student format version {version}, this code reads {FORMAT_VERSION}")
-    student = _MODULES[kind].load(config, model_dir)
+    student = _module(kind).load(config, model_dir)
     weights = model_dir / WEIGHTS_FILE
     if not weights.exists():
         raise InputError(weights, "student weights missing")
