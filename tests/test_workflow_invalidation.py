@@ -65,6 +65,14 @@ CASES = {
         {"probe": {"layers": {"teacher": [2, 4]}}},
         {"probe": PROBES * 3, "merge_probes": 3},
     ),
+    "demo BERT pre-training (not the data, GPT-2 or word2vec)": (
+        {"demo": {"bert": {"pretrain_steps": 900}}},
+        {"demo_bert": 1, **downstream_of_teacher(3), "probe": PROBES * (3 * 3 + 1), "merge_probes": 3 * 3 + 1},
+    ),
+    "demo word2vec (LSTM_S only)": (
+        {"demo": {"word2vec": {"epochs": 5}}},
+        {"demo_word2vec": 1, **downstream_of_students(3)},
+    ),
     "logits batch size of one task": (
         {"tasks": {"cola": {"logits": {"batch_size": 32}}}},
         {"logits": 3, **downstream_of_students(2)},
