@@ -126,3 +126,17 @@ def gpt2_flops_per_token(model: GPT2LMHeadModel, context: int) -> float:
     cfg = model.config
     weights = param_count(model.transformer, skip=("wte", "wpe")) + model.lm_head.weight.numel()
     return 2.0 * weights + 4.0 * context * cfg.n_embd * cfg.n_layer
+
+
+def student_epoch_flops(model: torch.nn.Module, lengths: np.ndarray) -> float:
+    """Training FLOPs (forward + backward = 3 x forward) of one epoch over sentences of `lengths` real tokens, on
+    real tokens only: per token 2 x the weights a token passes through (LSTM_S: the BiLSTM's matrices; BERT_S: the
+    encoder's matrices) plus, for BERT_S, attention over the sentence's own tokens (4 x length x hidden per
+    layer). The per-sentence head is left out (a few thousand FLOPs)."""
+    tokens = float(np.sum(lengths))
+    if model.kind == "lstm_s":
+        return 3.0 * 2.0 * param_count(model.lstm, skip=("bias",)) * tokens
+    encoder = model.bert.encoder
+    hidden, layers = model.bert.config.hidden_size, model.bert.config.num_hidden_layers
+    attention = 4.0 * hidden * layers * float(np.sum(np.square(lengths.astype(np.float64))))
+    return 3.0 * (2.0 * param_count(encoder, skip=("bias", "LayerNorm")) * tokens + attention)
