@@ -42,7 +42,7 @@ CASES = {
         {"sample": 3, "logits": 3, **downstream_of_students(2)},
     ),
     "probe grid": (
-        {"probe": {"grid": {"hidden": [50, 100]}}},
+        {"probe": {"grid": {"hidden": [100]}}},
         {"probe": PROBES * 10, "merge_probes": 10},
     ),
     "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
