@@ -36,7 +36,8 @@ from .common import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, Student
 
 log = logging.getLogger(__name__)
 
-#: Student kind -> its module, imported on first use (BERT_S pulls in transformers, seconds a job need not pay).
+#: The student kinds; each is a module of this package, imported on first use (BERT_S pulls in transformers:
+#: seconds an LSTM_S job need not pay).
 _MODULES = ("bert_s", "lstm_s")
 
 
