@@ -656,11 +656,12 @@ def report(res: dict, args) -> str:
         f"- students: one epoch of `distil.TrainStep` over `distil.epoch_batches` (ids tokenised once beforehand, "
         f"as `distil` does) vs `anchors.on_the_fly_epoch` (shuffled batches tokenised and padded to {MAX_LENGTH} on "
         f"the fly); same model, loss and optimiser; {st['bert_s']['n']} (BERT_S) and {st['lstm_s']['n']} (LSTM_S) "
-        f"sentences, {st['bert_s']['threads']} torch thread(s) for both (`--student-threads`). The anchor runs BERT_S over all 128 positions (Hugging Face BERT with an attention mask) and "
-        "LSTM_S as d-bert's BiRNN does (sorted, packed sequences: no work on padding, but on a CPU autograd adds a "
-        "zero-filled gradient of the whole input projection at every time step); kdprobe's LSTM_S runs unpacked on "
-        "the CPU, each batch only as wide as its longest sentence, the backward direction reversed within each row "
-        "(the same numbers, `tests/test_students.py`).",
+        f"sentences, {st['bert_s']['threads']} torch thread(s) for both (`--student-threads`). The anchor runs "
+        "BERT_S over all 128 positions (Hugging Face BERT with an attention mask) and LSTM_S as d-bert's BiRNN does "
+        "(sorted, packed sequences through `nn.LSTM`: no work on padding, but on a CPU autograd adds a zero-filled "
+        "gradient of the whole input projection at every time step); kdprobe's LSTM_S runs `students.bilstm` on the "
+        "CPU (packed too, both directions in one product per step, a hand-written backward pass that skips the "
+        "frozen channel's input gradient; the same numbers as `nn.LSTM`, `tests/test_bilstm.py`).",
         "",
         "## Workflow",
         f"- dry run of the thesis config, all tasks (`snakemake -n` in a copy of the project, {dry['jobs']} jobs): "

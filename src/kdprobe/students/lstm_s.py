@@ -13,8 +13,8 @@ FC + ReLU + dropout -> linear to the classes.
   CONCATENATED per token (LSTM input = 2 x embedding width). Concatenation is what gives the thesis' ~2.41M
   parameters (input 600 -> BiLSTM 300); summing would give ~1.69M.
 - Padding is respected: the final states are those of each sentence's last real token (forward) and first token
-  (backward). On a GPU through packed sequences (cuDNN); on a CPU without packing, which computes the same (see
-  `_run_lstm_unpacked`) several times faster.
+  (backward). On a GPU through packed sequences (cuDNN); on a CPU through `bilstm.bilstm`, which computes the same
+  with no work on padding and a hand-written backward pass that skips the frozen channel.
 - `layer_states`: one layer, the BiLSTM per-token outputs (B, T, 2 x hidden), zeros at padded steps.
 - Size without embeddings at thesis sizes, 2 classes: multichannel 2,406,002; static / non-static 1,686,002.
 """
@@ -31,6 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..embeddings import build_vocab, load_word2vec
 from ..errors import ConfigError
+from .bilstm import bilstm
 from .common import (
     Student,
     WordInput,
@@ -69,16 +70,14 @@ class ChannelEmbedding(nn.Module):
             for emb in self.channels():
                 emb.weight.copy_(matrix)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def channel_vectors(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Each channel's (projected) vectors; the LSTM input is their concatenation."""
         vectors = [emb(input_ids) for emb in self.channels()]
-        if self.projection is not None:
-            vectors = [self.projection(v) for v in vectors]
+        return vectors if self.projection is None else [self.projection(v) for v in vectors]
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        vectors = self.channel_vectors(input_ids)
         return vectors[0] if len(vectors) == 1 else torch.cat(vectors, dim=-1)
-
-
-def _zeros(x: torch.Tensor, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
-    h = x.new_zeros((1, x.shape[0], hidden))
-    return h, h
 
 
 class LstmStudent(Student):
@@ -99,41 +98,15 @@ class LstmStudent(Student):
     def _run_lstm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, outputs: bool):
         lengths = attention_mask.sum(dim=1).clamp_min(1)
         if input_ids.device.type == "cpu":
-            return self._run_lstm_unpacked(input_ids, lengths, outputs)
+            longest = int(lengths.max())
+            states = bilstm(self.lstm, self.embed.channel_vectors(input_ids[:, :longest]), lengths, outputs)
+            return F.pad(states, (0, 0, 0, input_ids.shape[1] - longest)) if outputs else states
         lengths = lengths.to("cpu", torch.int64)
         packed = pack_padded_sequence(self.embed(input_ids), lengths, batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
         if outputs:
             return pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])[0]
         return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # last layer: forward final state, backward final state
-
-    def _run_lstm_unpacked(self, input_ids: torch.Tensor, lengths: torch.Tensor, outputs: bool):
-        """The packed BiLSTM's result without packing (CPU): packed sequences make autograd on the CPU add a
-        zero-filled gradient of the whole input projection at every time step (quadratic in the length), while a
-        padded batch runs in one pass. The forward direction reads the batch as it is (padding follows each row's
-        last token); the backward direction reads each row reversed within its length, so it too starts at a real
-        token and ends at the first; padding after a row's end never reaches the states read. Only the columns up
-        to the longest row are run."""
-        width = input_ids.shape[1]
-        longest = int(lengths.max())
-        x = self.embed(input_ids[:, :longest])
-        pos = torch.arange(longest, device=x.device)
-        real = pos[None, :] < lengths[:, None]
-        rev = torch.where(real, lengths[:, None] - 1 - pos[None, :], pos[None, :])  # reversed within each row
-        x_rev = x.gather(1, rev[:, :, None].expand_as(x))
-        lstm = self.lstm
-        forward = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
-        backward = [lstm.weight_ih_l0_reverse, lstm.weight_hh_l0_reverse, lstm.bias_ih_l0_reverse,
-                    lstm.bias_hh_l0_reverse]
-        state = _zeros(x, lstm.hidden_size)
-        fwd = torch.lstm(x, state, forward, True, 1, 0.0, self.training, False, True)[0]
-        bwd = torch.lstm(x_rev, state, backward, True, 1, 0.0, self.training, False, True)[0]
-        if not outputs:
-            last = (lengths - 1)[:, None, None].expand(-1, 1, fwd.shape[2])
-            return torch.cat([fwd.gather(1, last)[:, 0], bwd.gather(1, last)[:, 0]], dim=-1)
-        bwd = bwd.gather(1, rev[:, :, None].expand_as(bwd))  # back to reading order
-        states = torch.cat([fwd, bwd], dim=-1) * real[:, :, None]
-        return F.pad(states, (0, 0, 0, width - longest))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         final = self._run_lstm(input_ids, attention_mask, outputs=False)

@@ -1,0 +1,157 @@
+"""A one-layer bidirectional LSTM over right-padded batches on the CPU: packed, with a hand-written backward pass.
+
+It computes what `nn.LSTM` computes on packed sequences (each row's forward direction reads its tokens in order,
+its backward direction reads them in reverse from the row's last real token) and, like packing, does no work on
+padding: rows are sorted by length, and step s runs only the rows longer than s, both directions in one batched
+product (the forward direction at position s, the backward direction at position length-1-s of each row).
+Compared with oneDNN's fused LSTM on the padded batch it does fewer FLOPs:
+- the input projections of all tokens are one large product per direction, and so are the weight gradients after
+  the backward loop; no input gradient is formed for a channel that needs none (a frozen embedding table);
+- the backward pass reuses the saved gate activations (no autograd graph over the time steps).
+`tests/test_bilstm.py` compares it with `nn.LSTM` on packed sequences; `benchmarks/run.py` times it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+
+class Packing:
+    """Where the tokens of a right-padded batch with `lengths` go in step-major packed order: step s holds the
+    rows longer than s (longest first), `offsets[s]` is its first packed index and `counts[s]` its size."""
+
+    def __init__(self, lengths: torch.Tensor):
+        lengths = lengths.to(torch.int64)
+        self.sorted_lengths, self.order = torch.sort(lengths, descending=True, stable=True)
+        width = int(self.sorted_lengths[0])
+        steps = torch.arange(width, device=lengths.device)
+        counts = (self.sorted_lengths[None, :] > steps[:, None]).sum(1)
+        self.counts = counts.tolist()
+        self.offsets = [0, *torch.cumsum(counts, 0).tolist()]
+        rank = torch.cat([torch.arange(n, device=lengths.device) for n in self.counts])  # sorted row of each token
+        step = torch.repeat_interleave(steps, counts)
+        self.rows = self.order[rank]  # batch row of each packed token
+        self.positions = (step, self.sorted_lengths[rank] - 1 - step)  # the position each direction reads
+        self.last = torch.tensor(self.offsets[:-1], device=lengths.device)[self.sorted_lengths - 1] + torch.arange(
+            len(lengths), device=lengths.device)  # packed index of each sorted row's last step
+
+    def steps(self):
+        """(first packed index, rows) of each step, and the first packed index of the step before (None at 0)."""
+        before = None
+        for a, m in zip(self.offsets, self.counts):
+            yield a, m, before
+            before = a
+
+    def gather(self, channels: list[torch.Tensor]) -> torch.Tensor:
+        """(B, T, d_c) each -> (2, N, sum d_c): each direction's inputs in packed order, channels concatenated."""
+        return torch.stack([torch.cat([x[self.rows, pos] for x in channels], dim=1) for pos in self.positions])
+
+    def scatter(self, packed: torch.Tensor, shape) -> torch.Tensor:
+        """(2, N, d) -> (B, T, d): the sum of both directions' values at each token (zeros at padding)."""
+        out = packed.new_zeros(shape)
+        for values, pos in zip(packed, self.positions):
+            out.index_put_((self.rows, pos), values, accumulate=True)
+        return out
+
+
+class _BiLstm(torch.autograd.Function):
+    """(packing, w_ih (2, 4H, D), w_hh (2, 4H, H), bias (2, 4H), *channels (B, T, d_c)) -> states (2, N, H) of
+    the packed tokens."""
+
+    @staticmethod
+    def forward(ctx, packing: Packing, w_ih, w_hh, bias, *channels):
+        hidden = w_hh.shape[2]
+        inputs = packing.gather(list(channels))
+        n = inputs.shape[1]
+        # gates (2, N, 4H): the input projections of all tokens; each step adds h @ w_hh^T to its rows in a
+        # contiguous copy (batched products on strided views are slow), activates them and stores them back
+        gates = torch.baddbmm(bias[:, None, :], inputs, w_ih.transpose(1, 2))
+        cells = w_ih.new_empty(2, n, hidden)
+        states = w_ih.new_empty(2, n, hidden)
+        w_hh_t = w_hh.transpose(1, 2).contiguous()
+        for a, m, p in packing.steps():
+            if p is None:
+                g = gates[:, :m].contiguous()
+            else:
+                g = torch.baddbmm(gates[:, a : a + m], states[:, p : p + m], w_hh_t)
+            g[..., : 2 * hidden].sigmoid_()
+            g[..., 2 * hidden : 3 * hidden].tanh_()
+            g[..., 3 * hidden :].sigmoid_()
+            gates[:, a : a + m] = g
+            i, f, c_in, o = g.split(hidden, dim=-1)
+            c, h = cells[:, a : a + m], states[:, a : a + m]
+            torch.mul(i, c_in, out=c)
+            if p is not None:
+                c.addcmul_(f, cells[:, p : p + m])
+            torch.tanh(c, out=h)
+            h.mul_(o)
+        ctx.packing = packing
+        ctx.shapes = [x.shape for x in channels]
+        ctx.save_for_backward(w_ih, w_hh, gates, cells, states, inputs)
+        return states
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_states):
+        w_ih, w_hh, gates, cells, states, inputs = ctx.saved_tensors
+        packing = ctx.packing
+        n, hidden = states.shape[1:]
+        i, f, c_in, o = gates.split(hidden, dim=-1)
+        prev_cells, prev_states = torch.zeros_like(cells), torch.zeros_like(states)  # zero at a row's first step
+        for a, m, p in packing.steps():
+            if p is not None:
+                prev_cells[:, a : a + m] = cells[:, p : p + m]
+                prev_states[:, a : a + m] = states[:, p : p + m]
+        # d(gate pre-activations) = dc * [K_i, K_f, K_g] and dh * K_o, where dc += dh * o * (1 - tanh(c)^2)
+        tanh_cells = torch.tanh(cells)
+        factors = torch.rsub(gates, 1).mul_(gates)  # a * (1 - a): the sigmoid gates' derivatives
+        k_i, k_f, k_g, k_o = factors.split(hidden, dim=-1)
+        k_i.mul_(c_in)
+        k_f.mul_(prev_cells)
+        k_o.mul_(tanh_cells)
+        torch.mul(c_in, c_in, out=k_g).neg_().add_(1).mul_(i)
+        through_tanh = tanh_cells.mul_(tanh_cells).neg_().add_(1).mul_(o)
+        factors = factors.view(2, n, 4, hidden)
+        grad_gates = torch.empty_like(gates)
+        dh = grad_states.new_zeros(2, packing.counts[0], hidden)
+        dc = torch.zeros_like(dh)
+        for a, m, p in reversed(list(packing.steps())):
+            dh_s, dc_s = dh[:, :m], dc[:, :m]
+            dh_s += grad_states[:, a : a + m]
+            dc_s.addcmul_(dh_s, through_tanh[:, a : a + m])
+            dg = grad_states.new_empty(2, m, 4, hidden)  # contiguous, for the product below
+            torch.mul(factors[:, a : a + m, :3], dc_s[:, :, None, :], out=dg[:, :, :3])
+            torch.mul(factors[:, a : a + m, 3], dh_s, out=dg[:, :, 3])
+            dg = dg.view(2, m, 4 * hidden)
+            grad_gates[:, a : a + m] = dg
+            if p is not None:
+                dc_s.mul_(f[:, a : a + m])
+                dh_s.copy_(torch.bmm(dg, w_hh))
+        grad_w_hh = torch.bmm(grad_gates.transpose(1, 2), prev_states)
+        grad_w_ih = torch.bmm(grad_gates.transpose(1, 2), inputs)
+        grad_channels, start = [], 0
+        for shape, need in zip(ctx.shapes, ctx.needs_input_grad[4:]):
+            cols = slice(start, start + shape[2])
+            grad_channels.append(packing.scatter(torch.bmm(grad_gates, w_ih[:, :, cols]), shape) if need else None)
+            start += shape[2]
+        return None, grad_w_ih, grad_w_hh, grad_gates.sum(1), *grad_channels
+
+
+def bilstm(lstm: nn.LSTM, channels: list[torch.Tensor], lengths: torch.Tensor, per_token: bool) -> torch.Tensor:
+    """Run `lstm` (one layer, bidirectional, batch_first) over right-padded `channels` (B, T, d_c each, their
+    concatenation being the LSTM input) whose rows have `lengths` (1 <= length <= T). Returns the final states
+    (B, 2H: forward state at each row's last token, backward state at its first), or with `per_token` the states
+    of every position (B, T, 2H, zeros at padding)."""
+    packing = Packing(lengths)
+    w_ih = torch.stack([lstm.weight_ih_l0, lstm.weight_ih_l0_reverse])
+    w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse])
+    bias = torch.stack([lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse])
+    states = _BiLstm.apply(packing, w_ih, w_hh, bias, *channels)  # (2, N, H)
+    if per_token:
+        zeros = states.new_zeros(*channels[0].shape[:2], lstm.hidden_size)
+        return torch.cat([zeros.index_put((packing.rows, pos), values)
+                          for values, pos in zip(states, packing.positions)], dim=-1)
+    final = torch.cat([states[0, packing.last], states[1, packing.last]], dim=-1)  # sorted rows
+    return final[torch.argsort(packing.order)]
