@@ -73,6 +73,9 @@ def test_packing_layout():
     assert p.positions[0].tolist() == [0, 0, 0, 1, 1, 2, 3]
     assert p.positions[1].tolist() == [3, 1, 0, 2, 0, 1, 0]
     assert p.last.tolist() == [6, 4, 2]  # packed index of each sorted row's last step
+    assert p.previous[p.counts[0]:].tolist() == [0, 1, 3, 5]
+    values = torch.arange(7.0)[None, :, None].repeat(2, 1, 1)
+    assert p.before(values)[0, :, 0].tolist() == [0, 0, 0, 0, 1, 3, 5]
 
 
 def test_float32_matches_the_packed_lstm():

@@ -34,6 +34,9 @@ class Packing:
         step = torch.repeat_interleave(steps, counts)
         self.rows = self.order[rank]  # batch row of each packed token
         self.positions = (step, self.sorted_lengths[rank] - 1 - step)  # the position each direction reads
+        # packed index of each token's previous step (the same row one step earlier; itself at step 0, masked)
+        self.previous = torch.arange(self.offsets[-1], device=lengths.device) - torch.repeat_interleave(
+            torch.tensor([0, *self.counts[:-1]], device=lengths.device), counts)
         self.last = torch.tensor(self.offsets[:-1], device=lengths.device)[self.sorted_lengths - 1] + torch.arange(
             len(lengths), device=lengths.device)  # packed index of each sorted row's last step
 
@@ -48,11 +51,18 @@ class Packing:
         """(B, T, d_c) each -> (2, N, sum d_c): each direction's inputs in packed order, channels concatenated."""
         return torch.stack([torch.cat([x[self.rows, pos] for x in channels], dim=1) for pos in self.positions])
 
+    def before(self, packed: torch.Tensor) -> torch.Tensor:
+        """(2, N, d) -> (2, N, d): each token's value at the step before (zeros at a row's first step)."""
+        out = packed[:, self.previous]
+        out[:, : self.counts[0]] = 0
+        return out
+
     def scatter(self, packed: torch.Tensor, shape) -> torch.Tensor:
         """(2, N, d) -> (B, T, d): the sum of both directions' values at each token (zeros at padding)."""
         out = packed.new_zeros(shape)
+        flat = out.view(-1, shape[2])
         for values, pos in zip(packed, self.positions):
-            out.index_put_((self.rows, pos), values, accumulate=True)
+            flat.index_add_(0, self.rows * shape[1] + pos, values)
         return out
 
 
@@ -65,21 +75,22 @@ class _BiLstm(torch.autograd.Function):
         hidden = w_hh.shape[2]
         inputs = packing.gather(list(channels))
         n = inputs.shape[1]
-        # gates (2, N, 4H): the input projections of all tokens; each step adds h @ w_hh^T to its rows in a
-        # contiguous copy (batched products on strided views are slow), activates them and stores them back
-        gates = torch.baddbmm(bias[:, None, :], inputs, w_ih.transpose(1, 2))
+        # the input projections of all tokens (2, N, 4H); each step adds h @ w_hh^T to its rows into a new
+        # contiguous block (batched products on strided views are slow) and activates it
+        projected = torch.baddbmm(bias[:, None, :], inputs, w_ih.transpose(1, 2))
+        blocks = []
         cells = w_ih.new_empty(2, n, hidden)
         states = w_ih.new_empty(2, n, hidden)
         w_hh_t = w_hh.transpose(1, 2).contiguous()
         for a, m, p in packing.steps():
             if p is None:
-                g = gates[:, :m].contiguous()
+                g = projected[:, :m].contiguous()
             else:
-                g = torch.baddbmm(gates[:, a : a + m], states[:, p : p + m], w_hh_t)
+                g = torch.baddbmm(projected[:, a : a + m], states[:, p : p + m], w_hh_t)
             g[..., : 2 * hidden].sigmoid_()
             g[..., 2 * hidden : 3 * hidden].tanh_()
             g[..., 3 * hidden :].sigmoid_()
-            gates[:, a : a + m] = g
+            blocks.append(g)
             i, f, c_in, o = g.split(hidden, dim=-1)
             c, h = cells[:, a : a + m], states[:, a : a + m]
             torch.mul(i, c_in, out=c)
@@ -89,7 +100,7 @@ class _BiLstm(torch.autograd.Function):
             h.mul_(o)
         ctx.packing = packing
         ctx.shapes = [x.shape for x in channels]
-        ctx.save_for_backward(w_ih, w_hh, gates, cells, states, inputs)
+        ctx.save_for_backward(w_ih, w_hh, torch.cat(blocks, dim=1), cells, states, inputs)
         return states
 
     @staticmethod
@@ -99,11 +110,7 @@ class _BiLstm(torch.autograd.Function):
         packing = ctx.packing
         n, hidden = states.shape[1:]
         i, f, c_in, o = gates.split(hidden, dim=-1)
-        prev_cells, prev_states = torch.zeros_like(cells), torch.zeros_like(states)  # zero at a row's first step
-        for a, m, p in packing.steps():
-            if p is not None:
-                prev_cells[:, a : a + m] = cells[:, p : p + m]
-                prev_states[:, a : a + m] = states[:, p : p + m]
+        prev_cells, prev_states = packing.before(cells), packing.before(states)
         # d(gate pre-activations) = dc * [K_i, K_f, K_g] and dh * K_o, where dc += dh * o * (1 - tanh(c)^2)
         tanh_cells = torch.tanh(cells)
         factors = torch.rsub(gates, 1).mul_(gates)  # a * (1 - a): the sigmoid gates' derivatives
