@@ -74,33 +74,31 @@ class _BiLstm(torch.autograd.Function):
     def forward(ctx, packing: Packing, w_ih, w_hh, bias, *channels):
         hidden = w_hh.shape[2]
         inputs = packing.gather(list(channels))
-        n = inputs.shape[1]
-        # the input projections of all tokens (2, N, 4H); each step adds h @ w_hh^T to its rows into a new
-        # contiguous block (batched products on strided views are slow) and activates it
+        # the input projections of all tokens (2, N, 4H); step by step, h @ w_hh^T is added to a step's rows in
+        # new contiguous blocks (2, rows, .) of gates, cells and states (batched products on strided views are
+        # slow), concatenated in packed order at the end
         projected = torch.baddbmm(bias[:, None, :], inputs, w_ih.transpose(1, 2))
-        blocks = []
-        cells = w_ih.new_empty(2, n, hidden)
-        states = w_ih.new_empty(2, n, hidden)
+        gates, cells, states = [], [], []
         w_hh_t = w_hh.transpose(1, 2).contiguous()
         for a, m, p in packing.steps():
             if p is None:
                 g = projected[:, :m].contiguous()
             else:
-                g = torch.baddbmm(projected[:, a : a + m], states[:, p : p + m], w_hh_t)
+                g = torch.baddbmm(projected[:, a : a + m], states[-1][:, :m], w_hh_t)
             g[..., : 2 * hidden].sigmoid_()
             g[..., 2 * hidden : 3 * hidden].tanh_()
             g[..., 3 * hidden :].sigmoid_()
-            blocks.append(g)
             i, f, c_in, o = g.split(hidden, dim=-1)
-            c, h = cells[:, a : a + m], states[:, a : a + m]
-            torch.mul(i, c_in, out=c)
+            c = i * c_in
             if p is not None:
-                c.addcmul_(f, cells[:, p : p + m])
-            torch.tanh(c, out=h)
-            h.mul_(o)
+                c.addcmul_(f, cells[-1][:, :m])
+            gates.append(g)
+            cells.append(c)
+            states.append(torch.tanh(c).mul_(o))
+        gates, cells, states = (torch.cat(t, dim=1) for t in (gates, cells, states))
         ctx.packing = packing
         ctx.shapes = [x.shape for x in channels]
-        ctx.save_for_backward(w_ih, w_hh, torch.cat(blocks, dim=1), cells, states, inputs)
+        ctx.save_for_backward(w_ih, w_hh, gates, cells, states, inputs)
         return states
 
     @staticmethod
