@@ -119,21 +119,21 @@ class _BiLstm(torch.autograd.Function):
         torch.mul(c_in, c_in, out=k_g).neg_().add_(1).mul_(i)
         through_tanh = tanh_cells.mul_(tanh_cells).neg_().add_(1).mul_(o)
         factors = factors.view(2, n, 4, hidden)
-        grad_gates = torch.empty_like(gates)
+        blocks = []  # per step, contiguous (2, rows, 4H), for the product below
         dh = grad_states.new_zeros(2, packing.counts[0], hidden)
         dc = torch.zeros_like(dh)
         for a, m, p in reversed(list(packing.steps())):
             dh_s, dc_s = dh[:, :m], dc[:, :m]
             dh_s += grad_states[:, a : a + m]
             dc_s.addcmul_(dh_s, through_tanh[:, a : a + m])
-            dg = grad_states.new_empty(2, m, 4, hidden)  # contiguous, for the product below
+            dg = grad_states.new_empty(2, m, 4, hidden)
             torch.mul(factors[:, a : a + m, :3], dc_s[:, :, None, :], out=dg[:, :, :3])
             torch.mul(factors[:, a : a + m, 3], dh_s, out=dg[:, :, 3])
-            dg = dg.view(2, m, 4 * hidden)
-            grad_gates[:, a : a + m] = dg
+            blocks.append(dg.view(2, m, 4 * hidden))
             if p is not None:
                 dc_s.mul_(f[:, a : a + m])
-                dh_s.copy_(torch.bmm(dg, w_hh))
+                torch.bmm(blocks[-1], w_hh, out=dh_s)
+        grad_gates = torch.cat(blocks[::-1], dim=1)
         grad_w_hh = torch.bmm(grad_gates.transpose(1, 2), prev_states)
         grad_w_ih = torch.bmm(grad_gates.transpose(1, 2), inputs)
         grad_channels, start = [], 0
