@@ -30,15 +30,15 @@ class Packing:
         counts = (self.sorted_lengths[None, :] > steps[:, None]).sum(1)
         self.counts = counts.tolist()
         self.offsets = [0, *torch.cumsum(counts, 0).tolist()]
-        rank = torch.cat([torch.arange(n, device=lengths.device) for n in self.counts])  # sorted row of each token
-        step = torch.repeat_interleave(steps, counts)
-        self.rows = self.order[rank]  # batch row of each packed token
+        offsets = torch.tensor(self.offsets, device=lengths.device)
+        step = torch.repeat_interleave(steps, counts)  # step of each packed token
+        rank = torch.arange(self.offsets[-1], device=lengths.device) - offsets[step]  # its sorted row
+        self.rows = self.order[rank]  # its batch row
         self.positions = (step, self.sorted_lengths[rank] - 1 - step)  # the position each direction reads
-        # packed index of each token's previous step (the same row one step earlier; itself at step 0, masked)
-        self.previous = torch.arange(self.offsets[-1], device=lengths.device) - torch.repeat_interleave(
-            torch.tensor([0, *self.counts[:-1]], device=lengths.device), counts)
-        self.last = torch.tensor(self.offsets[:-1], device=lengths.device)[self.sorted_lengths - 1] + torch.arange(
-            len(lengths), device=lengths.device)  # packed index of each sorted row's last step
+        # packed index of each token's previous step (the same row one step earlier; meaningless at step 0)
+        self.previous = offsets[(step - 1).clamp_min(0)] + rank
+        # packed index of each sorted row's last step
+        self.last = offsets[self.sorted_lengths - 1] + torch.arange(len(lengths), device=lengths.device)
 
     def steps(self):
         """(first packed index, rows) of each step, and the first packed index of the step before (None at 0)."""

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..embeddings import build_vocab, load_word2vec
@@ -98,9 +97,7 @@ class LstmStudent(Student):
     def _run_lstm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, outputs: bool):
         lengths = attention_mask.sum(dim=1).clamp_min(1)
         if input_ids.device.type == "cpu":
-            longest = int(lengths.max())
-            states = bilstm(self.lstm, self.embed.channel_vectors(input_ids[:, :longest]), lengths, outputs)
-            return F.pad(states, (0, 0, 0, input_ids.shape[1] - longest)) if outputs else states
+            return bilstm(self.lstm, self.embed.channel_vectors(input_ids), lengths, outputs)
         lengths = lengths.to("cpu", torch.int64)
         packed = pack_padded_sequence(self.embed(input_ids), lengths, batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
