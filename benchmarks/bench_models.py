@@ -12,6 +12,7 @@ only into the end token's logit; the per-position values are solved for so that 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,19 @@ def realistic_sentences(corpus: list[str], n: int, seed: int, tail: float = 0.08
         k = 1 if rng.random() >= tail else min(12, 1 + int(rng.geometric(0.4)) + 1)
         out.append(" ".join(corpus[i] for i in rng.integers(len(corpus), size=k)))
     return out
+
+
+def english_sentences(n: int, seed: int) -> list[str]:
+    """`n` sentences of real English news (the Lee background corpus that ships with gensim's tests), shuffled:
+    a real vocabulary's mix of frequent and rare words, unlike the demo grammar's few hundred words."""
+    from gensim.test.utils import datapath
+
+    text = Path(datapath("lee_background.cor")).read_text(encoding="utf-8")
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split())) if s]
+    np.random.default_rng(seed).shuffle(sentences)
+    if len(sentences) < n:
+        raise ValueError(f"the Lee corpus has {len(sentences)} sentences, fewer than {n}")
+    return sentences[:n]
 
 
 def length_shaped_gpt2(tokenizer, seed: int = 0, calibration_rows: int = 16, max_length: int = 128) -> GPT2LMHeadModel:

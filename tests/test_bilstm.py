@@ -15,24 +15,31 @@ def reference(lstm, x, lengths, per_token):
     return torch.cat([h_n[-2], h_n[-1]], dim=-1)
 
 
-def make(widths, frozen, lengths, width, seed=0):
+def make(widths, frozen, lengths, width, seed=0, vocab=5):
+    """An LSTM, `vocab` words' vectors per channel, and a batch of word indices: with more tokens than words,
+    words repeat within and across rows (and padding reads words too)."""
     torch.manual_seed(seed)
     lstm = torch.nn.LSTM(sum(widths), 5, bidirectional=True, batch_first=True).double()
-    channels = [torch.randn(len(lengths), width, w, dtype=torch.float64, requires_grad=not f)
-                for w, f in zip(widths, frozen)]
-    return lstm, channels, torch.tensor(lengths)
+    vectors = [torch.randn(vocab, w, dtype=torch.float64, requires_grad=not f) for w, f in zip(widths, frozen)]
+    words = torch.randint(0, vocab, (len(lengths), width))
+    return lstm, vectors, words, torch.tensor(lengths)
+
+
+def lookup(vectors, words):
+    """The LSTM input the reference reads: each position's word vectors, channels concatenated."""
+    return torch.cat(vectors, dim=1)[words]
 
 
 @pytest.mark.parametrize("per_token", [False, True])
 @pytest.mark.parametrize("widths,frozen", [([3, 4], [True, False]), ([6], [False]), ([2, 3, 2], [False, True, False])])
 def test_equals_packed_lstm_values_and_gradients(per_token, widths, frozen):
     lengths = [7, 3, 1, 5, 7, 2, 3]
-    lstm, channels, lens = make(widths, frozen, lengths, width=9)  # two padding columns beyond the longest row
-    ours = bilstm(lstm, channels, lens, per_token)
-    ref = reference(lstm, torch.cat(channels, dim=-1), lens, per_token)
+    lstm, vectors, words, lens = make(widths, frozen, lengths, width=9)  # two padding columns beyond the longest
+    ours = bilstm(lstm, vectors, words, lens, per_token)
+    ref = reference(lstm, lookup(vectors, words), lens, per_token)
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     weight = torch.randn_like(ref)
-    wanted = list(lstm.parameters()) + [c for c in channels if c.requires_grad]
+    wanted = list(lstm.parameters()) + [v for v in vectors if v.requires_grad]
     ours_grad = torch.autograd.grad((ours * weight).sum(), wanted)
     ref_grad = torch.autograd.grad((ref * weight).sum(), wanted)
     for a, b in zip(ours_grad, ref_grad):
@@ -43,7 +50,7 @@ def test_equals_packed_lstm_values_and_gradients(per_token, widths, frozen):
 
 
 def test_gradcheck():
-    lstm, channels, lens = make([2, 3], [False, False], [4, 1, 3], width=4, seed=1)
+    lstm, vectors, words, lens = make([2, 3], [False, False], [4, 1, 3], width=4, seed=1, vocab=3)
     names = [n for n, _ in lstm.named_parameters()]
     params = [p for _, p in lstm.named_parameters()]
 
@@ -53,16 +60,16 @@ def test_gradcheck():
         for name, tensor in zip(names, tensors):
             delattr(proxy, name)
             setattr(proxy, name, tensor)
-        return bilstm(proxy, list(tensors[len(names):]), lens, True)
+        return bilstm(proxy, list(tensors[len(names):]), words, lens, True)
 
-    inputs = [p.detach().clone().requires_grad_() for p in params] + channels
+    inputs = [p.detach().clone().requires_grad_() for p in params] + vectors
     assert torch.autograd.gradcheck(functional, inputs, eps=1e-6, atol=1e-7)
 
 
 def test_a_frozen_channel_gets_no_gradient():
-    lstm, channels, lens = make([3, 4], [True, False], [2, 4], width=4)
-    bilstm(lstm, channels, lens, False).sum().backward()
-    assert channels[0].grad is None and channels[1].grad is not None
+    lstm, vectors, words, lens = make([3, 4], [True, False], [2, 4], width=4)
+    bilstm(lstm, vectors, words, lens, False).sum().backward()
+    assert vectors[0].grad is None and vectors[1].grad is not None
 
 
 def test_packing_layout():
@@ -76,12 +83,25 @@ def test_packing_layout():
     assert p.previous[p.counts[0]:].tolist() == [0, 1, 3, 5]
     values = torch.arange(7.0)[None, :, None].repeat(2, 1, 1)
     assert p.before(values)[0, :, 0].tolist() == [0, 0, 0, 0, 1, 3, 5]
+    words = torch.tensor([[10, 11, 99, 99], [20, 21, 22, 23], [30, 99, 99, 99]])
+    assert p.tokens(words).tolist() == [[20, 10, 30, 21, 11, 22, 23], [23, 11, 30, 22, 10, 21, 20]]
+
+
+def test_a_word_read_many_times_gets_the_sum_of_its_gradients():
+    """One distinct word read at every position: its vector's gradient is that of all the positions together."""
+    lstm, vectors, _, lens = make([3], [False], [4, 2], width=4, vocab=1)
+    words = torch.zeros(2, 4, dtype=torch.int64)
+    ours = torch.autograd.grad(bilstm(lstm, vectors, words, lens, False).sum(), vectors)[0]
+    per_position = vectors[0].detach().expand(2, 4, 3).clone().requires_grad_()
+    ref = torch.autograd.grad(reference(lstm, per_position, lens, False).sum(), per_position)[0]
+    torch.testing.assert_close(ours, ref.sum((0, 1))[None], rtol=1e-10, atol=1e-12)
 
 
 def test_float32_matches_the_packed_lstm():
     torch.manual_seed(3)
     lstm = torch.nn.LSTM(40, 30, bidirectional=True, batch_first=True)
     lens = torch.randint(1, 25, (16,))
-    x = [torch.randn(16, int(lens.max()), 20), torch.randn(16, int(lens.max()), 20, requires_grad=True)]
-    torch.testing.assert_close(bilstm(lstm, x, lens, False), reference(lstm, torch.cat(x, -1), lens, False),
-                               rtol=1e-5, atol=1e-6)
+    vectors = [torch.randn(300, 20), torch.randn(300, 20, requires_grad=True)]
+    words = torch.randint(0, 300, (16, int(lens.max())))
+    torch.testing.assert_close(bilstm(lstm, vectors, words, lens, False),
+                               reference(lstm, lookup(vectors, words), lens, False), rtol=1e-5, atol=1e-6)

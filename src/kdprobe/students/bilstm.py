@@ -4,9 +4,12 @@ It computes what `nn.LSTM` computes on packed sequences (each row's forward dire
 its backward direction reads them in reverse from the row's last real token) and, like packing, does no work on
 padding: rows are sorted by length, and step s runs only the rows longer than s, both directions in one batched
 product (the forward direction at position s, the backward direction at position length-1-s of each row).
-Compared with oneDNN's fused LSTM on the padded batch it does fewer FLOPs:
-- the input projections of all tokens are one large product per direction, and so are the weight gradients after
-  the backward loop; no input gradient is formed for a channel that needs none (a frozen embedding table);
+Its input is a vocabulary, not a sequence of vectors: the vectors of the batch's distinct words and, per position,
+the index of its word. The input-side products therefore run once per distinct word, not once per token: the
+input projections (forward), the input-weight gradient and the input gradients, the last formed only for channels
+that need one (not for a frozen embedding table). Of the rest:
+- the recurrent products run step by step on the rows still running; the recurrent-weight gradient is one large
+  product per direction after the backward loop;
 - the backward pass reuses the saved gate activations (no autograd graph over the time steps).
 `tests/test_bilstm.py` compares it with `nn.LSTM` on packed sequences; `benchmarks/run.py` times it.
 """
@@ -47,9 +50,9 @@ class Packing:
             yield a, m, before
             before = a
 
-    def gather(self, channels: list[torch.Tensor]) -> torch.Tensor:
-        """(B, T, d_c) each -> (2, N, sum d_c): each direction's inputs in packed order, channels concatenated."""
-        return torch.stack([torch.cat([x[self.rows, pos] for x in channels], dim=1) for pos in self.positions])
+    def tokens(self, words: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (2, N): what each direction reads at each packed token."""
+        return torch.stack([words[self.rows, pos] for pos in self.positions])
 
     def before(self, packed: torch.Tensor) -> torch.Tensor:
         """(2, N, d) -> (2, N, d): each token's value at the step before (zeros at a row's first step)."""
@@ -57,32 +60,25 @@ class Packing:
         out[:, : self.counts[0]] = 0
         return out
 
-    def scatter(self, packed: torch.Tensor, shape) -> torch.Tensor:
-        """(2, N, d) -> (B, T, d): the sum of both directions' values at each token (zeros at padding)."""
-        out = packed.new_zeros(shape)
-        flat = out.view(-1, shape[2])
-        for values, pos in zip(packed, self.positions):
-            flat.index_add_(0, self.rows * shape[1] + pos, values)
-        return out
-
 
 class _BiLstm(torch.autograd.Function):
-    """(packing, w_ih (2, 4H, D), w_hh (2, 4H, H), bias (2, 4H), *channels (B, T, d_c)) -> states (2, N, H) of
-    the packed tokens."""
+    """(packing, words (2, N), w_ih (2, 4H, D), w_hh (2, 4H, H), bias (2, 4H), *vectors (V, d_c)) -> states (2, N, H)
+    of the packed tokens, where `words` indexes the V rows of the concatenated `vectors` (D = sum d_c)."""
 
     @staticmethod
-    def forward(ctx, packing: Packing, w_ih, w_hh, bias, *channels):
+    def forward(ctx, packing: Packing, words, w_ih, w_hh, bias, *vectors):
         hidden = w_hh.shape[2]
-        inputs = packing.gather(list(channels))
-        # the input projections of all tokens (2, N, 4H); step by step, h @ w_hh^T is added to a step's rows in
-        # new contiguous blocks (2, rows, .) of gates, cells and states (batched products on strided views are
-        # slow), concatenated in packed order at the end
-        projected = torch.baddbmm(bias[:, None, :], inputs, w_ih.transpose(1, 2))
+        table = torch.cat(vectors, dim=1)
+        # input projections of each distinct word (2, V, 4H), then of each token (2, N, 4H); step by step,
+        # h @ w_hh^T is added to a step's rows in new contiguous blocks (2, rows, .) of gates, cells and states
+        # (batched products on strided views are slow), concatenated in packed order at the end
+        per_word = torch.baddbmm(bias[:, None, :], table.expand(2, *table.shape), w_ih.transpose(1, 2))
+        projected = per_word.view(-1, 4 * hidden)[_flat(words, table.shape[0])].view(2, -1, 4 * hidden)
         gates, cells, states = [], [], []
         w_hh_t = w_hh.transpose(1, 2).contiguous()
         for a, m, p in packing.steps():
             if p is None:
-                g = projected[:, :m].contiguous()
+                g = projected[:, :m]
             else:
                 g = torch.baddbmm(projected[:, a : a + m], states[-1][:, :m], w_hh_t)
             g[..., : 2 * hidden].sigmoid_()
@@ -97,14 +93,14 @@ class _BiLstm(torch.autograd.Function):
             states.append(torch.tanh(c).mul_(o))
         gates, cells, states = (torch.cat(t, dim=1) for t in (gates, cells, states))
         ctx.packing = packing
-        ctx.shapes = [x.shape for x in channels]
-        ctx.save_for_backward(w_ih, w_hh, gates, cells, states, inputs)
+        ctx.widths = [v.shape[1] for v in vectors]
+        ctx.save_for_backward(words, w_ih, w_hh, gates, cells, states, table)
         return states
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_states):
-        w_ih, w_hh, gates, cells, states, inputs = ctx.saved_tensors
+        words, w_ih, w_hh, gates, cells, states, table = ctx.saved_tensors
         packing = ctx.packing
         n, hidden = states.shape[1:]
         i, f, c_in, o = gates.split(hidden, dim=-1)
@@ -135,27 +131,40 @@ class _BiLstm(torch.autograd.Function):
                 torch.bmm(blocks[-1], w_hh, out=dh_s)
         grad_gates = torch.cat(blocks[::-1], dim=1)
         grad_w_hh = torch.bmm(grad_gates.transpose(1, 2), prev_states)
-        grad_w_ih = torch.bmm(grad_gates.transpose(1, 2), inputs)
-        grad_channels, start = [], 0
-        for shape, need in zip(ctx.shapes, ctx.needs_input_grad[4:]):
-            cols = slice(start, start + shape[2])
-            grad_channels.append(packing.scatter(torch.bmm(grad_gates, w_ih[:, :, cols]), shape) if need else None)
-            start += shape[2]
-        return None, grad_w_ih, grad_w_hh, grad_gates.sum(1), *grad_channels
+        # the gate gradients summed per distinct word (2, V, 4H): the input side needs nothing finer
+        vocab = table.shape[0]
+        per_word = grad_gates.new_zeros(2 * vocab, 4 * hidden).index_add_(0, _flat(words, vocab),
+                                                                          grad_gates.view(-1, 4 * hidden))
+        per_word = per_word.view(2, vocab, 4 * hidden)
+        grad_w_ih = torch.bmm(per_word.transpose(1, 2), table.expand(2, *table.shape))
+        both = per_word.transpose(0, 1).reshape(vocab, 8 * hidden)  # both directions side by side
+        grad_vectors, start = [], 0
+        for width, need in zip(ctx.widths, ctx.needs_input_grad[5:]):
+            cols = w_ih[:, :, start : start + width].reshape(8 * hidden, width)
+            grad_vectors.append(both @ cols if need else None)
+            start += width
+        return None, None, grad_w_ih, grad_w_hh, per_word.sum(1), *grad_vectors
 
 
-def bilstm(lstm: nn.LSTM, channels: list[torch.Tensor], lengths: torch.Tensor, per_token: bool) -> torch.Tensor:
-    """Run `lstm` (one layer, bidirectional, batch_first) over right-padded `channels` (B, T, d_c each, their
-    concatenation being the LSTM input) whose rows have `lengths` (1 <= length <= T). Returns the final states
-    (B, 2H: forward state at each row's last token, backward state at its first), or with `per_token` the states
-    of every position (B, T, 2H, zeros at padding)."""
+def _flat(words: torch.Tensor, vocab: int) -> torch.Tensor:
+    """(2, N) word indices -> (2N,) row indices into a (2 * vocab, .) view of per-direction, per-word rows."""
+    return (words + torch.tensor([[0], [vocab]], device=words.device)).view(-1)
+
+
+def bilstm(lstm: nn.LSTM, vectors: list[torch.Tensor], words: torch.Tensor, lengths: torch.Tensor,
+           per_token: bool) -> torch.Tensor:
+    """Run `lstm` (one layer, bidirectional, batch_first) over a right-padded batch whose position (b, t) reads
+    word `words[b, t]`, rows having `lengths` (1 <= length <= T). `vectors` are the channels of the words'
+    vectors (V, d_c each, their concatenation being the LSTM input). Returns the final states (B, 2H: forward
+    state at each row's last token, backward state at its first), or with `per_token` the states of every
+    position (B, T, 2H, zeros at padding)."""
     packing = Packing(lengths)
     w_ih = torch.stack([lstm.weight_ih_l0, lstm.weight_ih_l0_reverse])
     w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse])
     bias = torch.stack([lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse])
-    states = _BiLstm.apply(packing, w_ih, w_hh, bias, *channels)  # (2, N, H)
+    states = _BiLstm.apply(packing, packing.tokens(words), w_ih, w_hh, bias, *vectors)  # (2, N, H)
     if per_token:
-        zeros = states.new_zeros(*channels[0].shape[:2], lstm.hidden_size)
+        zeros = states.new_zeros(*words.shape, lstm.hidden_size)
         return torch.cat([zeros.index_put((packing.rows, pos), values)
                           for values, pos in zip(states, packing.positions)], dim=-1)
     final = torch.cat([states[0, packing.last], states[1, packing.last]], dim=-1)  # sorted rows

@@ -14,7 +14,8 @@ FC + ReLU + dropout -> linear to the classes.
   parameters (input 600 -> BiLSTM 300); summing would give ~1.69M.
 - Padding is respected: the final states are those of each sentence's last real token (forward) and first token
   (backward). On a GPU through packed sequences (cuDNN); on a CPU through `bilstm.bilstm`, which computes the same
-  with no work on padding and a hand-written backward pass that skips the frozen channel.
+  with no work on padding, the input-side products once per distinct word of the batch, and a hand-written
+  backward pass that skips the frozen channel.
 - `layer_states`: one layer, the BiLSTM per-token outputs (B, T, 2 x hidden), zeros at padded steps.
 - Size without embeddings at thesis sizes, 2 classes: multichannel 2,406,002; static / non-static 1,686,002.
 """
@@ -97,7 +98,8 @@ class LstmStudent(Student):
     def _run_lstm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, outputs: bool):
         lengths = attention_mask.sum(dim=1).clamp_min(1)
         if input_ids.device.type == "cpu":
-            return bilstm(self.lstm, self.embed.channel_vectors(input_ids), lengths, outputs)
+            words, positions = torch.unique(input_ids, return_inverse=True)
+            return bilstm(self.lstm, self.embed.channel_vectors(words), positions, lengths, outputs)
         lengths = lengths.to("cpu", torch.int64)
         packed = pack_padded_sequence(self.embed(input_ids), lengths, batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
