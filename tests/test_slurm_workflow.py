@@ -454,6 +454,9 @@ def resumed(uninterrupted, tmp_path_factory):
     assert left, "nothing was running when Snakemake was killed"
     # What finished (by Snakemake's account) and what was seeded: their files, with mtimes, before the rerun.
     kept = mtimes(workdir, [*outputs_before, "resources"])
+    # Every output of the killed run present now: a job that Snakemake saw finish in the instant before SIGKILL
+    # has complete outputs (no incomplete marker) but may lack its "Finished" log line.
+    present = mtimes(workdir, [o for job in jobs_before.values() for o in job["outputs"] if (workdir / o).exists()])
 
     # 3. unlock and rerun the same command
     proc_unlock = subprocess.run(snakemake_cmd(TARGET, "--unlock"), cwd=workdir, env=job_env(), check=False,
@@ -466,7 +469,7 @@ def resumed(uninterrupted, tmp_path_factory):
           f"finished before the kill: {sorted(jobs_before[j]['rule'] for j in done_before)}; "
           f"cancelled: {sorted(left.values())}")
     assert rc == 0 and "steps (100%) done" in rerun, f"rerun failed ({rc}):\n{rerun[-8000:]}"
-    return {"workdir": workdir, "killed": killed, "rerun": rerun, "kept": kept, "left": left,
+    return {"workdir": workdir, "killed": killed, "rerun": rerun, "kept": kept, "left": left, "present": present,
             "done_before": done_before, "jobs_before": jobs_before, "rerun_watch": rerun_watch}
 
 
@@ -475,13 +478,25 @@ def test_resume_after_sigkill_redoes_only_unfinished_work(resumed):
     jobs_before, done_before = resumed["jobs_before"], resumed["done_before"]
     done_rules = Counter(jobs_before[j]["rule"] for j in done_before)
     assert done_rules["teacher"] == 1, done_rules
+    # Jobs that finished as Snakemake was killed, before it logged them: all outputs there after the kill, and the
+    # rerun did not redo them. Only a job running at the kill can be one (at most one per cancelled job).
+    redone = {o for job in scheduled(rerun).values() for o in job["outputs"]}
+    unlogged = [j for j, job in jobs_before.items()
+                if j not in done_before and job["outputs"] and not redone & set(job["outputs"])
+                and all(o.rstrip("/") in resumed["present"] for o in job["outputs"])]
+    assert len(unlogged) <= len(resumed["left"]), unlogged
+    assert {jobs_before[j]["rule"] for j in unlogged} <= set(resumed["left"].values()), (unlogged, resumed["left"])
     # The rerun planned exactly what the killed run had planned minus what it had finished; the seeded data
     # preparation was not planned by either.
+    finished_rules = done_rules + Counter(jobs_before[j]["rule"] for j in unlogged)
     planned_before, planned_rerun = job_stats(killed), job_stats(rerun)
-    assert planned_rerun == planned_before - done_rules, (planned_before, done_rules, planned_rerun)
+    assert planned_rerun == planned_before - finished_rules, (planned_before, finished_rules, planned_rerun)
     assert not {"demo_data", "demo_bert", "prepare_data", "teacher"} & set(planned_rerun), planned_rerun
     # Jobs running at the kill were redone (rerun-incomplete), finished outputs untouched (same mtime).
     assert mtimes(workdir, resumed["kept"]) == resumed["kept"]
+    outputs = [o.rstrip("/") for j in unlogged for o in jobs_before[j]["outputs"]]
+    assert mtimes(workdir, outputs) == {k: v for k, v in resumed["present"].items()
+                                        if any(k == o or k.startswith(o + "/") for o in outputs)}
     # The rerun submitted only new SLURM jobs, none of the cancelled ones is reused, and its caps held too.
     ids = {s for _, s in submissions(rerun)}
     assert ids and not ids & set(resumed["left"])
