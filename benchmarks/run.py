@@ -275,7 +275,7 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
     return {"kdprobe": len(sentences) / median(kd), "anchor": len(sentences) / median(an), "n": len(sentences),
             "flops_per_s": {"kdprobe": flops / median(kd), "anchor": flops / median(an)},
             "batch": batch_size, "threads": threads, "speedup": median([a / k for k, a in zip(kd, an)]),
-            "vocab": int(getattr(model.inputs, "vocab_size", 0)), "mean_tokens": float(ids.lengths.mean()),
+            "vocab": model.inputs.vocab_size, "mean_tokens": float(ids.lengths.mean()),
             "distinct_share": float(distinct),
             "runs": {"kdprobe_s": kd, "anchor_s": an}}
 

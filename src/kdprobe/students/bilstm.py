@@ -72,8 +72,11 @@ class _BiLstm(torch.autograd.Function):
         # input projections of each distinct word (2, V, 4H), then of each token (2, N, 4H); step by step,
         # h @ w_hh^T is added to a step's rows in new contiguous blocks (2, rows, .) of gates, cells and states
         # (batched products on strided views are slow), concatenated in packed order at the end
+        vocab = table.shape[0]
         per_word = torch.baddbmm(bias[:, None, :], table.expand(2, *table.shape), w_ih.transpose(1, 2))
-        projected = per_word.view(-1, 4 * hidden)[_flat(words, table.shape[0])].view(2, -1, 4 * hidden)
+        # each token's row in the (2 * vocab, 4H) view of per-direction, per-word rows
+        rows = (words + torch.tensor([[0], [vocab]], device=words.device)).view(-1)
+        projected = per_word.view(-1, 4 * hidden)[rows].view(2, -1, 4 * hidden)
         gates, cells, states = [], [], []
         w_hh_t = w_hh.transpose(1, 2).contiguous()
         for a, m, p in packing.steps():
@@ -94,13 +97,13 @@ class _BiLstm(torch.autograd.Function):
         gates, cells, states = (torch.cat(t, dim=1) for t in (gates, cells, states))
         ctx.packing = packing
         ctx.widths = [v.shape[1] for v in vectors]
-        ctx.save_for_backward(words, w_ih, w_hh, gates, cells, states, table)
+        ctx.save_for_backward(rows, w_ih, w_hh, gates, cells, states, table)
         return states
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_states):
-        words, w_ih, w_hh, gates, cells, states, table = ctx.saved_tensors
+        rows, w_ih, w_hh, gates, cells, states, table = ctx.saved_tensors
         packing = ctx.packing
         n, hidden = states.shape[1:]
         i, f, c_in, o = gates.split(hidden, dim=-1)
@@ -133,8 +136,7 @@ class _BiLstm(torch.autograd.Function):
         grad_w_hh = torch.bmm(grad_gates.transpose(1, 2), prev_states)
         # the gate gradients summed per distinct word (2, V, 4H): the input side needs nothing finer
         vocab = table.shape[0]
-        per_word = grad_gates.new_zeros(2 * vocab, 4 * hidden).index_add_(0, _flat(words, vocab),
-                                                                          grad_gates.view(-1, 4 * hidden))
+        per_word = grad_gates.new_zeros(2 * vocab, 4 * hidden).index_add_(0, rows, grad_gates.view(-1, 4 * hidden))
         per_word = per_word.view(2, vocab, 4 * hidden)
         grad_w_ih = torch.bmm(per_word.transpose(1, 2), table.expand(2, *table.shape))
         both = per_word.transpose(0, 1).reshape(vocab, 8 * hidden)  # both directions side by side
@@ -144,11 +146,6 @@ class _BiLstm(torch.autograd.Function):
             grad_vectors.append(both @ cols if need else None)
             start += width
         return None, None, grad_w_ih, grad_w_hh, per_word.sum(1), *grad_vectors
-
-
-def _flat(words: torch.Tensor, vocab: int) -> torch.Tensor:
-    """(2, N) word indices -> (2N,) row indices into a (2 * vocab, .) view of per-direction, per-word rows."""
-    return (words + torch.tensor([[0], [vocab]], device=words.device)).view(-1)
 
 
 def bilstm(lstm: nn.LSTM, vectors: list[torch.Tensor], words: torch.Tensor, lengths: torch.Tensor,
