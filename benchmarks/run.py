@@ -44,12 +44,14 @@ import yaml  # noqa: E402
 
 import anchors  # noqa: E402
 import bench_models as bm  # noqa: E402
+from kdprobe import batching as kd_batching  # noqa: E402
 from kdprobe import distil as kd_distil  # noqa: E402
 from kdprobe import logits as kd_logits  # noqa: E402
 from kdprobe import runtime  # noqa: E402
 from kdprobe import sampling as kd_sampling  # noqa: E402
 from kdprobe.schedule import linear_warmup_decay  # noqa: E402
 from kdprobe.students import build_student  # noqa: E402
+from kdprobe.training import OptimStep  # noqa: E402
 
 THESIS = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
@@ -246,21 +248,21 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
         # kdprobe: tokenised once (outside the epoch, as distil does before its first epoch), length-grouped batches
         model, params, optimizer = fresh()
         if model.reads_teacher_ids:
-            ids = kd_distil.PackedIds([model.fit_teacher_ids(np.asarray(x)) for x in
+            ids = kd_batching.PackedIds([model.fit_teacher_ids(np.asarray(x)) for x in
                                        model.inputs.tokenizer(sentences, truncation=True,
                                                               max_length=MAX_LENGTH)["input_ids"]])
         else:
-            ids = kd_distil.PackedIds([np.asarray(x, np.int32) for x in model.tokenize(sentences)])
-        batches = kd_distil.epoch_batches(ids.lengths, batch_size, seed=r, epoch=0)
+            ids = kd_batching.PackedIds([np.asarray(x, np.int32) for x in model.tokenize(sentences)])
+        batches = kd_batching.epoch_batches(ids.lengths, batch_size, seed=r, epoch=0)
         flops = bm.student_epoch_flops(model, ids.lengths)
         distinct = sum(len(np.unique(np.concatenate(ids.batch(idx)))) for idx in batches) / ids.lengths.sum()
         scheduler = linear_warmup_decay(optimizer, 0, len(batches))
-        step = kd_distil.TrainStep(model, optimizer, scheduler, params, settings["loss"],
-                                   float(settings["temperature"]), float(settings["clip_norm"]), torch.device("cpu"),
-                                   settings)
+        step = OptimStep(optimizer, scheduler, params, float(settings["clip_norm"]))
+        loss = kd_distil.DistilLoss(model, ids, teacher_logits, settings["loss"], float(settings["temperature"]),
+                                    str(settings.get("mse_reduction", "sum")), torch.device("cpu"), settings)
         t = time.perf_counter()
         for idx in batches:
-            step(ids, idx, teacher_logits)
+            step(loss(idx))
         kd.append(time.perf_counter() - t)
         # the thesis: tokenise and pad to 128 on the fly, every batch of every epoch
         model, params, optimizer = fresh()
@@ -658,7 +660,8 @@ def report(res: dict, args) -> str:
         "longest, run side by side on one lane per core (`runtime.Lanes`), parquet written; model loading included) "
         f"vs `anchors.padded_logits` (each batch of {lg['batch']} tokenised and padded to {MAX_LENGTH}, one process "
         f"on torch's own threads, as the thesis ran it); {lg['n']} sentences.",
-        f"- students: one epoch of `distil.TrainStep` over `distil.epoch_batches` (ids tokenised once beforehand, "
+        f"- students: one epoch of `training.OptimStep` on `distil.DistilLoss` over `batching.epoch_batches` (ids "
+        f"tokenised once beforehand, "
         f"as `distil` does) vs `anchors.on_the_fly_epoch` (shuffled batches tokenised and padded to {MAX_LENGTH} on "
         f"the fly); same model, loss and optimiser; {st['bert_s']['n']} (BERT_S) and {st['lstm_s']['n']} (LSTM_S) "
         f"sentences, {st['bert_s']['threads']} torch thread(s) for both (`--student-threads`). The anchor runs "

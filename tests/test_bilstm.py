@@ -8,18 +8,30 @@ from kdprobe.students.bilstm import Packing, bilstm
 
 
 def reference(lstm, x, lengths, per_token):
+    """`nn.LSTM` on packed sequences: the last layer's final states, or every layer's per-token states (a stack
+    of the first l layers gives layer l's outputs)."""
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    out, (h_n, _) = lstm(packed)
-    if per_token:
-        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
-    return torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    if not per_token:
+        _, (h_n, _) = lstm(packed)
+        return torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    outputs = []
+    for depth in range(1, lstm.num_layers + 1):
+        lower = torch.nn.LSTM(lstm.input_size, lstm.hidden_size, num_layers=depth, bidirectional=True,
+                              batch_first=True, dropout=lstm.dropout if depth > 1 else 0.0).to(x.dtype)
+        for name in [n for n, _ in lower.named_parameters()]:
+            delattr(lower, name)
+            setattr(lower, name, getattr(lstm, name))  # the same tensors: gradients reach `lstm`
+        lower.train(lstm.training)
+        outputs.append(pad_packed_sequence(lower(packed)[0], batch_first=True, total_length=x.shape[1])[0])
+    return outputs
 
 
-def make(widths, frozen, lengths, width, seed=0, vocab=5):
+def make(widths, frozen, lengths, width, seed=0, vocab=5, layers=1, dropout=0.0):
     """An LSTM, `vocab` words' vectors per channel, and a batch of word indices: with more tokens than words,
     words repeat within and across rows (and padding reads words too)."""
     torch.manual_seed(seed)
-    lstm = torch.nn.LSTM(sum(widths), 5, bidirectional=True, batch_first=True).double()
+    lstm = torch.nn.LSTM(sum(widths), 5, num_layers=layers, bidirectional=True, batch_first=True,
+                         dropout=dropout).double()
     vectors = [torch.randn(vocab, w, dtype=torch.float64, requires_grad=not f) for w, f in zip(widths, frozen)]
     words = torch.randint(0, vocab, (len(lengths), width))
     return lstm, vectors, words, torch.tensor(lengths)
@@ -30,37 +42,63 @@ def lookup(vectors, words):
     return torch.cat(vectors, dim=1)[words]
 
 
+def weighted_sum(outputs, weights):
+    return sum((o * w).sum() for o, w in zip(outputs, weights))
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("per_token", [False, True])
 @pytest.mark.parametrize("widths,frozen", [([3, 4], [True, False]), ([6], [False]), ([2, 3, 2], [False, True, False])])
-def test_equals_packed_lstm_values_and_gradients(per_token, widths, frozen):
+def test_equals_packed_lstm_values_and_gradients(per_token, widths, frozen, layers):
     lengths = [7, 3, 1, 5, 7, 2, 3]
-    lstm, vectors, words, lens = make(widths, frozen, lengths, width=9)  # two padding columns beyond the longest
+    lstm, vectors, words, lens = make(widths, frozen, lengths, width=9, layers=layers)  # 2 columns of padding
     ours = bilstm(lstm, vectors, words, lens, per_token)
     ref = reference(lstm, lookup(vectors, words), lens, per_token)
-    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
-    weight = torch.randn_like(ref)
+    ours, ref = (ours, ref) if per_token else ([ours], [ref])
+    assert len(ours) == len(ref) == (layers if per_token else 1)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    weights = [torch.randn_like(r) for r in ref]
     wanted = list(lstm.parameters()) + [v for v in vectors if v.requires_grad]
-    ours_grad = torch.autograd.grad((ours * weight).sum(), wanted)
-    ref_grad = torch.autograd.grad((ref * weight).sum(), wanted)
+    ours_grad = torch.autograd.grad(weighted_sum(ours, weights), wanted)
+    ref_grad = torch.autograd.grad(weighted_sum(ref, weights), wanted)
     for a, b in zip(ours_grad, ref_grad):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     if per_token:
         pad = torch.arange(9)[None, :] >= lens[:, None]
-        assert not ours[pad].any()
+        assert not any(o[pad].any() for o in ours)
 
 
-def test_gradcheck():
-    lstm, vectors, words, lens = make([2, 3], [False, False], [4, 1, 3], width=4, seed=1, vocab=3)
+def test_dropout_between_layers_as_nn_lstm():
+    """Dropout 1 zeroes what layer 2 reads (deterministically, so comparable with `nn.LSTM`): layer 2 then sees
+    only zeros, layer 1 still reads the words; in eval mode no dropout applies."""
+    lstm, vectors, words, lens = make([4], [False], [5, 2, 4], width=5, layers=2, dropout=1.0)
+    x = lookup(vectors, words)
+    for training in (True, False):
+        lstm.train(training)
+        for per_token in (False, True):
+            ours, ref = bilstm(lstm, vectors, words, lens, per_token), reference(lstm, x, lens, per_token)
+            for a, b in zip(ours if per_token else [ours], ref if per_token else [ref]):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    lstm.train()
+    words_changed = torch.randint(0, 5, words.shape)  # other words change layer 1 but not layer 2 (zero input)
+    first, second = bilstm(lstm, vectors, words, lens, True), bilstm(lstm, vectors, words_changed, lens, True)
+    assert not torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gradcheck(layers):
+    lstm, vectors, words, lens = make([2, 3], [False, False], [4, 1, 3], width=4, seed=1, vocab=3, layers=layers)
     names = [n for n, _ in lstm.named_parameters()]
     params = [p for _, p in lstm.named_parameters()]
 
     def functional(*tensors):
         """The LSTM's weights as plain inputs, so that gradcheck perturbs them too."""
-        proxy = torch.nn.LSTM(5, 5, bidirectional=True, batch_first=True).double()
+        proxy = torch.nn.LSTM(5, 5, num_layers=layers, bidirectional=True, batch_first=True).double()
         for name, tensor in zip(names, tensors):
             delattr(proxy, name)
             setattr(proxy, name, tensor)
-        return bilstm(proxy, list(tensors[len(names):]), words, lens, True)
+        return tuple(bilstm(proxy, list(tensors[len(names):]), words, lens, True))
 
     inputs = [p.detach().clone().requires_grad_() for p in params] + vectors
     assert torch.autograd.gradcheck(functional, inputs, eps=1e-6, atol=1e-7)
@@ -80,6 +118,11 @@ def test_packing_layout():
     assert p.positions[0].tolist() == [0, 0, 0, 1, 1, 2, 3]
     assert p.positions[1].tolist() == [3, 1, 0, 2, 0, 1, 0]
     assert p.last.tolist() == [6, 4, 2]  # packed index of each sorted row's last step
+    # the same (row, position) in the backward direction's packed order, e.g. token 0 (row 1, position 0) is
+    # read by the backward direction at its last step (packed index 6)
+    assert p.mirror.tolist() == [6, 4, 2, 5, 1, 3, 0]
+    assert [(p.rows[i].item(), p.positions[1][i].item()) for i in p.mirror] == list(zip(
+        p.rows.tolist(), p.positions[0].tolist()))
     assert p.previous[p.counts[0]:].tolist() == [0, 1, 3, 5]
     values = torch.arange(7.0)[None, :, None].repeat(2, 1, 1)
     assert p.before(values)[0, :, 0].tolist() == [0, 0, 0, 0, 1, 3, 5]

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from kdprobe.data import (Example, normalise, prepare_task, read_cola, read_labels, read_rasa_md, read_split,
-                          read_sst2, read_tsv, stratified_split, strip_entities)
+                          read_sst2, read_tsv, split_size, stratified_split)
 from kdprobe.errors import ConfigError, InputError
+from kdprobe.rasa import strip_entities
 
 RAW = Path(__file__).parent / "fixtures" / "raw"
 
@@ -33,7 +34,8 @@ def test_bom_and_crlf_are_tolerated():
 def test_read_sst2_strips_glue_trailing_space():
     examples = read_sst2(RAW / "sst2" / "train.tsv")
     assert len(examples) == 5
-    assert examples[0] == Example("hide new secretions from the parental units", "0", 2)
+    path = str(RAW / "sst2" / "train.tsv")
+    assert examples[0] == Example("hide new secretions from the parental units", "0", 2, path)
 
 
 def test_strip_entities_all_markup_styles():
@@ -124,7 +126,7 @@ def test_split_asking_too_much_of_a_class(tmp_path):
     path = tmp_path / "nlu.tsv"
     path.write_text("a\tbig\nb\tbig\nc\tbig\nd\tbig\ne\tbig\nf\tbig\ng\tsmall\n")
     source = {"format": "tsv", "train": str(path), "split": {"test": 4, "dev": 1, "seed": 0}}
-    with pytest.raises(InputError, match=r"nlu.tsv: split asks for 1 examples of label 'small'"):
+    with pytest.raises(InputError, match=r"nlu.tsv: 1 labels have fewer than 3 examples.*: 'small' \(1\)"):
         prepare_task("sara", source, tmp_path / "out")
 
 
@@ -187,3 +189,128 @@ def test_written_splits_round_trip_awkward_sentences(tmp_path):
     prepare_task("t", source, tmp_path / "out")
     frame = read_split(tmp_path / "out" / "train.tsv")
     assert list(frame.sentence[:5]) == awkward and set(frame.label) == {"x", "y"}
+
+
+# ------------------------------------------------------------------------------------- split sizes and rules --
+
+def _tsv(path: Path, counts: dict[str, int]) -> Path:
+    path.write_text("".join(f"{lab} example {i}\t{lab}\n" for lab, n in counts.items() for i in range(n)))
+    return path
+
+
+@pytest.mark.parametrize("value, n_read, expected", [(1000, 4800, 1000), (0.2, 4800, 960), (0.25, 10, 3),
+                                                     (0.2, 3, 1), (2.0, 50, 2)])
+def test_split_size_counts_and_fractions(value, n_read, expected):
+    assert split_size(value, n_read, "k") == expected  # a fraction of the examples read, rounded half up
+
+
+@pytest.mark.parametrize("value", [0, -3, 1.5, True, "0.2", 0.001])
+def test_split_size_refuses_what_is_neither(value):
+    with pytest.raises(ConfigError, match="tasks.x.data.split.test"):
+        split_size(value, 100, "tasks.x.data.split.test")
+
+
+@pytest.mark.parametrize("split", [{"test": 1000, "dev": 1000}, {"test": 0.2083, "dev": 0.2083}])
+def test_thesis_proportions_as_counts_or_as_fractions_of_the_whole(tmp_path, split):
+    """The thesis: 4,800 examples -> 1,000 test, then 1,000 dev out of the other 3,800, 2,800 train. A dev
+    fraction is of all the examples read, not of what test left (1,000 / 4,800, not 1,000 / 3,800)."""
+    counts = {f"intent{i:02d}": 53 + 2 * i for i in range(48)}  # 4,800 examples, 53..147 per intent
+    assert sum(counts.values()) == 4800
+    source = {"format": "tsv", "train": str(_tsv(tmp_path / "nlu.tsv", counts)), "split": {**split, "seed": 42}}
+    summary = prepare_task("sara", source, tmp_path / "out")
+    assert summary["sizes"] == {"train": 2800, "dev": 1000, "test": 1000}
+    for name, share in (("train", 2800 / 4800), ("dev", 1000 / 4800), ("test", 1000 / 4800)):
+        for label, n in summary["distribution"][name].items():  # stratified: within one of the exact share
+            assert abs(n - counts[label] * share) <= 1, (name, label)
+
+
+def test_fractions_of_the_whole_leave_the_rest_for_training(tmp_path):
+    source = {"format": "tsv", "train": str(_tsv(tmp_path / "nlu.tsv", {"a": 24, "b": 16})),
+              "split": {"test": 0.25, "dev": 0.25, "seed": 0}}
+    assert prepare_task("t", source, tmp_path / "out")["sizes"] == {"train": 20, "dev": 10, "test": 10}
+
+
+def test_splits_that_leave_no_training_data_are_refused(tmp_path):
+    source = {"format": "tsv", "train": str(_tsv(tmp_path / "nlu.tsv", {"a": 24, "b": 16})),
+              "split": {"test": 0.5, "dev": 20, "seed": 0}}
+    with pytest.raises(ConfigError, match=r"tasks.t.data.split'.*20 test \+ 20 dev .* none of the 40"):
+        prepare_task("t", source, tmp_path / "out")
+
+
+def test_small_classes_are_an_error_naming_each_with_its_count(tmp_path):
+    path = _tsv(tmp_path / "nlu.tsv", {"big": 30, "pair": 2, "single": 1, "trio": 3})
+    source = {"format": "tsv", "train": str(path), "split": {"test": 5, "dev": 5, "seed": 0}}
+    with pytest.raises(InputError) as err:
+        prepare_task("sara", source, tmp_path / "out")
+    assert err.value.path == str(path)
+    assert "2 labels have fewer than 3 examples, too few for one in each of train and test and dev: " \
+           "'pair' (2), 'single' (1)" in str(err.value)
+    assert "tasks.sara.data.split.small_classes: train" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_small_classes_kept_in_train_only_when_asked(tmp_path, caplog):
+    path = _tsv(tmp_path / "nlu.tsv", {"big": 30, "pair": 2, "single": 1, "trio": 3})
+    source = {"format": "tsv", "train": str(path),
+              "split": {"test": 5, "dev": 5, "seed": 0, "small_classes": "train"}}
+    with caplog.at_level("INFO"):
+        summary = prepare_task("sara", source, tmp_path / "out")
+    assert summary["train_only_labels"] == ["pair", "single"]
+    assert summary["labels"] == ["big", "pair", "single", "trio"]
+    assert summary["distribution"]["train"] == {"big": 22, "pair": 2, "single": 1, "trio": 1}
+    for name in ("dev", "test"):  # every other label is in every split, `trio` with its minimum of one
+        assert summary["distribution"][name] == {"big": 4, "pair": 0, "single": 0, "trio": 1}
+    assert "all their examples stay in train, none in test or dev: 'pair' (2), 'single' (1)" in caplog.text
+
+
+def test_unknown_small_classes_rule(tmp_path):
+    source = {"format": "tsv", "train": str(_tsv(tmp_path / "nlu.tsv", {"a": 9, "b": 9})),
+              "split": {"test": 2, "dev": 2, "small_classes": "drop"}}
+    with pytest.raises(ConfigError, match="tasks.t.data.split.small_classes"):
+        prepare_task("t", source, tmp_path / "out")
+
+
+def test_stratified_split_gives_every_class_one_and_keeps_the_reserve():
+    # a proportional share of 0.3 would round to 0: every class is in the carved part at least once
+    rest, carved = stratified_split(_examples({"a": 97, "b": 3}), 10, np.random.default_rng(0), "x")
+    assert Counter(ex.label for ex in carved) == {"a": 9, "b": 1}
+    # a share of 1.85 would take 2 of b's 3, leaving one where two must stay (train and a split still to carve)
+    rest, carved = stratified_split(_examples({"a": 10, "b": 3}), 8, np.random.default_rng(0), "x", reserve=2)
+    assert Counter(ex.label for ex in carved) == {"a": 7, "b": 1} and Counter(ex.label for ex in rest)["b"] == 2
+
+
+@pytest.mark.parametrize("counts, n, reserve", [({"a": 8, "b": 2}, 1, 1),   # fewer than one per class
+                                                ({"a": 8, "b": 2}, 9, 1),   # leaves too few outside
+                                                ({"a": 8, "b": 1}, 10, 0),  # more than there are
+                                                ({"a": 8, "b": 2}, 4, 2)])  # b cannot keep 2 and give 1
+def test_stratified_split_that_cannot_hold_every_class(counts, n, reserve):
+    with pytest.raises(InputError, match="cannot carve"):
+        stratified_split(_examples(counts), n, np.random.default_rng(0), "x", reserve=reserve)
+
+
+def test_repeats_are_reported_not_removed(tmp_path, caplog):
+    path = tmp_path / "nlu.tsv"
+    path.write_text("hi\tgreet\nhello\tgreet\nhi\tgreet\nyes\taffirm\nhi\tgreet\nok\taffirm\nok\tgreet\n")
+    source = {"format": "tsv", "train": str(path), "dev": str(path), "test": str(path)}
+    with caplog.at_level("INFO"):
+        summary = prepare_task("t", source, tmp_path / "out")
+    assert summary["sizes"]["train"] == 7  # kept
+    # over everything read (train, dev and test are the same file here: 3 x 7 examples, 5 distinct pairs)
+    assert summary["duplicates"] == 21 - 5 and summary["multi_label"] == 1
+    assert "'hi' (greet) x9 at nlu.tsv:1, nlu.tsv:3, nlu.tsv:5" in caplog.text
+    assert "1 sentences carry two or more labels" in caplog.text
+    assert "'ok': affirm at nlu.tsv:6" in caplog.text and "greet at nlu.tsv:7" in caplog.text
+
+
+def test_several_train_files_and_dev_errors_name_the_right_one(tmp_path):
+    one, two = tmp_path / "one.tsv", tmp_path / "two.tsv"
+    one.write_text("hi\tgreet\nhello\tgreet\n")
+    two.write_text("yes\taffirm\nsure\taffirm\n")
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("hey\tgreet\nbye\tgoodbye\n")
+    source = {"format": "tsv", "train": [str(one), str(two)], "dev": str(one), "test": [str(two), str(dev)]}
+    with pytest.raises(InputError, match=r"dev.tsv:2: label 'goodbye' does not occur"):
+        prepare_task("t", source, tmp_path / "out")
+    summary = prepare_task("t", {**source, "test": str(two)}, tmp_path / "out")
+    assert summary["sizes"] == {"train": 4, "dev": 2, "test": 2}
+    assert list(read_split(tmp_path / "out" / "train.tsv").sentence) == ["hi", "hello", "yes", "sure"]

@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 import kdprobe.distil as distil_module
-from kdprobe.distil import PackedIds, distil, epoch_batches
-from kdprobe.errors import InputError
+from kdprobe.batching import PackedIds, epoch_batches, pad_batch
+from kdprobe.distil import distil
+from kdprobe.errors import ConfigError, InputError
 from kdprobe.io import read_json, write_parquet
 from kdprobe.students import load_student
 from kdprobe.students.testing import (
@@ -20,10 +21,12 @@ from kdprobe.students.testing import (
 
 BERT_S = {"layers": 2, "hidden": 32, "intermediate": 64, "heads": 2, "dropout": 0.1, "max_length": 32,
           "embeddings": "random", "loss": "soft_ce", "temperature": 3.0, "optimizer": "adam", "lr": 3e-3,
-          "betas": [0.9, 0.98], "batch_size": 16, "epochs": 5, "warmup_epochs": 1, "clip_norm": 0, "seed": 7}
+          "betas": [0.9, 0.98], "batch_size": 16, "epochs": 5, "schedule": "linear", "warmup_epochs": 1, "clip_norm": 0,
+          "seed": 7}
 LSTM_S = {"hidden": 16, "fc": 16, "dropout": 0.1, "embeddings": "word2vec", "embedding_mode": "multichannel",
           "loss": "mse", "temperature": 1.0, "optimizer": "adam", "lr": 1e-2, "betas": [0.9, 0.999],
-          "batch_size": 16, "epochs": 6, "warmup_epochs": 0, "clip_norm": 30.0, "max_length": 32, "seed": 7}
+          "batch_size": 16, "epochs": 6, "schedule": "none", "warmup_epochs": 0, "clip_norm": 30.0, "max_length": 32,
+          "mse_reduction": "sum", "seed": 7}
 # the thesis' LSTM_S optimiser; Adadelta starts too slowly to learn in a few dozen steps, so it is exercised by
 # the resume test only
 LSTM_S_ADADELTA = {**LSTM_S, "optimizer": "adadelta", "lr": 1.0, "rho": 0.95}
@@ -67,7 +70,7 @@ def test_distillation_beats_majority_and_writes_outputs(task, tmp_path, kind, se
     assert saved["transfer_size"] == 240 and saved["transfer_labelled"] == 160
     assert saved["test"]["accuracy"] >= 0.8
     curve = pd.read_csv(out / "curve.csv")
-    assert list(curve.columns) == ["epoch", "loss", "dev_accuracy", "lr"]
+    assert list(curve.columns) == ["step", "epoch", "loss", "lr", "dev_accuracy"]
     assert curve["epoch"].tolist() == list(range(1, settings["epochs"] + 1))
     assert curve["dev_accuracy"].max() == pytest.approx(saved["dev"]["accuracy"])
     assert curve["dev_accuracy"].iloc[saved["best_epoch"] - 1] == pytest.approx(saved["dev"]["accuracy"])
@@ -89,6 +92,20 @@ def test_warmup_and_decay_in_curve_and_separate_metric_files(task, tmp_path):
     assert read_json(tmp_path / "m.json")["best_epoch"] >= 1
     lr = pd.read_csv(tmp_path / "c.csv")["lr"].tolist()
     assert lr[0] < lr[1] and lr[1] == pytest.approx(settings["lr"]) and lr[3] < lr[2] < lr[1]
+
+
+def test_schedules_none_and_constant_in_curve_and_bad_settings(task, tmp_path):
+    _run(task, "lstm_s", {**LSTM_S, "epochs": 3}, tmp_path / "a", curve_path=tmp_path / "a.csv")
+    assert pd.read_csv(tmp_path / "a.csv")["lr"].tolist() == [LSTM_S["lr"]] * 3  # LSTM_S: not annealed
+    settings = {**BERT_S, "epochs": 4, "schedule": "constant", "warmup_epochs": 2}
+    _run(task, "bert_s", settings, tmp_path / "b", curve_path=tmp_path / "b.csv")
+    lr = pd.read_csv(tmp_path / "b.csv")["lr"].tolist()
+    assert lr[0] < lr[1] and lr[1:] == pytest.approx([settings["lr"]] * 3)  # warm-up, then no decay
+    with pytest.raises(ConfigError, match="students.lstm_s.warmup_epochs"):
+        _run(task, "lstm_s", {**LSTM_S, "warmup_epochs": 1}, tmp_path / "c")
+    with pytest.raises(ConfigError, match="students.lstm_s.mse_reduction"):
+        _run(task, "lstm_s", {**LSTM_S, "mse_reduction": "avg"}, tmp_path / "c")
+    assert not (tmp_path / "c").exists()
 
 
 class Stop(Exception):
@@ -128,7 +145,7 @@ def test_resume_mid_epoch_is_bit_for_bit(task, tmp_path, monkeypatch):
 
     def failing_loss(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 15 + 9:  # epoch 2 (15 steps each), step 9: the state of step 8 is on disk
+        if calls["n"] == 15 + 9:  # epoch 2 (15 steps each), its step 9: the state of step 20 is on disk
             raise Stop
         return real_loss(*args, **kwargs)
 
@@ -136,7 +153,7 @@ def test_resume_mid_epoch_is_bit_for_bit(task, tmp_path, monkeypatch):
     with pytest.raises(Stop):
         _run(task, "lstm_s", settings, tmp_path / "out", state)
     saved = torch.load(state, weights_only=True)
-    assert (saved["epoch"], saved["step_in_epoch"]) == (1, 8)
+    assert (saved["epoch"], saved["position"], saved["step"]) == (1, 5, 20)  # saved every 4 steps: 16 and 20
     monkeypatch.setattr(distil_module, "distillation_loss", real_loss)
     resumed = _run(task, "lstm_s", settings, tmp_path / "out", state)
     assert resumed == ref
@@ -155,7 +172,8 @@ def test_state_of_other_settings_is_ignored(task, tmp_path, caplog):
         _run(task, "bert_s", {**BERT_S, "epochs": 2}, tmp_path / "out", state, on_epoch_end=stop)
     with caplog.at_level(logging.WARNING):
         metrics = _run(task, "bert_s", {**BERT_S, "epochs": 1, "lr": 1e-3}, tmp_path / "out", state)
-    assert "ignoring" in caplog.text and metrics["best_epoch"] == 1
+    assert "discarding resume state" in caplog.text and "settings.lr" in caplog.text
+    assert metrics["best_epoch"] == 1
 
 
 def test_epoch_batches_are_length_grouped_and_deterministic():
@@ -220,11 +238,22 @@ def test_packed_ids_padded_equals_student_pad():
     rng = np.random.default_rng(0)
     seqs = [rng.integers(1, 50, size=n) for n in (3, 0, 7, 1, 5)]
     packed = PackedIds(seqs)
-    from kdprobe.students.common import pad_batch
-
     for idx in ([0, 1, 2, 3, 4], [2, 0], [1], [4, 3]):
-        ours, ref = packed.padded(idx, pad_id=9), pad_batch([seqs[i] for i in idx], 9)
+        ours, ref = packed.padded(idx, pad_id=9), _loop_pad([seqs[i] for i in idx], 9)
         assert torch.equal(ours["input_ids"], ref["input_ids"]) and torch.equal(ours["attention_mask"],
                                                                                 ref["attention_mask"])
+        listed = pad_batch([seqs[i].tolist() for i in idx], 9)  # lists of ints pad through the same gather
+        assert torch.equal(listed["input_ids"], ref["input_ids"])
     empty = PackedIds([np.array([], dtype=int)])
     assert empty.padded([0], 9)["input_ids"].tolist() == [[9]]
+
+
+def _loop_pad(seqs, pad_id):
+    """The obvious row-by-row padding, as a reference."""
+    width = max(max(len(s) for s in seqs), 1)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return {"input_ids": ids, "attention_mask": mask}

@@ -18,9 +18,11 @@ PROBES = 10
 TASKS = 3
 
 
-def _merged() -> dict:
-    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    return kdconfig.deep_merge(base, yaml.safe_load((ROOT / "config" / "laptop.yaml").read_text()))
+def _merged(*overrides: str) -> dict:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for name in ("laptop.yaml", *overrides):
+        config = kdconfig.deep_merge(config, yaml.safe_load((ROOT / "config" / name).read_text()))
+    return config
 
 
 def test_laptop_config_is_valid_and_cpu_only():
@@ -119,3 +121,36 @@ def test_teacher_finetunes_minilm(minilm, tmp_path):
     assert not list(out.glob("*.bin")) and not (tmp_path / "state.pt").exists()
     encoder = load_encoder("teacher", str(out))  # the fine-tuned teacher is probed as such
     assert encoder.depth == 6
+
+
+def test_laptop_offline_config_reads_only_what_the_offline_rules_build():
+    config = _merged("laptop-offline.yaml")
+    kdconfig.validate(config, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    kdconfig.check_model_paths(config)
+    kdconfig.check_probe_layers(config)
+    from kdprobe.offline import BUILDABLE
+
+    assert config["teacher"]["model"] == "resources/offline/models/all-MiniLM-L6-v2"  # rule offline_teacher
+    assert config["gpt2"]["model"] == "resources/offline/models/gpt2"  # rule offline_gpt2
+    assert config["probe"]["data_dir"] == "resources/offline/probing"  # rule offline_probing
+    assert set(config["probe"]["tasks"]) <= set(BUILDABLE)
+    assert config["students"]["lstm_s"]["embeddings"] == "teacher"  # no word2vec offline
+    sizes = config["offline"]["probing"]["sizes"]
+    assert sizes["tr"] <= config["probe"]["max_sentences"]  # every built training sentence is probed
+
+
+@pytest.mark.workflow
+def test_laptop_offline_dry_run_builds_its_stand_ins_and_fetches_nothing(project, tmp_path):
+    # the real data's paths, pointed at the shipped excerpts (the real files are not part of the tests)
+    fixtures = ROOT / "tests" / "fixtures" / "raw"
+    data = {"tasks": {"cola": {"data": {"train": str(fixtures / "cola/train.tsv"), "dev": str(fixtures / "cola/dev.tsv")}},
+                      "sst2": {"data": {"train": str(fixtures / "sst2/train.tsv"), "dev": str(fixtures / "sst2/dev.tsv")}},
+                      "sara": {"data": {"train": str(fixtures / "sara/nlu.md")}}}}
+    excerpts = tmp_path / "excerpts.yaml"
+    excerpts.write_text(yaml.safe_dump(data))
+    jobs = planned_jobs(project, "--configfile", "config/laptop.yaml", "config/laptop-offline.yaml", str(excerpts))
+    for rule in ("offline_teacher", "offline_corpus", "offline_gpt2", "offline_probing"):
+        assert jobs[rule] == 1, rule
+    assert not [rule for rule in jobs if rule.startswith("fetch_")]
+    probes = len(_merged("laptop-offline.yaml")["probe"]["tasks"])
+    assert jobs["gpt2"] == TASKS and jobs["distil"] == 2 * TASKS and jobs["probe"] == probes * (3 * TASKS + 1)

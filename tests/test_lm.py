@@ -13,7 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 
 from kdprobe.io import write_tsv
 from kdprobe.lm import finetune, frame_sentences
-from kdprobe.training import TrainingInterrupted, pad_batch
+from kdprobe.batching import pad_batch
+from kdprobe.training import TrainingInterrupted
 
 from test_teacher import make_sentences
 
@@ -63,7 +64,7 @@ def test_finetune_outputs_and_resume(setup, tmp_path, caplog):
     full, cut = tmp_path / "full", tmp_path / "cut"
     curve = finetune(str(model), train, SETTINGS, full / "model", full / "state.pt", "cpu")
     assert [r["step"] for r in curve] == [4, 8, 12, 16]  # 8 batches per epoch, 2 rows per epoch
-    assert list(pd.read_csv(full / "curve.csv").columns) == ["step", "epoch", "loss"]
+    assert list(pd.read_csv(full / "curve.csv").columns) == ["step", "epoch", "loss", "lr"]
     assert not (full / "state.pt").exists()
     lm = AutoModelForCausalLM.from_pretrained(full / "model")
     assert lm.config.use_cache and AutoTokenizer.from_pretrained(full / "model").eos_token == "<|endoftext|>"
@@ -85,7 +86,8 @@ def test_padding_is_ignored_by_the_loss(setup):
     tok = AutoTokenizer.from_pretrained(model)
     lm = AutoModelForCausalLM.from_pretrained(model).eval()
     seqs = frame_sentences(tok, ["the cat sat on the mat", "a dog"], 12)
-    ids, mask = pad_batch(seqs, tok.eos_token_id)
+    batch = pad_batch(seqs, tok.eos_token_id)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
     batch_loss = lm(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
     per_row = [lm(input_ids=torch.tensor([s]), labels=torch.tensor([s])).loss * (len(s) - 1) for s in seqs]
     expected = sum(per_row) / sum(len(s) - 1 for s in seqs)

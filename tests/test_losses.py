@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from kdprobe.errors import ConfigError
-from kdprobe.losses import LOSSES, distillation_loss, logit_mse, soft_cross_entropy
+from kdprobe.losses import LOSSES, distillation_loss, logit_mse, loss_settings, soft_cross_entropy
 
 
 def _logits(seed=0, b=6, c=4, scale=3.0):
@@ -60,17 +60,42 @@ def test_soft_ce_does_not_backpropagate_into_teacher():
     assert t.grad is None
 
 
-def test_mse_matches_torch():
-    s, t = _logits(5)
-    assert torch.allclose(logit_mse(s, t), F.mse_loss(s, t))
-    assert torch.allclose(logit_mse(s, t), ((s - t) ** 2).mean())
+def test_mse_sums_over_classes_as_thesis_equation_2_7():
+    s, t = _logits(5, b=6, c=4)
+    expected = sum(((s[b] - t[b]) ** 2).sum() for b in range(6)) / 6  # per example a sum over classes
+    assert torch.allclose(logit_mse(s, t), expected)
+    assert torch.allclose(logit_mse(s, t, "sum"), expected)
+    assert torch.allclose(logit_mse(s, t, "mean"), F.mse_loss(s, t))
+    assert torch.allclose(logit_mse(s, t, "sum"), logit_mse(s, t, "mean") * 4)
+    with pytest.raises(ValueError, match="median"):
+        logit_mse(s, t, "median")
+
+
+@pytest.mark.parametrize("reduction,scale", [("sum", 1.0), ("mean", 1 / 60)])
+def test_mse_gradient_is_2_diff_over_batch_or_also_over_classes(reduction, scale):
+    """Summed: d/ds = 2 (s - t) / B; averaged: C times smaller (60 classes: Sara's order of magnitude)."""
+    s, t = _logits(6, b=5, c=60)
+    s = s.clone().requires_grad_(True)
+    logit_mse(s, t, reduction).backward()
+    assert torch.allclose(s.grad, 2 * (s.detach() - t) / 5 * scale, atol=1e-6)
+
+
+def test_loss_settings_defaults_and_errors():
+    assert loss_settings({}, "students.lstm_s", "mse") == ("mse", 1.0, "sum")
+    assert loss_settings({"loss": "soft_ce", "temperature": 3, "mse_reduction": "mean"}, "students.bert_s",
+                         "mse") == ("soft_ce", 3.0, "mean")
+    with pytest.raises(ConfigError, match=r"students.lstm_s.mse_reduction"):
+        loss_settings({"mse_reduction": "avg"}, "students.lstm_s", "mse")
+    with pytest.raises(ConfigError, match=r"students.bert_s.loss"):
+        loss_settings({"loss": "kl"}, "students.bert_s", "soft_ce")
 
 
 def test_lookup_by_config_name():
     s, t = _logits(6)
     assert set(LOSSES) == {"soft_ce", "mse"}
     assert torch.equal(distillation_loss("soft_ce", s, t, temperature=3.0), soft_cross_entropy(s, t, 3.0))
-    assert torch.equal(distillation_loss("mse", s, t, temperature=3.0), logit_mse(s, t))  # T ignored
+    assert torch.equal(distillation_loss("mse", s, t, temperature=3.0), logit_mse(s, t))  # T ignored; sum
+    assert torch.equal(distillation_loss("mse", s, t, mse_reduction="mean"), logit_mse(s, t, "mean"))
     with pytest.raises(ConfigError, match="kl"):
         distillation_loss("kl", s, t)
     with pytest.raises(ValueError):

@@ -1,21 +1,30 @@
-"""Probing: SentEval loader, the MLP probe and its grid, the majority baseline, merging tables."""
+"""Probing: SentEval loader, SentEval's probe and its grid, the majority baseline, probe jobs' settings, merging."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from kdprobe.errors import InputError
-from kdprobe.probing import probe, senteval
+from kdprobe import config as kdconfig
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.probing import probe, run, senteval
 from kdprobe.probing.run import COLUMNS, merge_probes
 
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+
+#: SentEval's probe with the thesis' grid (config/config.yaml's defaults).
 SETTINGS = {
-    "grid": {"hidden": [50, 100, 200], "dropout": [0.0, 0.1, 0.2]},
+    "grid": {"hidden": [50, 100, 200], "dropout": [0.0, 0.1, 0.2], "weight_decay": [1e-5, 1e-4, 1e-3, 1e-2]},
+    "standardise": False,
     "lr": 1e-3,
     "batch_size": 64,
-    "patience": 5,
-    "max_epochs": 200,
+    "epoch_size": 4,
+    "tenacity": 5,
+    "max_epoch": 200,
     "seed": 42,
 }
 
@@ -104,13 +113,90 @@ def _random_labels(n, dim=64, seed=0):
     return torch.randn(n, dim, generator=g), torch.randint(0, 2, (n,), generator=g)
 
 
+def _xor(n, seed=0):
+    """Label = whether the signs of two features differ: learnable by an MLP, not by a linear model."""
+    g = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, (n, 2), generator=g) * 2 - 1
+    x = signs.float() + 0.2 * torch.randn(n, 2, generator=g)
+    return x, (signs[:, 0] != signs[:, 1]).long()
+
+
+def _train(data, hiddens, dropouts, decays=None, **kwargs):
+    (x_tr, y_tr), (x_dev, y_dev) = data
+    return probe.train_probes(x_tr, y_tr, x_dev, y_dev, 2, hiddens, dropouts, decays, **kwargs)
+
+
+def test_config_defaults_are_sentevals():
+    """config/config.yaml's probe is SentEval's (`classifier.py`, `validation.py`, `probing.py`) with the thesis'
+    hidden x dropout grid (section 4.4) and seed."""
+    settings = yaml.safe_load(CONFIG.read_text())["probe"]
+    assert settings["grid"] == {"hidden": [50, 100, 200], "dropout": [0.0, 0.1, 0.2],
+                                "weight_decay": [1e-5, 1e-4, 1e-3, 1e-2]}
+    assert {k: settings[k] for k in ("lr", "batch_size", "epoch_size", "tenacity", "max_epoch", "seed")} == {
+        "lr": 1e-3, "batch_size": 64, "epoch_size": 4, "tenacity": 5, "max_epoch": 200, "seed": 42}
+    assert settings["standardise"] is False and settings["word_content_logreg"] is True
+
+
+def test_mlp_applies_dropout_before_the_sigmoid():
+    """Linear -> Dropout -> Sigmoid -> Linear: a dropped unit outputs sigmoid(0) = 0.5, a kept one
+    sigmoid(2 * 3) (p = 0.5 scales kept pre-activations by 2). Dropout after the sigmoid would give 0 and
+    2 * sigmoid(3)."""
+    hidden = 200
+    stack = probe.ProbeStack(3, [hidden], [0.5], [0.0], hidden, seed=0, device=torch.device("cpu"))
+    with torch.no_grad():  # pre-activations 3 everywhere; the output layer copies the hidden units
+        stack.w1.zero_()
+        stack.b1.fill_(3.0)
+        stack.w2.copy_(torch.eye(hidden)[None])
+        stack.b2.zero_()
+    x = torch.randn(50, 3)
+    stack.train()
+    out = stack(x)[0]
+    dropped = torch.isclose(out, torch.tensor(0.5))
+    kept = torch.isclose(out, torch.sigmoid(torch.tensor(6.0)))
+    assert bool((dropped | kept).all())
+    assert 0.4 < dropped.float().mean().item() < 0.6
+    stack.eval()  # no dropout at evaluation
+    assert torch.allclose(stack(x)[0], torch.sigmoid(torch.tensor(3.0)).expand(50, hidden))
+
+
+def test_stack_matches_sentevals_modules_in_eval():
+    """With dropout off, setting s computes exactly `Linear -> Sigmoid -> Linear` with its own weights."""
+    stack = probe.ProbeStack(6, [4, 9], [0.1, 0.2], [0.0, 0.0], 3, seed=5, device=torch.device("cpu")).eval()
+    x = torch.randn(7, 6)
+    for s, h in enumerate([4, 9]):
+        mlp = torch.nn.Sequential(torch.nn.Linear(6, h), torch.nn.Dropout(0.1), torch.nn.Sigmoid(),
+                                  torch.nn.Linear(h, 3)).eval()
+        with torch.no_grad():
+            mlp[0].weight.copy_(stack.w1[:, s, :h].T)
+            mlp[0].bias.copy_(stack.b1[s, :h])
+            mlp[3].weight.copy_(stack.w2[s, :h].T)
+            mlp[3].bias.copy_(stack.b2[s])
+        assert torch.allclose(stack(x)[s], mlp(x), atol=1e-6)
+
+
+def test_logistic_regression_is_one_linear_layer_without_dropout():
+    stack = probe.ProbeStack(5, [0, 0], [0.0, 0.0], [0.0, 1e-3], 3, seed=1, device=torch.device("cpu"))
+    x = torch.randn(8, 5)
+    stack.train()
+    assert torch.allclose(stack(x), torch.einsum("rd,sdc->src", x, stack.w2) + stack.b2[:, None])
+    with pytest.raises(ValueError, match="no dropout"):
+        probe.ProbeStack(5, [0], [0.1], [0.0], 3, seed=1, device=torch.device("cpu"))
+
+
 def test_probe_learns_linearly_separable_data():
     result = probe.fit_grid(_separable(400, seed=1), _separable(100, seed=2), _separable(100, seed=3), SETTINGS)
     assert result.test_acc >= 0.98
     assert result.dev_acc >= 0.98
     assert (result.n_train, result.n_dev, result.n_test) == (400, 100, 100)
-    assert len(result.grid) == 9
+    assert len(result.grid) == 3 * 3 * 4
     assert 0.3 < result.majority_acc < 0.7
+
+
+def test_mlp_learns_what_logistic_regression_cannot():
+    data = _xor(600, seed=1), _xor(200, seed=2), _xor(200, seed=3)
+    settings = dict(SETTINGS, lr=1e-2, grid={"hidden": [20], "dropout": [0.0], "weight_decay": [1e-5]})
+    assert probe.fit_grid(*data, settings).test_acc > 0.95
+    assert probe.fit_grid(*data, settings, logistic=True).test_acc < 0.7
 
 
 def test_probe_is_at_chance_on_random_labels():
@@ -123,9 +209,30 @@ def test_probe_is_at_chance_on_random_labels():
 
 def test_probe_is_deterministic():
     data = (_separable(200, seed=1), _random_labels(50, seed=2), _separable(50, seed=3))
-    small = dict(SETTINGS, grid={"hidden": [20], "dropout": [0.0, 0.2]})
+    small = dict(SETTINGS, grid={"hidden": [20], "dropout": [0.0, 0.2], "weight_decay": [1e-4, 1e-2]})
     a, b = probe.fit_grid(*data, small), probe.fit_grid(*data, small)
     assert a.grid == b.grid
+
+
+def test_raw_features_by_default_standardised_as_an_option(monkeypatch):
+    """SentEval feeds the probe raw features; `standardise: true` centres and scales them with train statistics."""
+    seen = []
+    real = probe.train_probes
+
+    def spy(x_train, y_train, x_dev, *args, **kwargs):
+        seen.append((x_train, x_dev))
+        return real(x_train, y_train, x_dev, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "train_probes", spy)
+    (x_tr, y_tr), dev, test = _separable(100, 8, 1), _separable(30, 8, 2), _separable(30, 8, 3)
+    x_tr = x_tr * 5 + 3
+    small = dict(SETTINGS, grid={"hidden": [10], "dropout": [0.1], "weight_decay": [1e-4]}, max_epoch=0)
+    probe.fit_grid((x_tr, y_tr), dev, test, small)
+    assert torch.equal(seen[0][0], x_tr) and torch.equal(seen[0][1], dev[0])
+    probe.fit_grid((x_tr, y_tr), dev, test, dict(small, standardise=True))
+    assert torch.allclose(seen[1][0].mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(seen[1][0].std(0, unbiased=False), torch.ones(8), atol=1e-5)
+    assert torch.allclose(seen[1][1], (dev[0] - x_tr.mean(0)) / x_tr.std(0, unbiased=False), atol=1e-5)
 
 
 def test_majority_baseline_uses_train_majority_on_test():
@@ -139,7 +246,7 @@ def test_majority_baseline_in_result():
     x = torch.randn(10, 3)
     y_train = torch.tensor([1, 1, 1, 1, 1, 1, 0, 0, 0, 2])
     y_test = torch.tensor([0, 1, 2, 1, 0, 0, 0, 1, 2, 2])
-    small = dict(SETTINGS, grid={"hidden": [5], "dropout": [0.0]}, max_epochs=2)
+    small = dict(SETTINGS, grid={"hidden": [5], "dropout": [0.0], "weight_decay": [0.0]}, max_epoch=2)
     result = probe.fit_grid((x, y_train), (x, y_train), (x, y_test), small)
     assert result.majority_acc == pytest.approx(0.3)
 
@@ -152,67 +259,173 @@ def test_standardise_uses_train_statistics():
     assert torch.allclose(std_test, torch.tensor([[0.0, 1.0]]))  # constant train feature: scale 1
 
 
-def test_grid_picks_best_dev_setting_and_first_on_ties(monkeypatch):
-    dev_scores = {(0, 0.0): 0.6, (0, 0.1): 0.9, (50, 0.0): 0.9, (50, 0.1): 0.7}
+def test_grid_settings_order_and_logistic_regression():
+    grid = {"hidden": [0, 50], "dropout": [0.0, 0.1], "weight_decay": [1e-5, 1e-3]}
+    # hidden outer, dropout, weight decay innermost; logistic regression has no dropout: once per weight decay
+    assert probe.grid_settings({"grid": grid}) == [
+        (0, 0.0, 1e-5), (0, 0.0, 1e-3), (50, 0.0, 1e-5), (50, 0.0, 1e-3), (50, 0.1, 1e-5), (50, 0.1, 1e-3)]
+    # SentEval's WordContent rule: logistic regression over the weight decays, whatever hidden and dropout say
+    assert probe.grid_settings({"grid": {"weight_decay": [1e-5, 1e-3]}}, logistic=True) == [
+        (0, 0.0, 1e-5), (0, 0.0, 1e-3)]
+    with pytest.raises(ConfigError, match=r"probe\.grid\.weight_decay"):
+        probe.grid_settings({"grid": {"hidden": [50], "dropout": [0.0]}})
+    with pytest.raises(ConfigError, match="at least one value"):
+        probe.grid_settings({"grid": dict(grid, weight_decay=[])})
+
+
+def test_grid_picks_best_dev_setting_and_first_on_rounded_ties(monkeypatch):
+    dev_scores = {(0, 0.0, 1e-5): 0.6, (0, 0.0, 1e-3): 0.9,
+                  (50, 0.0, 1e-5): 0.90004, (50, 0.0, 1e-3): 0.7, (50, 0.1, 1e-5): 0.8, (50, 0.1, 1e-3): 0.5}
     groups = []
     real = probe.train_probes
 
-    def scripted(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, **kwargs):
-        groups.append(list(zip(hiddens, dropouts)))
-        trained = real(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, max_epochs=1)
-        with torch.no_grad():  # setting (h, p) predicts class 1 iff h == 0: test accuracy tells the groups apart
+    def scripted(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, decays, **kwargs):
+        groups.append(list(zip(hiddens, dropouts, decays)))
+        trained = real(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, decays, max_epoch=0)
+        with torch.no_grad():  # setting (h, p, wd) predicts class 1 iff h == 0: test accuracy tells them apart
             trained.stack.w2.zero_()
             trained.stack.b2.copy_(torch.tensor([[0.0, 1.0] if h == 0 else [1.0, 0.0] for h in hiddens]))
-        trained.dev_acc = [dev_scores[(h, p)] for h, p in zip(hiddens, dropouts)]
+        trained.dev_acc = [dev_scores[key] for key in zip(hiddens, dropouts, decays)]
         return trained
 
     monkeypatch.setattr(probe, "train_probes", scripted)
     x = torch.randn(4, 2)
     y = torch.tensor([0, 0, 0, 1])
-    result = probe.fit_grid((x, y), (x, y), (x, y), dict(SETTINGS, grid={"hidden": [0, 50], "dropout": [0.0, 0.1]}))
-    # logistic regressions and MLPs train as two stacks; the grid is reported hidden outer, dropout inner
-    assert groups == [[(0, 0.0), (0, 0.1)], [(50, 0.0), (50, 0.1)]]
-    assert [(e["hidden"], e["dropout"]) for e in result.grid] == [(0, 0.0), (0, 0.1), (50, 0.0), (50, 0.1)]
-    assert (result.hidden, result.dropout, result.dev_acc) == (0, 0.1, 0.9)  # the first of the two 0.9s
+    grid = {"hidden": [0, 50], "dropout": [0.0, 0.1], "weight_decay": [1e-5, 1e-3]}
+    result = probe.fit_grid((x, y), (x, y), (x, y), dict(SETTINGS, grid=grid))
+    # logistic regressions and MLPs train as two stacks; the grid is reported in grid order
+    assert groups == [list(dev_scores)[:2], list(dev_scores)[2:]]
+    assert [(e["hidden"], e["dropout"], e["weight_decay"]) for e in result.grid] == list(dev_scores)
+    # 90.00 % twice (SentEval rounds to 0.01 %): the first in grid order wins over the slightly higher second
+    assert (result.hidden, result.dropout, result.weight_decay, result.dev_acc) == (0, 0.0, 1e-3, 0.9)
     assert result.test_acc == pytest.approx(0.25)  # hidden 0 predicts class 1
 
 
-def _train(data, hiddens, dropouts, **kwargs):
-    (x_tr, y_tr), (x_dev, y_dev) = data
-    return probe.train_probes(x_tr, y_tr, x_dev, y_dev, 2, hiddens, dropouts, **kwargs)
+def test_weight_decay_is_chosen_on_dev():
+    """A crushing L2 penalty leaves the probe at chance; the grid picks the weight decay that learns."""
+    data = _separable(300, dim=16, seed=1), _separable(100, dim=16, seed=2), _separable(100, dim=16, seed=3)
+    small = dict(SETTINGS, grid={"hidden": [20], "dropout": [0.0], "weight_decay": [30.0, 1e-5]})
+    result = probe.fit_grid(*data, small)
+    heavy, light = result.grid
+    assert heavy["weight_decay"] == 30.0 and heavy["dev_acc"] < 0.75
+    assert (result.weight_decay, result.dev_acc) == (1e-5, light["dev_acc"]) and light["dev_acc"] > 0.95
 
 
-def test_early_stopping_and_epoch_cap():
-    data = _random_labels(100, seed=1), _random_labels(50, seed=2)
-    assert _train(data, [10], [0.0], patience=1, max_epochs=200).epochs[0] < 200
-    assert _train(data, [10], [0.0], patience=100, max_epochs=3).epochs == [3]
+def test_weight_decay_is_adams_coupled_l2():
+    """One step of a stacked setting with weight decay wd equals `torch.optim.Adam(weight_decay=wd)` on
+    SentEval's `nn.Sequential` MLP (dropout 0), as SentEval sets it."""
+    (x, y), wd = _separable(64, dim=6, seed=4), 0.05
+    stack = probe.ProbeStack(6, [5, 5], [0.0, 0.0], [0.0, wd], 2, seed=3, device=torch.device("cpu"))
+    mlp = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Dropout(0.0), torch.nn.Sigmoid(), torch.nn.Linear(5, 2))
+    with torch.no_grad():
+        mlp[0].weight.copy_(stack.w1[:, 1].T)
+        mlp[0].bias.copy_(stack.b1[1])
+        mlp[3].weight.copy_(stack.w2[1].T)
+        mlp[3].bias.copy_(stack.b2[1])
+    reference = torch.optim.Adam(mlp.parameters(), lr=0.1, weight_decay=wd)
+    optimizer = torch.optim.Adam(stack.parameters(), lr=0.1)
+    for _ in range(3):
+        torch.nn.functional.cross_entropy(mlp(x), y).backward()
+        reference.step()
+        reference.zero_grad()
+        logits = stack(x)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 2), y.repeat(2), reduction="sum").div(len(y)).backward()
+        stack.add_weight_decay()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert torch.allclose(stack.w1[:, 1].T, mlp[0].weight, atol=1e-5)
+    assert torch.allclose(stack.w2[1].T, mlp[3].weight, atol=1e-5)
+    assert torch.allclose(stack.b2[1], mlp[3].bias, atol=1e-5)
+
+
+def _scripted_dev(monkeypatch, scripts):
+    """Make `ProbeStack.accuracies` return `scripts[s][round]` for setting s (the last value once a script ends),
+    recording each round's parameters and counting training forward passes."""
+    record = {"params": [], "train_steps": 0}
+    forward = probe.ProbeStack.forward
+
+    def accuracies(self, x, y):
+        record["params"].append({name: p.detach().clone() for name, p in self.named_parameters()})
+        r = len(record["params"]) - 1
+        return [script[min(r, len(script) - 1)] for script in scripts]
+
+    def counting_forward(self, x):
+        record["train_steps"] += self.training
+        return forward(self, x)
+
+    monkeypatch.setattr(probe.ProbeStack, "accuracies", accuracies)
+    monkeypatch.setattr(probe.ProbeStack, "forward", counting_forward)
+    return record
+
+
+def test_rounds_and_tenacity_as_sentevals_fit(monkeypatch):
+    """Rounds of epoch_size passes; a round without a new best counts, the count is never reset, and the round
+    that finds it at `tenacity` stops; the best round's weights are kept (SentEval's `PyTorchClassifier.fit`)."""
+    # setting 0: rounds 1, 3 and 5 improve; 2 and 4 do not (count 2 = tenacity); round 6 finds the count at 2
+    # and stops. A count reset at each improvement would go on; stopping when the count reaches 2 would stop
+    # at round 4. Setting 1 improves every round: it runs to the max_epoch cap.
+    record = _scripted_dev(monkeypatch, [[0.5, 0.5, 0.6, 0.6, 0.7, 0.7], [i / 100 for i in range(100)]])
+    data = _separable(100, dim=4, seed=1), _separable(20, dim=4, seed=2)
+    trained = _train(data, [3, 3], [0.0, 0.0], epoch_size=3, tenacity=2, max_epoch=30, batch_size=64)
+    # a round starts while passes <= max_epoch: rounds after 0, 3, ..., 30 passes, 11 rounds, 33 passes
+    assert trained.epochs == [6 * 3, 11 * 3]
+    assert len(record["params"]) == 11 and record["train_steps"] == 11 * 3 * 2  # 2 batches of 64 per pass
+    assert trained.dev_acc == [0.7, 0.10]
+    best_round = record["params"][4]  # setting 0's round 5
+    assert torch.equal(trained.stack.w1[:, 0], best_round["w1"][:, 0])
+    assert torch.equal(trained.stack.w2[0], best_round["w2"][0])
+    assert torch.equal(trained.stack.w2[1], record["params"][10]["w2"][1])
+
+
+def test_a_round_ends_training_when_max_epoch_is_reached(monkeypatch):
+    _scripted_dev(monkeypatch, [[i / 100 for i in range(100)]])
+    data = _separable(100, dim=4, seed=1), _separable(20, dim=4, seed=2)
+    assert _train(data, [3], [0.0], epoch_size=4, tenacity=5, max_epoch=10).epochs == [12]  # rounds at 0, 4, 8
+    assert _train(data, [3], [0.0], epoch_size=4, tenacity=5, max_epoch=0).epochs == [4]  # one round
 
 
 def test_best_dev_weights_are_kept():
     data = _separable(200, seed=1), _random_labels(60, seed=2)
-    trained = _train(data, [10, 20], [0.0, 0.3], patience=3, max_epochs=30)
+    trained = _train(data, [10, 20], [0.0, 0.3], [1e-4, 1e-2], epoch_size=1, tenacity=3, max_epoch=30)
     x_dev, y_dev = data[1]
     assert trained.stack.accuracies(x_dev, y_dev) == pytest.approx(trained.dev_acc)
 
 
 @pytest.mark.parametrize("hidden", [0, 20])
 def test_a_setting_trains_as_it_would_alone(hidden):
-    """Each setting in a stack has its own initial weights, dropout masks and early stopping: its result is the
-    one it gets trained alone, whatever else the stack holds."""
+    """Each setting in a stack has its own initial weights, dropout masks, weight decay and early stopping: its
+    result and weights are the ones it gets trained alone, whatever else the stack holds."""
     data = _separable(300, dim=16, seed=1), _random_labels(80, dim=16, seed=2)
-    others = [0, 0] if hidden == 0 else [40, 5]
-    together = _train(data, [hidden, *others], [0.2, 0.0, 0.5], patience=2, max_epochs=25)
-    alone = _train(data, [hidden], [0.2], patience=2, max_epochs=25)
+    hiddens = [hidden, 0, 0] if hidden == 0 else [hidden, 40, 5]
+    dropouts = [0.0, 0.0, 0.0] if hidden == 0 else [0.2, 0.0, 0.5]
+    kwargs = dict(epoch_size=2, tenacity=2, max_epoch=24)
+    together = _train(data, hiddens, dropouts, [1e-3, 0.0, 1e-1], **kwargs)
+    alone = _train(data, hiddens[:1], dropouts[:1], [1e-3], **kwargs)
     assert together.dev_acc[0] == pytest.approx(alone.dev_acc[0])
     assert together.epochs[0] == alone.epochs[0]
-    x_dev, y_dev = data[1]
-    assert together.stack.accuracies(x_dev, y_dev)[0] == pytest.approx(alone.stack.accuracies(x_dev, y_dev)[0])
+    width = hidden or 16
+    assert torch.allclose(together.stack.w2[0, :width], alone.stack.w2[0], atol=1e-5)
+    assert torch.allclose(together.stack.b2[0], alone.stack.b2[0], atol=1e-5)
+    if hidden:
+        assert torch.allclose(together.stack.w1[:, 0, :hidden], alone.stack.w1[:, 0], atol=1e-5)
+
+
+def test_a_grid_entry_does_not_depend_on_the_rest_of_the_grid():
+    data = _separable(200, dim=16, seed=1), _random_labels(80, dim=16, seed=2), _separable(80, dim=16, seed=3)
+    small = dict(SETTINGS, max_epoch=16)
+    full = probe.fit_grid(*data, dict(small, grid={"hidden": [10, 30], "dropout": [0.0, 0.2],
+                                                     "weight_decay": [1e-4, 1e-2]}))
+    for entry in (full.grid[3], full.grid[6]):
+        one = probe.fit_grid(*data, dict(small, grid={"hidden": [entry["hidden"]], "dropout": [entry["dropout"]],
+                                                        "weight_decay": [entry["weight_decay"]]}))
+        assert one.grid[0] == pytest.approx(entry)
 
 
 def test_padded_hidden_units_stay_inert():
-    """A narrow MLP padded to the stack's widest keeps zero weights (and so no effect) in its padding."""
+    """A narrow MLP padded to the stack's widest keeps zero weights (and so no effect) in its padding, although
+    its padded units' sigmoid is 0.5."""
     data = _separable(200, dim=8, seed=1), _separable(50, dim=8, seed=2)
-    trained = _train(data, [3, 12], [0.0, 0.5], max_epochs=5)
+    trained = _train(data, [3, 12], [0.0, 0.5], [1e-2, 1e-2], epoch_size=1, max_epoch=5)
     stack = trained.stack
     assert stack.w1.shape == (8, 2, 12)
     assert torch.count_nonzero(stack.w1[:, 0, 3:]) == 0 and torch.count_nonzero(stack.b1[0, 3:]) == 0
@@ -221,7 +434,79 @@ def test_padded_hidden_units_stay_inert():
 
 def test_stack_rejects_mixed_kinds():
     with pytest.raises(ValueError, match="either logistic regressions"):
-        probe.ProbeStack(4, [0, 10], [0.0, 0.0], 2, seed=1, device=torch.device("cpu"))
+        probe.ProbeStack(4, [0, 10], [0.0, 0.0], [0.0, 0.0], 2, seed=1, device=torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------------------------------- probe_model
+
+
+def _bag_of_words(sentences, vocabulary):
+    return torch.tensor([[float(word in s.split()) for word in vocabulary] for s in sentences])
+
+
+@pytest.fixture
+def bag_of_words_encoder(monkeypatch):
+    """`probe_model` with a stand-in encoder: layer 1 = the bag of words of the sentence (no model needed)."""
+    vocabulary = ["cat", "dog", "bird", "fish", "runs", "sleeps", "eats", "sings"]
+    monkeypatch.setattr(run, "load_encoder", lambda kind, path, device: None)
+    monkeypatch.setattr(run, "resolve_layers", lambda encoder, spec: [1])
+    monkeypatch.setattr(run, "encode", lambda encoder, sentences, layers, poolings, batch_size, desc:
+                        {(1, "mean"): _bag_of_words(sentences, vocabulary)})
+    return vocabulary
+
+
+def _word_content_file(path, vocabulary):
+    """SentEval's WordContent: the label is the one target word (here the animal) the sentence holds."""
+    g = torch.Generator().manual_seed(0)
+    animals, verbs = vocabulary[:4], vocabulary[4:]
+    lines = []
+    for split, n in (("tr", 240), ("va", 60), ("te", 60)):
+        for a, v in torch.randint(4, (n, 2), generator=g).tolist():
+            lines.append(f"{split}\t{animals[a]}\tthe {animals[a]} {verbs[v]} .")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+PROBE_MODEL_SETTINGS = dict(
+    SETTINGS, grid={"hidden": [16], "dropout": [0.1], "weight_decay": [1e-5, 1e-3]}, lr=1e-2, max_epoch=40,
+    word_content_logreg=True, encode_batch_size=8, layers={"teacher": "all"}, pooling={"teacher": ["mean"]},
+)
+
+
+@pytest.mark.parametrize("logreg", [True, False])
+def test_word_content_is_probed_by_logistic_regression(bag_of_words_encoder, tmp_path, logreg):
+    path = _word_content_file(tmp_path / "word_content.txt", bag_of_words_encoder)
+    settings = dict(PROBE_MODEL_SETTINGS, word_content_logreg=logreg)
+    table = run.probe_model("teacher", "unused", path, settings, tmp_path / "out.csv")
+    row = pd.read_csv(tmp_path / "out.csv").iloc[0]
+    assert list(table.columns) == COLUMNS
+    assert (row.hidden, row.dropout) == ((0, 0.0) if logreg else (16, 0.1))
+    assert row.weight_decay in (1e-5, 1e-3) and row.epochs % 4 == 0
+    assert row.test_acc > 0.95  # the target word is in the features
+
+
+def test_only_word_content_takes_the_logistic_regression(bag_of_words_encoder, tmp_path):
+    path = _word_content_file(tmp_path / "word_content.txt", bag_of_words_encoder)
+    other = tmp_path / "odd_man_out.txt"
+    other.write_text(path.read_text(), encoding="utf-8")
+    row = run.probe_model("teacher", "unused", other, PROBE_MODEL_SETTINGS, tmp_path / "out.csv").iloc[0]
+    assert (row.hidden, row.dropout) == (16, 0.1)
+
+
+def test_probe_jobs_carry_exactly_their_settings():
+    """Each probe job's params hold the probe settings its output depends on (`kdconfig.probe_settings`)."""
+    config = yaml.safe_load(CONFIG.read_text())
+    probe_cfg = config["probe"]
+    other = kdconfig.probe_settings(config, "bert_s", "bigram_shift")
+    assert "word_content_logreg" not in other and "tasks" not in other and "data_dir" not in other
+    assert other["grid"] == probe_cfg["grid"] and other["layers"] == {"bert_s": probe_cfg["layers"]["bert_s"]}
+    for key in ("standardise", "lr", "batch_size", "epoch_size", "tenacity", "max_epoch", "seed"):
+        assert other[key] == probe_cfg[key]
+    word_content = kdconfig.probe_settings(config, "bert_s", "word_content")
+    assert word_content["word_content_logreg"] is True
+    assert word_content["grid"] == {"weight_decay": probe_cfg["grid"]["weight_decay"]}  # no hidden or dropout
+    config["probe"]["word_content_logreg"] = False
+    assert kdconfig.probe_settings(config, "bert_s", "word_content")["grid"] == probe_cfg["grid"]
 
 
 # ---------------------------------------------------------------------------------------------- merge
@@ -231,7 +516,8 @@ def _table(model, task, layers=(1, 2)):
     return pd.DataFrame(
         [
             {"model": model, "probe_task": task, "layer": layer, "pooling": "mean", "test_acc": 0.5, "dev_acc": 0.5,
-             "hidden": 50, "dropout": 0.0, "majority_acc": 0.5, "n_train": 10, "n_dev": 5, "n_test": 5}
+             "hidden": 50, "dropout": 0.0, "weight_decay": 1e-4, "epochs": 24, "majority_acc": 0.5, "n_train": 10,
+             "n_dev": 5, "n_test": 5}
             for layer in layers
         ],
         columns=COLUMNS,

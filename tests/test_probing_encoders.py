@@ -127,11 +127,14 @@ def _probe_file(path, n_train=60, n_dev=30, n_test=30):
 
 PROBE_SETTINGS = {
     "max_sentences": 0,
-    "grid": {"hidden": [20], "dropout": [0.0, 0.1]},
+    "grid": {"hidden": [20], "dropout": [0.0, 0.1], "weight_decay": [1e-5]},
+    "word_content_logreg": True,
+    "standardise": False,
     "lr": 1e-2,
     "batch_size": 64,
-    "patience": 3,
-    "max_epochs": 15,
+    "epoch_size": 1,
+    "tenacity": 3,
+    "max_epoch": 15,
     "seed": 42,
     "encode_batch_size": 16,
     "layers": {"teacher": [0, 2], "pretrained": "all"},

@@ -279,3 +279,43 @@ def test_gpu_building_blocks_on_cpu(lm):
     torch.testing.assert_close(sampling._attend_sdpa(q, k, v, 0.3), sampling._attend_matmul(q, k, v, 0.3))
     x = torch.randn(50)
     torch.testing.assert_close(sampling._gelu_tanh(x.clone()), torch.nn.functional.gelu(x, approximate="tanh"))
+
+
+#: What a fake sampler "generates" in a shard of 20 (chunks of 8, 8, 4): whitespace-only and empty text, text that
+#: normalises to a sentence sampled before, and repeats across chunks.
+GENERATED = [
+    "a good film", "", " ", "\n\t", "  a   good\tfilm ", "it was fine", "the end", "\n",      # chunk 0
+    "it was fine", "new words", " \r\n ", "the end", "x", "y", "z", "a good film",             # chunk 1
+    "", "last one", "last  one", "\t",                                                          # chunk 2
+]
+
+
+def test_empty_sentences_are_dropped_and_duplicates_counted(gpt2, tmp_path, monkeypatch, caplog):
+    tok = AutoTokenizer.from_pretrained(gpt2)
+    ids = [tok.encode(text) for text in GENERATED]
+    assert tok.batch_decode(ids) == GENERATED  # the fake sampler's ids decode to exactly this text
+
+    def fake_rows(model, n, *, chunk, **kw):
+        start = chunk * SETTINGS["chunk_size"]
+        return ids[start : start + n]
+
+    monkeypatch.setattr(sampling, "sample_rows", fake_rows)
+    with caplog.at_level("INFO", logger="kdprobe"):
+        n = sample_shard(gpt2, 20, 1, SETTINGS, tmp_path / "out.parquet", tmp_path / "chunks", "cpu")
+    written = pd.read_parquet(tmp_path / "out.parquet")["sentence"].tolist()
+    expected = [" ".join(text.split()) for text in GENERATED if text.split()]
+    assert written == expected and n == len(expected) == 13  # normalised, in order, the 7 empty ones dropped
+    assert "" not in written
+    assert "chunk 0: 8 sentences sampled" in caplog.text and "4 empty after normalisation (dropped)" in caplog.text
+    # duplicates within the shard, across its chunks too: a good film x3, it was fine x2, the end x2, last one x2
+    assert "of the 20 sampled, 7 were empty after normalisation (dropped); 5 repeat an earlier sentence" \
+        in caplog.text
+
+
+def test_compile_setting_reaches_the_decode_step(gpt2, tmp_path, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(fn.__name__) or fn)
+    sample_shard(gpt2, 4, 1, SETTINGS, tmp_path / "a.parquet", tmp_path / "ca", "cpu")
+    assert compiled == []  # off unless asked
+    sample_shard(gpt2, 4, 1, {**SETTINGS, "compile": True}, tmp_path / "b.parquet", tmp_path / "cb", "cpu")
+    assert compiled and set(compiled) == {"step"}

@@ -113,7 +113,7 @@ def _loaders(evil):
         "GPT-2 fine-tuning": lambda: lm.finetune(model, data / "train.tsv", train, out / "gpt2", None, "cpu"),
         "sampling": lambda: sampling.sample_shard(model, 4, 0, sample, out / "s.parquet", out / "chunks", "cpu"),
         "teacher logits": lambda: logits.write_transfer(model, ["a"], None, train, out / "t.parquet", "cpu"),
-        "predictions": lambda: predict.write_predictions("teacher", model, data, out / "p.tsv"),
+        "predictions": lambda: predict.write_predictions("teacher", model, data, out / "p.tsv", max_length=16),
         "student tokenizer": lambda: WordPieceInput(model, special_tokens=True),
     }
 

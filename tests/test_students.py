@@ -17,7 +17,7 @@ from kdprobe.embeddings import (
     write_word2vec,
 )
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.students import build_student, load_student
+from kdprobe.students import build_student, load_student, reads_words
 from kdprobe.students.testing import make_teacher, make_word2vec, synthetic_sentences
 
 THESIS_BERT_S = {"layers": 5, "hidden": 204, "intermediate": 750, "heads": 3, "dropout": 0.1, "max_length": 128}
@@ -117,32 +117,43 @@ def test_word2vec_errors(tmp_path, w2v_words):
 
 
 # ------------------------------------------------------------------------------------- parameter counts
-def test_bert_s_thesis_size(teacher_dir, large_teacher_dir, capsys):
-    for emb, tdir in (("random", teacher_dir), ("teacher", large_teacher_dir)):
-        s = build_student("bert_s", {**THESIS_BERT_S, "embeddings": emb}, 2, {"teacher_dir": tdir})
-        n = s.n_params_without_embeddings()
-        with capsys.disabled():
-            print(f"\nBERT_S ({emb} embeddings) parameters without embeddings: {n:,} (all: {s.n_params():,})")
-        assert abs(n - 2.42e6) / 2.42e6 < 0.02
-        assert n == 2_417_888
-        assert len(s.bert.encoder.layer) == 5
-    # teacher embeddings: the teacher's 1024-d table through a trainable projection to 204
-    emb = s.bert.get_input_embeddings()
-    assert emb.embedding.weight.shape[1] == 1024 and emb.projection.weight.shape == (204, 1024)
-    assert emb.projection.weight.requires_grad and emb.embedding.weight.requires_grad
+def test_bert_s_thesis_size(large_teacher_dir, tmp_path, capsys):
+    """2,417,888 parameters without embeddings (~2.42M), whatever the embeddings and mode: the word tables and the
+    projection to the hidden size are embedding-side."""
+    make_word2vec(tmp_path / "w2v.bin", ["good", "movie"], dim=300)
+    info = {"teacher_dir": large_teacher_dir, "sentences": ["a good movie", "bad"], "word2vec": tmp_path / "w2v.bin"}
+    for emb in ("random", "teacher", "word2vec"):
+        for mode in ("static", "non-static", "multichannel"):
+            s = build_student("bert_s", {**THESIS_BERT_S, "embeddings": emb, "embedding_mode": mode}, 2, info)
+            n = s.n_params_without_embeddings()
+            if mode == "non-static":
+                with capsys.disabled():
+                    print(f"\nBERT_S ({emb} embeddings) parameters without embeddings: {n:,} (all: {s.n_params():,})")
+            assert n == 2_417_888, (emb, mode)
+            assert len(s.bert.encoder.layer) == 5
+            emb_module = s.bert.get_input_embeddings()
+            projected = {"random": None, "teacher": 1024, "word2vec": 300}[emb]
+            if projected:  # a trainable projection of the vectors' width to 204
+                assert emb_module.projection.weight.shape == (204, projected)
+                assert emb_module.projection.weight.requires_grad
+    assert abs(2_417_888 - 2.42e6) / 2.42e6 < 0.02
 
 
 def test_lstm_s_thesis_size(capsys):
     sentences = ["a b c", "d e"]
     counts = {}
-    for mode in ("static", "non-static", "multichannel"):
-        s = build_student("lstm_s", {**THESIS_LSTM_S, "embeddings": "random", "embedding_mode": mode}, 2,
-                          {"sentences": sentences})
-        counts[mode] = s.n_params_without_embeddings()
+    for layers in (1, 2):
+        for mode in ("static", "non-static", "multichannel"):
+            settings = {**THESIS_LSTM_S, "embeddings": "random", "embedding_mode": mode, "layers": layers}
+            counts[mode, layers] = build_student("lstm_s", settings, 2, {"sentences": sentences}
+                                                 ).n_params_without_embeddings()
     with capsys.disabled():
-        print(f"\nLSTM_S parameters without embeddings (300-d inputs): {counts}")
-    assert abs(counts["multichannel"] - 2.41e6) / 2.41e6 < 0.02
-    assert counts == {"static": 1_686_002, "non-static": 1_686_002, "multichannel": 2_406_002}
+        print(f"\nLSTM_S parameters without embeddings (300-d inputs; mode, layers): {counts}")
+    assert abs(counts["multichannel", 1] - 2.41e6) / 2.41e6 < 0.02
+    assert {m: counts[m, 1] for m in ("static", "non-static", "multichannel")} == {
+        "static": 1_686_002, "non-static": 1_686_002, "multichannel": 2_406_002}
+    # a second layer: 2 directions x 4 gates x 300 x (600 inputs + 300 recurrent + 2 biases)
+    assert all(counts[m, 2] - counts[m, 1] == 2 * 4 * 300 * 902 for m in ("static", "non-static", "multichannel"))
 
 
 # ---------------------------------------------------------------------------------------- behaviour
@@ -182,7 +193,7 @@ def test_lstm_s_interface_and_padding(tmp_path):
     assert logits.shape == (5, 2) and states.shape == (5, 7, 24)
     assert (states[2, 1:] == 0).all()  # padded steps
     # final states: forward half at the last real token, backward half at position 0
-    final = s._run_lstm(enc["input_ids"], enc["attention_mask"], outputs=False)
+    final = s._run_lstm(enc["input_ids"], enc["attention_mask"], per_token=False)
     lengths = enc["attention_mask"].sum(1)
     for i in range(5):
         assert torch.allclose(final[i, :12], states[i, lengths[i] - 1, :12], atol=1e-6)
@@ -191,19 +202,36 @@ def test_lstm_s_interface_and_padding(tmp_path):
         assert torch.allclose(s(**s.encode([sentence]))[0], logits[i], atol=1e-5)
 
 
+def input_embedding(student):
+    return student.embed if student.kind == "lstm_s" else student.bert.get_input_embeddings()
+
+
+@pytest.mark.parametrize("kind", ["lstm_s", "bert_s"])
 @pytest.mark.parametrize("mode,frozen,trainable", [("static", 1, 0), ("non-static", 0, 1), ("multichannel", 1, 1)])
-def test_lstm_s_embedding_modes(tmp_path, mode, frozen, trainable):
+def test_word2vec_embedding_modes(tmp_path, kind, mode, frozen, trainable):
+    """Both students read word2vec vectors in the three modes through the same channels: frozen tables stay as they
+    are, trained ones change; LSTM_S concatenates the channels, BERT_S projects and averages them."""
     words = [PAD, UNK, "the", "good", "movie", "plot"]
     path = tmp_path / "w2v.bin"
     vectors = make_word2vec(path, ["the", "good", "movie"], dim=8)
-    s = build_student("lstm_s", {**TINY_LSTM_S, "embeddings": "word2vec", "embedding_mode": mode}, 2,
-                      {"words": words, "word2vec": path})
-    channels = s.embed.channels()
+    settings = {**(TINY_LSTM_S if kind == "lstm_s" else TINY_BERT_S), "embeddings": "word2vec", "embedding_mode": mode}
+    torch.manual_seed(0)
+    s = build_student(kind, settings, 2, {"words": words, "word2vec": path})
+    assert reads_words(kind, settings) and s.inputs.kind == "words" and not s.reads_teacher_ids
+    emb = input_embedding(s)
+    channels = emb.channels()
     assert len(channels) == frozen + trainable
     assert sum(not c.weight.requires_grad for c in channels) == frozen
+    the = s.inputs.index["the"]
     for c in channels:
-        assert torch.allclose(c.weight[2], torch.from_numpy(vectors[0]))
-    assert s.lstm.input_size == 8 * len(channels)  # multichannel: concatenated
+        assert torch.allclose(c.weight[the], torch.from_numpy(vectors[0]))
+    ids = torch.tensor([[the, s.inputs.index["plot"]]])
+    if kind == "lstm_s":
+        assert emb.projection is None and s.lstm.input_size == 8 * len(channels)  # multichannel: concatenated
+        assert torch.equal(emb(ids), torch.cat([c(ids) for c in channels], dim=-1))
+    else:
+        assert emb.projection.weight.shape == (16, 8) and emb.out_features == 16  # to the hidden size
+        torch.testing.assert_close(emb(ids), torch.stack([emb.projection(c(ids)) for c in channels]).mean(0))
     before = [c.weight.detach().clone() for c in channels]
     opt = torch.optim.Adam([p for p in s.parameters() if p.requires_grad], lr=0.1)
     enc = s.encode(["the good movie", "plot"])
@@ -211,6 +239,43 @@ def test_lstm_s_embedding_modes(tmp_path, mode, frozen, trainable):
     opt.step()
     for c, b in zip(channels, before):
         assert torch.equal(c.weight, b) == (not c.weight.requires_grad)
+
+
+def test_which_students_read_words():
+    """What `distil` asks before building a word vocabulary: LSTM_S unless it has teacher embeddings (its default
+    is word2vec), BERT_S only with word2vec (its default is random wordpieces)."""
+    assert reads_words("lstm_s", {}) and reads_words("lstm_s", {"embeddings": "random"})
+    assert not reads_words("lstm_s", {"embeddings": "teacher"})
+    assert reads_words("bert_s", {"embeddings": "word2vec"})
+    assert not reads_words("bert_s", {}) and not reads_words("bert_s", {"embeddings": "teacher"})
+    with pytest.raises(ConfigError, match="unknown student"):
+        reads_words("cnn_s", {})
+
+
+def test_bert_s_word_input(tmp_path):
+    """BERT_S with word2vec: LSTM_S's word tokens and vocabulary, with [CLS]/[SEP] added (random vectors) and
+    wrapped around each sentence; unknown words U[-0.25, 0.25]; max_length counts the markers."""
+    make_word2vec(tmp_path / "w2v.txt", ["good", "movie"], dim=6, binary=False)
+    settings = {**TINY_BERT_S, "embeddings": "word2vec", "max_length": 6}
+    s = build_student("bert_s", settings, 2, {"sentences": SENTENCES, "word2vec": tmp_path / "w2v.txt"}).eval()
+    assert s.inputs.words[:4] == [PAD, UNK, "[CLS]", "[SEP]"]
+    assert s.inputs.words[4:] == build_vocab(SENTENCES)[2:]
+    enc = s.encode(["The movie was good .", "@@@", "a b c d e f g"])
+    cls, sep, unk = 2, 3, 1
+    index = s.inputs.index
+    assert enc["input_ids"].tolist() == [
+        [cls, index["the"], index["movie"], index["was"], index["good"], sep],  # cut to 6 keeping [SEP]
+        [cls, unk, sep, 0, 0, 0],
+        [cls, index["a"], unk, unk, unk, sep],
+    ]
+    table = s.bert.get_input_embeddings().tuned.weight
+    assert torch.equal(table[0], torch.zeros(6))
+    for word in ("[CLS]", "[SEP]", "[UNK]", "the"):  # not in the word2vec file
+        row = table[index[word]]
+        assert row.abs().max() <= 0.25 and row.abs().sum() > 0
+    assert s(**enc).shape == (3, 2) and len(s.layer_states(**enc)) == 2
+    alone = s.encode(["@@@"])
+    torch.testing.assert_close(s(**alone)[0], s(**enc)[1], atol=1e-5, rtol=1e-5)  # padding changes nothing
 
 
 def test_lstm_s_teacher_wordpieces(large_teacher_dir):
@@ -231,6 +296,10 @@ def test_lstm_s_teacher_wordpieces(large_teacher_dir):
     ("bert_s", {**TINY_BERT_S, "embeddings": "teacher"}, "teacher"),
     ("lstm_s", {**TINY_LSTM_S, "embeddings": "word2vec"}, "words"),
     ("lstm_s", {**TINY_LSTM_S, "embeddings": "teacher", "embedding_mode": "non-static"}, "teacher"),
+    ("lstm_s", {**TINY_LSTM_S, "embeddings": "word2vec", "layers": 2}, "words"),
+    ("bert_s", {**TINY_BERT_S, "embeddings": "word2vec", "embedding_mode": "multichannel"}, "words"),
+    ("bert_s", {**TINY_BERT_S, "embeddings": "teacher", "embedding_mode": "static"}, "teacher"),
+    ("bert_s", {**TINY_BERT_S, "embedding_mode": "multichannel"}, "teacher"),
 ])
 def test_save_load_roundtrip_is_self_contained(tmp_path, kind, settings, source):
     sentences, _ = synthetic_sentences(50, 1)
@@ -269,33 +338,123 @@ def test_build_and_load_errors(tmp_path, teacher_dir):
         build_student("bert_s", {**TINY_BERT_S, "embeddings": "glove"}, 2, {"teacher_dir": teacher_dir})
     with pytest.raises(ConfigError, match="embedding_mode"):
         build_student("lstm_s", {**TINY_LSTM_S, "embedding_mode": "dual"}, 2, {"sentences": ["a"]})
-    with pytest.raises(ConfigError, match="word2vec"):
-        build_student("lstm_s", {**TINY_LSTM_S, "embeddings": "word2vec"}, 2, {"sentences": ["a"]})
+    with pytest.raises(ConfigError, match="embedding_mode"):
+        build_student("bert_s", {**TINY_BERT_S, "embedding_mode": "dual"}, 2, {"teacher_dir": teacher_dir})
+    for kind, settings in (("lstm_s", TINY_LSTM_S), ("bert_s", TINY_BERT_S)):
+        with pytest.raises(ConfigError, match=rf"students\.{kind}\.word2vec"):
+            build_student(kind, {**settings, "embeddings": "word2vec"}, 2, {"sentences": ["a"]})
+        with pytest.raises(ConfigError, match=r"vocab_info\['words'\] or vocab_info\['sentences'\]"):
+            build_student(kind, {**settings, "embeddings": "word2vec"}, 2, {"word2vec": "w2v.bin"})
+    with pytest.raises(ConfigError, match=r"students\.bert_s\.max_length"):
+        build_student("bert_s", {**TINY_BERT_S, "max_length": 2}, 2, {"teacher_dir": teacher_dir})
     with pytest.raises(InputError, match="student.json"):
         load_student(tmp_path, "cpu")
 
 
-def test_lstm_s_cpu_path_equals_packed_sequences():
-    """The CPU path (no packing, backward direction reversed within each row) computes what the packed BiLSTM
-    computes: final states, per-token states and gradients."""
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lstm_s_cpu_path_equals_packed_sequences(layers):
+    """The CPU path (`bilstm`) computes what the packed `nn.LSTM` (the GPU path) computes: final states, every
+    layer's per-token states, and gradients, for one and for stacked layers."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     torch.manual_seed(0)
-    s = build_student("lstm_s", {**TINY_LSTM_S, "dropout": 0.0}, 2, {"sentences": SENTENCES})
+    s = build_student("lstm_s", {**TINY_LSTM_S, "layers": layers}, 2, {"sentences": SENTENCES}).double()
+    assert s.lstm.num_layers == layers and s.lstm.dropout == (0.1 if layers > 1 else 0.0)
+    s.eval()  # no dropout: the two paths' random masks could not be compared
     enc = s.encode(SENTENCES + ["@@@"])
     ids, mask = enc["input_ids"], enc["attention_mask"]
     ids = torch.cat([ids, torch.zeros(len(ids), 3, dtype=ids.dtype)], dim=1)  # extra padding columns
     mask = torch.cat([mask, torch.zeros(len(mask), 3, dtype=mask.dtype)], dim=1)
     lengths = mask.sum(1)
+    ref_final = s._packed_final_states(ids, lengths)
     packed = pack_padded_sequence(s.embed(ids), lengths, batch_first=True, enforce_sorted=False)
-    out, (h_n, _) = s.lstm(packed)
-    ref_final = torch.cat([h_n[-2], h_n[-1]], dim=-1)
-    ref_states = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])[0]
-    final = s._run_lstm(ids, mask, outputs=False)
-    (states,) = s.layer_states(ids, mask)
-    torch.testing.assert_close(final, ref_final, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(states, ref_states, atol=1e-6, rtol=1e-5)
-    grads = torch.autograd.grad(final.square().sum(), [s.lstm.weight_hh_l0, s.lstm.weight_ih_l0_reverse])
-    ref = torch.autograd.grad(ref_final.square().sum(), [s.lstm.weight_hh_l0, s.lstm.weight_ih_l0_reverse])
+    ref_states = []
+    for depth in range(1, layers + 1):  # layer l's outputs: a stack of the student's first l layers
+        lower = torch.nn.LSTM(s.lstm.input_size, 12, num_layers=depth, batch_first=True, bidirectional=True)
+        for name in [n for n, _ in lower.named_parameters()]:
+            delattr(lower, name)
+            setattr(lower, name, getattr(s.lstm, name))  # the student's tensors: gradients reach them
+        ref_states.append(pad_packed_sequence(lower(packed)[0], batch_first=True, total_length=ids.shape[1])[0])
+    final = s._run_lstm(ids, mask, per_token=False)
+    states = s.layer_states(ids, mask)
+    assert len(states) == layers
+    torch.testing.assert_close(final, ref_final, atol=1e-12, rtol=1e-10)
+    for ours, ref in zip(states, ref_states):
+        torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
+    wanted = [*s.lstm.parameters(), s.embed.tuned.weight]  # every layer's weights and the trained channel
+    target = torch.randn_like(final)
+    grads = torch.autograd.grad((final * target).sum() + states[0].square().sum(), wanted)
+    ref = torch.autograd.grad((ref_final * target).sum() + ref_states[0].square().sum(), wanted)
     for a, b in zip(grads, ref):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+# ------------------------------------------------------------------------------------------- distillation
+@pytest.fixture(scope="module")
+def small_task(tmp_path_factory):
+    """A small synthetic task, its tiny teacher, a transfer set (train + unlabelled) and a word2vec file."""
+    from kdprobe.students.testing import FILLER, NEGATIVE, POSITIVE, make_task, make_transfer
+
+    root = tmp_path_factory.mktemp("distil")
+    splits = make_task(root / "data", n_train=96, n_dev=40, n_test=20, seed=2)
+    teacher = make_teacher(root / "teacher", splits["train"][0])
+    augmented, _ = synthetic_sentences(64, 98)
+    transfer = [root / "train.parquet", root / "augmented.parquet"]
+    make_transfer(transfer[0], teacher, *splits["train"], seed=1)
+    make_transfer(transfer[1], teacher, augmented, [None] * len(augmented), seed=2)
+    make_word2vec(root / "w2v.bin", POSITIVE + NEGATIVE + FILLER[:8], dim=8)
+    return {"root": root, "data": root / "data", "teacher": teacher, "transfer": transfer, "w2v": root / "w2v.bin",
+            "dev": splits["dev"]}
+
+
+DISTIL = {"loss": "mse", "temperature": 1.0, "optimizer": "adam", "lr": 3e-3, "betas": [0.9, 0.98],
+          "batch_size": 16, "epochs": 1, "warmup_epochs": 0, "seed": 3}
+
+
+def _distil(task, kind, settings, out):
+    from kdprobe.distil import distil
+
+    return distil(kind, "sst2", settings, task["transfer"], task["data"], task["teacher"], out, None, "cpu",
+                  word2vec=task["w2v"])
+
+
+@pytest.mark.parametrize("kind,student", [("bert_s", TINY_BERT_S), ("lstm_s", TINY_LSTM_S)])
+def test_clip_norm_reaches_the_optimiser_step(small_task, tmp_path, kind, student):
+    """`clip_norm` of either student: a norm above every gradient's leaves training bit for bit as without
+    clipping; a norm below the gradients' changes the updates (Adam: gradients shrunk to below its eps)."""
+    weights = {}
+    for name, clip in (("none", 0), ("above", 1e9), ("below", 1e-9)):
+        _distil(small_task, kind, {**student, **DISTIL, "clip_norm": clip}, tmp_path / name)
+        weights[name] = load_file(str(tmp_path / name / "model.safetensors"))
+    trained = [k for k, v in weights["none"].items() if v.dtype.is_floating_point]
+    assert all(torch.equal(weights["none"][k], weights["above"][k]) for k in weights["none"])
+    changed = [k for k in trained if not torch.equal(weights["none"][k], weights["below"][k])]
+    assert any(".weight" in k and ("classifier" in k or k.startswith("out.")) for k in changed), changed
+
+
+def test_bert_s_with_word2vec_distils_and_stands_alone(small_task, tmp_path):
+    """BERT_S with word2vec multichannel embeddings through `distil`: it reads words (not the stored teacher ids),
+    learns, and its directory (vocab.txt, no tokenizer) serves predictions and probing without the teacher or the
+    word2vec file."""
+    from kdprobe.predict import write_predictions
+    from kdprobe.probing import encoders
+
+    settings = {**TINY_BERT_S, **DISTIL, "embeddings": "word2vec", "embedding_mode": "multichannel",
+                "epochs": 8, "lr": 1e-2, "clip_norm": 0}  # the tiny BERT needs ~5 epochs to start separating
+    metrics = _distil(small_task, "bert_s", settings, tmp_path / "student")
+    out = tmp_path / "copy"
+    shutil.copytree(tmp_path / "student", out)
+    files = {p.name for p in out.iterdir()}
+    assert "vocab.txt" in files and "tokenizer.json" not in files
+    words = read_vocab(out / "vocab.txt")
+    assert words[:4] == [PAD, UNK, "[CLS]", "[SEP]"] and "superb" in words  # the transfer set's words
+    dev_sentences, dev_labels = small_task["dev"]
+    assert max(dev_labels.count(x) for x in set(dev_labels)) / len(dev_labels) == 0.65  # the majority class
+    assert metrics["dev"]["accuracy"] >= 0.8
+    student = load_student(out)
+    assert student.inputs.kind == "words" and student.config["embedding_mode"] == "multichannel"
+    frame = write_predictions("bert_s", out, small_task["data"], tmp_path / "pred.tsv", "cpu", batch_size=7)
+    assert np.mean(frame["pred"].to_numpy() == np.array(dev_labels)) == pytest.approx(metrics["dev"]["accuracy"])
+    enc = encoders.load_encoder("bert_s", str(out), "cpu")
+    feats = encoders.encode(enc, dev_sentences[:5], encoders.resolve_layers(enc, "all"), ["mean"])
+    assert enc.depth == 2 and all(x.shape == (5, 16) for x in feats.values())

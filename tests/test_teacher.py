@@ -12,9 +12,10 @@ import torch
 from tokenizers import BertWordPieceTokenizer
 from transformers import AutoModelForSequenceClassification, BertConfig, BertModel, BertTokenizer
 
+from kdprobe.errors import ConfigError
 from kdprobe.io import read_json, write_text, write_tsv
 from kdprobe.teacher import finetune
-from kdprobe.training import TrainingInterrupted, length_grouped_batches
+from kdprobe.training import TrainingInterrupted
 
 WORDS = "the a cat dog bird sat ran sang on in at mat park tree day night good bad very not".split()
 
@@ -69,7 +70,7 @@ def test_finetune_writes_outputs(setup, tmp_path):
     assert set(metrics["dev"]) == {"accuracy", "mcc"}
     assert read_json(tmp_path / "metrics.json") == metrics
     curve = pd.read_csv(tmp_path / "curve.csv")
-    assert list(curve.columns) == ["step", "epoch", "loss", "dev_accuracy", "dev_mcc"]
+    assert list(curve.columns) == ["step", "epoch", "loss", "lr", "dev_accuracy", "dev_mcc"]
     assert len(curve) == 2 * 3 and curve["step"].iloc[-1] == 20 and curve["epoch"].iloc[-1] == 2.0
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
     assert model.config.num_labels == 2 and model.config.id2label == {0: "neg", 1: "pos"}
@@ -106,7 +107,7 @@ def test_state_of_other_settings_is_not_resumed(setup, tmp_path, caplog):
     other = {**SETTINGS, "lr": 5e-4}
     with caplog.at_level(logging.INFO):
         finetune(str(bert), data, "cola", other, tmp_path / "model", tmp_path / "state.pt", "cpu")
-    assert "ignoring resume state" in caplog.text
+    assert "discarding resume state" in caplog.text and "settings.lr" in caplog.text
     fresh = tmp_path / "fresh"
     finetune(str(bert), data, "cola", other, fresh / "model", None, "cpu")
     assert (fresh / "curve.csv").read_text() == (tmp_path / "curve.csv").read_text()
@@ -123,11 +124,14 @@ def test_unknown_label_names_line(setup, tmp_path):
         finetune(str(bert), bad, "cola", SETTINGS, tmp_path / "m", None, "cpu")
 
 
-def test_length_grouped_batches_cover_all_and_group_lengths():
-    lengths = np.random.default_rng(0).integers(1, 100, size=1000)
-    batches = length_grouped_batches(lengths, 10, np.random.default_rng(1))
-    assert sorted(i for b in batches for i in b) == list(range(1000))
-    spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    assert spread < 10  # random batches of 10 would spread over ~80
-    again = length_grouped_batches(lengths, 10, np.random.default_rng(1))
-    assert batches == again
+def test_schedule_setting_reaches_the_loop(setup, tmp_path):
+    bert, data = setup
+    settings = {**SETTINGS, "schedule": "constant", "save_every_steps": 0}
+    finetune(str(bert), data, "cola", settings, tmp_path / "model", None, "cpu")
+    lr = pd.read_csv(tmp_path / "curve.csv")["lr"].tolist()
+    assert lr == pytest.approx([SETTINGS["lr"]] * 6)  # 2 warm-up steps of 20, then no decay
+    _run(setup, tmp_path / "lin")
+    linear = pd.read_csv(tmp_path / "lin" / "curve.csv")["lr"].tolist()
+    assert linear[-1] < linear[0]
+    with pytest.raises(ConfigError, match="teacher.warmup_fraction"):
+        finetune(str(bert), data, "cola", {**SETTINGS, "schedule": "none"}, tmp_path / "m", None, "cpu")

@@ -41,9 +41,17 @@ CASES = {
         {"tasks": {"sst2": {"augment": {"shards": 3}}}},
         {"sample": 3, "logits": 3, **downstream_of_students(2)},
     ),
-    "probe grid": (
+    "probe hidden sizes (not WordContent, probed by logistic regression)": (
         {"probe": {"grid": {"hidden": [100]}}},
+        {"probe": (PROBES - 1) * 10, "merge_probes": 10},
+    ),
+    "probe weight decays (every probe)": (
+        {"probe": {"grid": {"weight_decay": [1.0e-3]}}},
         {"probe": PROBES * 10, "merge_probes": 10},
+    ),
+    "WordContent's logistic regression (WordContent probes only)": (
+        {"probe": {"word_content_logreg": False}},
+        {"probe": 10, "merge_probes": 10},
     ),
     "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
         {"teacher": {"lr": 7.0e-4}},

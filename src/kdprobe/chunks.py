@@ -3,11 +3,13 @@
 A job writes its result as numbered parquet chunks in a state directory outside the rule's outputs
 (`chunk{j:05d}.parquet`, each atomically), skips the chunks a killed predecessor finished, then joins them into
 the final file row group by row group and removes them. `manifest.json` records what the chunks depend on
-(model files, inputs, settings); chunks made under another manifest are discarded.
+(the content digest of every model file, `digest.content_digests`; the inputs; the settings); chunks made under
+another manifest are discarded, and the log names what changed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,14 +17,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .digest import what_changed
 from .io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
-
-
-def fingerprint(model_dir: str | Path) -> list:
-    """Names, sizes and modification times of a model directory's files: changes when the model is rebuilt."""
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(Path(model_dir).iterdir()) if p.is_file()]
 
 
 class ChunkStore:
@@ -31,11 +29,14 @@ class ChunkStore:
     def __init__(self, directory: str | Path, manifest: dict[str, Any]):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        manifest = json.loads(json.dumps(manifest, sort_keys=True, default=str))  # as it reads back from disk
         path = self.directory / "manifest.json"
-        if not (path.exists() and read_json(path) == manifest):
+        old = read_json(path) if path.exists() else None
+        if old != manifest:
             stale = sorted(self.directory.glob("chunk*.parquet"))
             if stale:
-                log.warning("discarding %d chunks in %s made from other inputs or settings", len(stale), directory)
+                log.warning("discarding %d chunks in %s made from other inputs or settings (changed: %s)",
+                            len(stale), directory, what_changed(old, manifest))
             for p in stale:
                 p.unlink()
             write_json(path, manifest)

@@ -60,17 +60,50 @@ def student_settings(config: dict, task: str, student: str) -> dict[str, Any]:
     return deep_merge(config["students"][student], override)
 
 
+def model_max_length(config: dict, task: str, model: str) -> int:
+    """The token limit `model` (teacher or a student) of `task` is trained with, and so predicts with."""
+    settings = section(config, task, "teacher") if model == "teacher" else student_settings(config, task, model)
+    return int(settings["max_length"])
+
+
+#: `augment` keys that `shard_settings` turns into one shard's own values (`sentences`, `seed`) or that only
+#: matter through them (`shards`); every other `augment` key reaches the sampler as it is.
+SHARD_SPLIT_KEYS = ("sentences", "shards", "seed")
+
+
+def shard_settings(config: dict, task: str, shard: int) -> dict[str, Any]:
+    """What shard `shard` of `task`'s augmentation depends on: its own size and seed, and every sampling setting."""
+    aug = section(config, task, "augment")
+    if not 0 <= shard < aug["shards"]:
+        raise ConfigError("augment.shards", f"shard {shard} of {task} requested but augment.shards is {aug['shards']}")
+    return {k: v for k, v in aug.items() if k not in SHARD_SPLIT_KEYS} | {
+        "sentences": shard_sizes(aug["sentences"], aug["shards"])[shard],
+        "seed": aug["seed"] + shard,
+    }
+
+
 def shard_sizes(total: int, shards: int) -> list[int]:
     """Split `total` sentences over `shards` as evenly as possible (earlier shards take the remainder)."""
     return [total // shards + (i < total % shards) for i in range(shards)]
 
 
-def probe_settings(config: dict, kind: str) -> dict[str, Any]:
-    """Probe settings one job depends on: the shared ones plus only `kind`'s layers and pooling."""
+#: The SentEval probing task that SentEval probes with logistic regression whatever the classifier's hidden size
+#: (`senteval/probing.py`), here when `probe.word_content_logreg` is true.
+LOGREG_PROBE_TASK = "word_content"
+
+
+def probe_settings(config: dict, kind: str, probe_task: str) -> dict[str, Any]:
+    """Probe settings one probe job depends on: the shared ones, only `kind`'s layers and pooling, and
+    `word_content_logreg` only for WordContent, whose logistic regression uses `grid.weight_decay` but neither
+    `grid.hidden` nor `grid.dropout` (left out then, so editing them reruns no WordContent job)."""
     probe = config["probe"]
-    out = {k: copy.deepcopy(v) for k, v in probe.items() if k not in ("layers", "pooling", "tasks", "data_dir")}
-    out["layers"] = {kind: probe["layers"][kind]}
-    out["pooling"] = {kind: probe["pooling"][kind]}
+    shared = {k: copy.deepcopy(v) for k, v in probe.items()
+              if k not in ("layers", "pooling", "tasks", "data_dir", "word_content_logreg")}
+    out = shared | {"layers": {kind: probe["layers"][kind]}, "pooling": {kind: probe["pooling"][kind]}}
+    if probe_task == LOGREG_PROBE_TASK:
+        out["word_content_logreg"] = probe["word_content_logreg"]
+        if probe["word_content_logreg"]:
+            out["grid"] = {"weight_decay": out["grid"]["weight_decay"]}
     return out
 
 
@@ -164,8 +197,8 @@ def check_probe_layers(config: dict) -> None:
     """Refuse, at start-up, a `probe.layers.<kind>` entry beyond the depth of the model it probes.
 
     Depths known before any job runs: a teacher given as an existing local directory (its `config.json`; the
-    fine-tuned teacher has the depth of the model it starts from), BERT_S (`students.bert_s.layers`, per-task
-    overrides included) and LSTM_S (one BiLSTM layer). A hub id not yet downloaded is checked when its probe job
+    fine-tuned teacher has the depth of the model it starts from), BERT_S and LSTM_S (`students.<kind>.layers`,
+    per-task overrides included: transformer or BiLSTM layers). A hub id not yet downloaded is checked when its probe job
     loads it (`kdprobe.probing.encoders.resolve_layers`). Layer 0 (embeddings) exists for BERT teachers only.
     """
     probe_layers = (config.get("probe") or {}).get("layers") or {}
@@ -181,11 +214,10 @@ def check_probe_layers(config: dict) -> None:
                 depths.setdefault("pretrained", []).append((0, depth, str(model)))
     students = config.get("students") or {}
     for task in config["tasks"]:
-        if "bert_s" in students:
-            depths.setdefault("bert_s", []).append(
-                (1, int(student_settings(config, task, "bert_s")["layers"]), f"BERT_S of {task}"))
-        if "lstm_s" in students:
-            depths.setdefault("lstm_s", []).append((1, 1, f"LSTM_S of {task}"))
+        for kind in ("bert_s", "lstm_s"):
+            if kind in students:
+                depth = int(student_settings(config, task, kind)["layers"])
+                depths.setdefault(kind, []).append((1, depth, f"{kind.upper()} of {task}"))
     for kind, spec in probe_layers.items():
         if not isinstance(spec, list):
             continue  # `all`

@@ -4,32 +4,29 @@
 
 1. reads the transfer set (parquet: `sentence`, `input_ids`, `logits`, `label`), `labels.txt`, `dev.tsv` and
    `test.tsv`; tokenises everything once (BERT_S reuses the stored teacher ids, cut to `max_length`; LSTM_S
-   tokenises words, or wordpieces for teacher embeddings) into one packed id array;
+   tokenises words, or wordpieces for teacher embeddings) into one packed id array (`batching.PackedIds`);
 2. builds the student (`students.build_student`; LSTM_S word vocabulary = every transfer-set word, min count 1);
-3. trains `epochs` epochs of length-grouped shuffled batches (each epoch's order is a pure function of
-   `(seed, epoch)`: a shuffled permutation cut into chunks of 50 batches, each chunk sorted by length and cut into
-   batches, then the batch order shuffled), each padded to its longest sequence; loss `settings['loss']`
-   (`losses.distillation_loss`) against the teacher logits; Adam (lr, betas) or Adadelta (lr, rho) over the
-   trainable parameters; `schedule.linear_warmup_decay` with `warmup_epochs` of `epochs` (in steps); gradient-norm
-   clipping when `clip_norm > 0`;
+3. trains through `training.fit`: `epochs` epochs of length-grouped shuffled batches (`batching.epoch_batches`),
+   each padded to its longest sequence; loss `settings['loss']` (`losses.distillation_loss`, with `temperature`
+   and `mse_reduction`) against the teacher logits (`DistilLoss`); Adam (lr, betas) or Adadelta (lr, rho) over
+   the trainable parameters; learning-rate `schedule` (`linear` | `constant` | `none`) with `warmup_epochs`;
+   gradient-norm clipping when `clip_norm > 0`;
 4. evaluates on dev after every epoch (`metrics.task_metrics`) and keeps the weights with the best headline
    metric (`tasks.HEADLINE_METRIC`; the earliest epoch wins ties);
 5. writes `out_dir` atomically: the best student (`student.json`, `model.safetensors`, vocabulary files),
    `metrics.json` (`dev`, `test`, `best_epoch`, `headline_metric`, parameter counts, `transfer_size`) and
-   `curve.csv` (epoch, loss, dev_<metric>..., lr).
+   `curve.csv` (step, epoch, loss, lr, dev_<metric>...).
 
-Resumable: after every epoch (and every `save_every_steps` optimiser steps when set) the model, optimiser,
-scheduler, RNG states, epoch/step, loss accumulators, best score/epoch/weights and the curve go to `state_path`
-(`checkpoint.ResumeState`); a new run with the same settings and transfer set continues from there and ends with
-the same weights bit for bit (on CPU; CUDA kernels may not be deterministic). The state is deleted at the end.
+Resumable (`training.fit`): after every epoch (and every `save_every_steps` optimiser steps when set) the training
+state goes to `state_path`, keyed on the settings and the content of every input: the transfer-set files (teacher
+logits included), `labels.txt`, `dev.tsv`, `test.tsv`, the teacher directory and the word2vec file. A rerun with
+the same inputs continues and ends with the same weights bit for bit (on CPU); a rerun after any input changed
+(e.g. the teacher was retrained) starts afresh. The state is deleted at the end.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -38,54 +35,22 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .batching import PackedIds
 from .checkpoint import ResumeState
 from .errors import ConfigError, InputError
 from .io import atomic_dir, write_csv, write_json
-from .losses import check_loss_name, distillation_loss
+from .losses import distillation_loss, loss_settings
 from .metrics import task_metrics
 from .predict import batched_logits, load_labels, load_split
-from .runtime import autocast, maybe_compile, progress, rng_state, set_rng_state, set_seed, tensor_to, to_device
-from .schedule import linear_warmup_decay
+from .runtime import autocast, maybe_compile, progress, set_seed, tensor_to, to_device
 from .students import Student, build_student
 from .tasks import HEADLINE_METRIC, STUDENTS
+from .training import fit
 
 log = logging.getLogger(__name__)
 
 TRANSFER_COLUMNS = ("sentence", "input_ids", "logits", "label")
-CHUNK_BATCHES = 50  # length grouping: sort within chunks of this many batches
 TOKENIZE_CHUNK = 10_000
-
-
-class PackedIds:
-    """Many variable-length id sequences in one flat int32 array (lists of Python ints would cost ~10x more)."""
-
-    def __init__(self, sequences: Sequence[np.ndarray]):
-        self.lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        self.offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
-        np.cumsum(self.lengths, out=self.offsets[1:])
-        parts = [np.asarray(s, dtype=np.int32) for s in sequences]
-        self.flat = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.flat[self.offsets[i] : self.offsets[i + 1]]
-
-    def batch(self, idx: Sequence[int]) -> list[np.ndarray]:
-        return [self[i] for i in idx]
-
-    def padded(self, idx: Sequence[int] | np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
-        """Sequences `idx` right-padded to their longest (at least 1): `input_ids`, `attention_mask` (int64, CPU),
-        as `Student.pad` makes them, in two vectorised gathers instead of a loop over rows."""
-        idx = np.asarray(idx, dtype=np.int64)
-        lengths = self.lengths[idx]
-        width = max(int(lengths.max()) if len(idx) else 0, 1)
-        cols = np.arange(width, dtype=np.int64)
-        mask = cols[None, :] < lengths[:, None]
-        where = np.minimum(self.offsets[idx][:, None] + cols[None, :], max(len(self.flat) - 1, 0))
-        ids = np.where(mask, self.flat[where] if len(self.flat) else 0, pad_id).astype(np.int64)
-        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -135,19 +100,6 @@ def _tokenize(student: Student, sentences: list[str], desc: str) -> PackedIds:
     return PackedIds(seqs)
 
 
-def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """Length-grouped shuffled batches of one epoch; a pure function of its arguments (hence resumable)."""
-    rng = np.random.default_rng([int(seed), int(epoch)])
-    perm = rng.permutation(len(lengths))
-    chunk = batch_size * CHUNK_BATCHES
-    batches: list[np.ndarray] = []
-    for start in range(0, len(perm), chunk):
-        idx = perm[start : start + chunk]
-        idx = idx[np.argsort(lengths[idx], kind="stable")]
-        batches.extend(idx[i : i + batch_size] for i in range(0, len(idx), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
 def make_optimizer(settings: dict, params: list[torch.nn.Parameter], kind: str) -> torch.optim.Optimizer:
     name = str(settings.get("optimizer", "adam"))
     lr = float(settings.get("lr", 5e-4))
@@ -157,21 +109,6 @@ def make_optimizer(settings: dict, params: list[torch.nn.Parameter], kind: str) 
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, rho=float(settings.get("rho", 0.9)))
     raise ConfigError(f"students.{kind}.optimizer", f"unknown optimizer {name!r}; choose adam or adadelta")
-
-
-def _fingerprint(kind: str, task: str, settings: dict, n: int, n_classes: int, ids: PackedIds) -> str:
-    blob = json.dumps({"kind": kind, "task": task, "settings": settings, "n": n, "classes": n_classes},
-                      sort_keys=True, default=str).encode()
-    h = hashlib.sha256(blob)
-    h.update(ids.lengths.tobytes())
-    return h.hexdigest()
-
-
-def _trainable_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The weights that training changes (frozen embedding tables never change and are left out)."""
-    params = dict(model.named_parameters())
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-            if k not in params or params[k].requires_grad}
 
 
 def evaluate(
@@ -186,35 +123,37 @@ def evaluate(
     return task_metrics(task, gold, pred)
 
 
-class TrainStep:
-    """One optimiser step of distillation: pad the batch (vectorised, to its own longest sequence), move it to the
-    device (pinned, non-blocking on CUDA), forward (bf16 autocast when `settings['bf16']` on a bf16 GPU; optionally
-    `torch.compile`d), `distillation_loss` against the teacher logits, backward, clip, optimiser and scheduler.
-    `distil` trains with it; `benchmarks/run.py` times it. `lr_used` is the learning rate of the last step."""
+class DistilLoss:
+    """The distillation loss of one batch, `training.fit`'s `batch_loss`: pad rows `idx` of `ids` (vectorised, to
+    their own longest sequence), move them to the device (pinned, non-blocking on CUDA), forward (bf16 autocast when
+    `settings['bf16']` on a bf16 GPU; `torch.compile`d when `settings['compile']`), then `distillation_loss`
+    against the teacher logits of those rows. `distil` trains with it; `benchmarks/run.py` times it."""
 
-    def __init__(self, model: Student, optimizer: torch.optim.Optimizer, scheduler, params: list[torch.nn.Parameter],
-                 loss_name: str, temperature: float, clip_norm: float, device: torch.device, settings: dict):
-        self.model, self.optimizer, self.scheduler, self.params = model, optimizer, scheduler, params
-        self.loss_name, self.temperature, self.clip_norm = loss_name, temperature, clip_norm
+    def __init__(self, model: Student, ids: PackedIds, teacher_logits: torch.Tensor, loss_name: str,
+                 temperature: float, mse_reduction: str, device: torch.device, settings: dict):
+        self.model, self.ids, self.teacher_logits = model, ids, teacher_logits
+        self.loss_name, self.temperature, self.mse_reduction = loss_name, temperature, mse_reduction
         self.device, self.settings = torch.device(device), settings
         self.forward = maybe_compile(model, settings)
-        self.lr_used = optimizer.param_groups[0]["lr"]
 
-    def __call__(self, ids: PackedIds, idx: np.ndarray, teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Train on rows `idx` of `ids` against `teacher_logits[idx]`; return the batch's loss (detached)."""
-        batch = to_device(ids.padded(idx, self.model.pad_id), self.device)
-        target = tensor_to(teacher_logits[torch.from_numpy(np.asarray(idx))], self.device)
+    def __call__(self, idx: np.ndarray) -> torch.Tensor:
+        batch = to_device(self.ids.padded(idx, self.model.pad_id), self.device)
+        target = tensor_to(self.teacher_logits[torch.from_numpy(np.asarray(idx))], self.device)
         with autocast(self.device, self.settings, kind="training"):
             logits = self.forward(batch["input_ids"], batch["attention_mask"])
-        loss = distillation_loss(self.loss_name, logits.float(), target, self.temperature)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
-        self.lr_used = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss.detach()
+        return distillation_loss(self.loss_name, logits.float(), target, self.temperature, self.mse_reduction)
+
+
+def _inputs(kind: str, settings: dict, transfer_paths: list[str], data_dir: Path, teacher_dir: str | Path,
+            word2vec: str | Path | None) -> dict[str, str | Path]:
+    """The files a student's training depends on, by label (the keys of its resumable state)."""
+    inputs: dict[str, str | Path] = {f"transfer {i} ({Path(p).name})": p for i, p in enumerate(transfer_paths)}
+    inputs |= {name: data_dir / name for name in ("labels.txt", "dev.tsv", "test.tsv") if (data_dir / name).exists()}
+    inputs["teacher"] = teacher_dir
+    vectors = word2vec or settings.get("word2vec")
+    if vectors and settings.get("embeddings", "word2vec" if kind == "lstm_s" else "random") == "word2vec":
+        inputs["word2vec"] = vectors
+    return inputs
 
 
 # ------------------------------------------------------------------------------------------------ distil
@@ -246,17 +185,12 @@ def distil(
         raise ConfigError("task", f"unknown task {task!r}; choose one of {sorted(HEADLINE_METRIC)}")
     device = torch.device(device)
     section = f"students.{kind}"
-    loss_name = str(settings.get("loss", "soft_ce" if kind == "bert_s" else "mse"))
-    check_loss_name(loss_name, f"{section}.loss")
-    temperature = float(settings.get("temperature", 1.0))
+    loss_name, temperature, mse_reduction = loss_settings(settings, section, "soft_ce" if kind == "bert_s" else "mse")
     epochs = int(settings.get("epochs", 1))
     batch_size = int(settings.get("batch_size", 32))
     if batch_size < 1 or epochs < 0:
         raise ConfigError(section, "batch_size must be >= 1 and epochs >= 0")
-    warmup_epochs = float(settings.get("warmup_epochs", 0))
-    clip_norm = float(settings.get("clip_norm", 0) or 0)
     seed = int(settings.get("seed", 42))
-    save_every = int(settings.get("save_every_steps", 0) or 0)
     eval_batch_size = int(settings.get("eval_batch_size", max(64, batch_size)))
     headline = HEADLINE_METRIC[task]
     started = time.perf_counter()
@@ -291,7 +225,9 @@ def distil(
     vocab_info: dict[str, Any] = {"teacher_dir": str(teacher_dir), "labels": labels}
     if word2vec:
         vocab_info["word2vec"] = str(word2vec)
-    if kind == "lstm_s" and settings.get("embeddings", "word2vec") != "teacher":
+    from .students import reads_words
+
+    if reads_words(kind, settings):
         from .embeddings import build_vocab
 
         vocab_info["words"] = build_vocab(sentences)
@@ -311,101 +247,23 @@ def distil(
     log.info("transfer tokens: %d sequences, mean length %.1f, max %d", len(train_ids),
              float(train_ids.lengths.mean()), int(train_ids.lengths.max()))
     model.to(device)
-    model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(settings, params, kind)
-    steps_per_epoch = math.ceil(len(train_ids) / batch_size)
-    total_steps = epochs * steps_per_epoch
-    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
-    scheduler = linear_warmup_decay(optimizer, warmup_steps, total_steps)
-    train_step = TrainStep(model, optimizer, scheduler, params, loss_name, temperature, clip_norm, device, settings)
-    log.info("training %s on %s: %d epochs x %d steps (warm-up %d steps), batch %d, loss %s (T=%g), %s, "
-             "clip %g, device %s", kind, task, epochs, steps_per_epoch, warmup_steps, batch_size, loss_name,
-             temperature, type(optimizer).__name__, clip_norm, device)
+    loss = DistilLoss(model, train_ids, teacher_logits, loss_name, temperature, mse_reduction, device, settings)
+    log.info("distilling %s on %s: loss %s (T=%g, MSE %s)", kind, task, loss_name, temperature, mse_reduction)
 
-    # ---- resume
-    state = ResumeState(state_path)
-    fingerprint = _fingerprint(kind, task, settings, len(train_ids), n_classes, train_ids)
-    start_epoch, start_step = 0, 0
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    n_seen = 0
-    best_score, best_epoch, best_weights = -math.inf, 0, None
-    curve: list[dict[str, Any]] = []
-    saved = state.load()
-    if saved is not None and saved.get("fingerprint") != fingerprint:
-        log.warning("ignoring %s: it was written for other settings or another transfer set", state_path)
-        saved = None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        start_epoch, start_step = int(saved["epoch"]), int(saved["step_in_epoch"])
-        loss_sum = saved["loss_sum"].to(device)
-        n_seen = int(saved["n_seen"])
-        best_score, best_epoch = float(saved["best_score"]), int(saved["best_epoch"])
-        best_weights = saved["best_weights"]
-        curve = list(saved["curve"])
-        set_rng_state(saved["rng"])
-        log.info("resumed at epoch %d, step %d of %d (best %s %.4f at epoch %d)", start_epoch + 1, start_step,
-                 steps_per_epoch, headline, best_score, best_epoch)
+    # ---- train (resumable), keep the best dev epoch
+    result = fit(
+        model, train_ids.lengths, loss, make_optimizer(settings, params, kind),
+        {**settings, "epochs": epochs, "batch_size": batch_size, "seed": seed}, section=section, device=device,
+        state_path=state_path, inputs=_inputs(kind, settings, transfer_paths, data_dir, teacher_dir, word2vec),
+        identity={"kind": kind, "task": task, "classes": n_classes}, keep_best=f"dev_{headline}",
+        evaluate=lambda: {f"dev_{k}": v for k, v in evaluate(model, dev_ids, dev_gold, task, eval_batch_size,
+                                                             device).items()},
+        on_epoch_end=on_epoch_end, desc=f"{kind} {task}",
+    )
+    best_epoch = int(result.best["epoch"]) if result.best else 0
 
-    def save_state(epoch: int, step_in_epoch: int) -> None:
-        state.save({
-            "fingerprint": fingerprint,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(),
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "step": epoch * steps_per_epoch + step_in_epoch,
-            "loss_sum": loss_sum.detach().cpu(),
-            "n_seen": n_seen,
-            "best_score": best_score,
-            "best_epoch": best_epoch,
-            "best_weights": best_weights,
-            "curve": curve,
-        })
-
-    # ---- train
-    for epoch in range(start_epoch, epochs):
-        epoch_start = time.perf_counter()
-        batches = epoch_batches(train_ids.lengths, batch_size, seed, epoch)
-        first = start_step if epoch == start_epoch else 0
-        if first == 0:
-            loss_sum.zero_()
-            n_seen = 0
-        lr_used = optimizer.param_groups[0]["lr"]
-        bar = progress(total=len(batches), initial=first, desc=f"{kind} {task} epoch {epoch + 1}/{epochs}",
-                       unit="batch")
-        for b in range(first, len(batches)):
-            idx = batches[b]
-            loss = train_step(train_ids, idx, teacher_logits)
-            lr_used = train_step.lr_used
-            loss_sum += loss.double() * len(idx)
-            n_seen += len(idx)
-            bar.update(1)
-            if (b + 1) % 50 == 0:
-                bar.set_postfix(loss=f"{loss_sum.item() / n_seen:.4g}", refresh=False)
-            if save_every and (b + 1) % save_every == 0 and b + 1 < len(batches):
-                save_state(epoch, b + 1)
-        bar.close()
-        dev = evaluate(model, dev_ids, dev_gold, task, eval_batch_size, device)
-        row = {"epoch": epoch + 1, "loss": loss_sum.item() / max(1, n_seen),
-               **{f"dev_{k}": v for k, v in dev.items()}, "lr": lr_used}
-        curve.append(row)
-        if dev[headline] > best_score:
-            best_score, best_epoch, best_weights = dev[headline], epoch + 1, _trainable_copy(model)
-        log.info("epoch %d/%d: loss %.5g, dev %s, best %s %.4f (epoch %d), lr %.3g, %.1f s", epoch + 1, epochs,
-                 row["loss"], {k: round(v, 4) for k, v in dev.items()}, headline, best_score, best_epoch, lr_used,
-                 time.perf_counter() - epoch_start)
-        save_state(epoch + 1, 0)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, row)
-
-    # ---- best checkpoint, final scores, outputs
-    if best_weights is not None:
-        model.load_state_dict(best_weights, strict=False)
+    # ---- final scores of the kept weights, outputs
     dev = evaluate(model, dev_ids, dev_gold, task, eval_batch_size, device)
     test = evaluate(model, test_ids, test_gold, task, eval_batch_size, device) if test_ids is not None else {}
     metrics = {
@@ -422,7 +280,7 @@ def distil(
         "transfer_size": len(train_ids),
         "transfer_labelled": n_labelled,
     }
-    curve_frame = pd.DataFrame(curve, columns=["epoch", "loss", *[f"dev_{k}" for k in dev], "lr"])
+    curve_frame = pd.DataFrame(result.curve, columns=["step", "epoch", "loss", "lr", *[f"dev_{k}" for k in dev]])
     model.cpu()
     with atomic_dir(out_dir) as tmp:
         model.save(tmp)
@@ -434,7 +292,7 @@ def distil(
         write_json(metrics_path, metrics)
     if curve_path is not None:
         write_csv(curve_path, curve_frame)
-    state.clear()
+    ResumeState(state_path).clear()
     log.info("best epoch %d: dev %s, test %s; wrote %s, %s, %s in %.1f s", best_epoch, dev, test, out_dir,
              metrics_path or "metrics.json there", curve_path or "curve.csv there", time.perf_counter() - started)
     return metrics

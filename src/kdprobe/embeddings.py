@@ -1,4 +1,5 @@
-"""Word-level input for LSTM_S: tokeniser, vocabulary, and word2vec vectors read for that vocabulary only.
+"""Word-level input of the students (LSTM_S; BERT_S with word2vec embeddings): tokeniser, vocabulary, and word2vec
+vectors read for that vocabulary only.
 
 - `word_tokenize`: lower-case; tokens are runs of letters/digits, plus each "simple" punctuation character
   (`SIMPLE_PUNCTUATION`) as its own token; everything else (white space, other symbols) separates tokens.
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 PAD = "[PAD]"
 UNK = "[UNK]"
+CLS = "[CLS]"  # BERT_S's sentence markers in a word vocabulary (`students.channels.word_input`)
+SEP = "[SEP]"
 SIMPLE_PUNCTUATION = ".,!?;:'\"()-&$%"
 _TOKEN_RE = re.compile(r"[^\W_]+|[" + re.escape(SIMPLE_PUNCTUATION) + "]")
 

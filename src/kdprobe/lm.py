@@ -4,8 +4,10 @@ Each sentence is framed by the start and end token (GPT-2's `<|endoftext|>` serv
 eos`), so the sampler can start from the start token and stop at the end token. A sentence longer than
 `max_length` tokens is truncated and gets no end token (it did not end there). Pads carry label -100.
 
-Settings (`gpt2` section): `epochs`, `batch_size`, `lr`, `weight_decay`, `warmup_fraction`, `max_length`, `seed`,
-optional `save_every_steps`, `evals_per_epoch` (curve rows per epoch, default 10), `clip_norm`, `bf16`.
+Settings (`gpt2` section): `epochs`, `batch_size`, `lr`, `weight_decay`, `schedule`, `warmup_fraction`,
+`max_length`, `seed`, optional `save_every_steps`, `evals_per_epoch` (curve rows per epoch, default 10),
+`clip_norm`, `bf16`, `compile` (see `kdprobe.training.fit`). The resumable state is keyed on the settings and the
+content of `train_tsv` and the base model's files.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from .batching import PackedIds
 from .checkpoint import ResumeState
+from .digest import model_files
 from .errors import ConfigError, InputError
 from .io import atomic_dir, write_csv
 from .logits import read_sentences
 from .runtime import set_seed
-from .training import fit, pad_batch
+from .training import adamw, fit, hf_batch_loss
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +66,28 @@ def finetune(
     set_seed(int(settings.get("seed", 0)))
     tokenizer = AutoTokenizer.from_pretrained(model)
     net = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32; bf16 only by autocast
-    seqs = frame_sentences(tokenizer, sentences, int(settings["max_length"]))
+    seqs = PackedIds(frame_sentences(tokenizer, sentences, int(settings["max_length"])))
     limit = getattr(net.config, "max_position_embeddings", None)
-    if limit is not None and max(map(len, seqs)) > limit:
-        raise ConfigError("gpt2.max_length", f"framed sentences reach {max(map(len, seqs))} tokens; "
+    if limit is not None and seqs.lengths.max() > limit:
+        raise ConfigError("gpt2.max_length", f"framed sentences reach {seqs.lengths.max()} tokens; "
                                              f"the model takes {limit}")
     eos = tokenizer.eos_token_id
-    log.info("lm %s: %d sentences, %d tokens framed", model, len(seqs), sum(map(len, seqs)))
+    log.info("lm %s: %d sentences, %d tokens framed", model, len(seqs), len(seqs.flat))
 
-    def collate(idx: list[int]) -> dict[str, Any]:
-        ids, mask = pad_batch([seqs[i] for i in idx], eos)
-        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100),
-                "use_cache": False}
+    def collate(idx: np.ndarray) -> dict[str, Any]:
+        batch = seqs.padded(idx, eos)
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        return {**batch, "labels": labels, "use_cache": False}
 
-    curve = fit(net, [len(s) for s in seqs], collate, {"evals_per_epoch": 10, **settings}, state_path, device,
-                stop_after_steps=stop_after_steps, desc="gpt2")
+    net.to(device)
+    base = model_files(model)
+    curve = fit(
+        net, seqs.lengths, hf_batch_loss(net, collate, device, settings), adamw(net, settings),
+        {"evals_per_epoch": 10, **settings}, section="gpt2", device=device, state_path=state_path,
+        inputs={"train.tsv": train_tsv} | ({"base model": base} if base else {}),
+        identity={"base model": None if base else str(model)},
+        stop_after_steps=stop_after_steps, desc="gpt2",
+    ).curve
     with atomic_dir(out_dir) as tmp:
         net.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -26,9 +26,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .data import read_split
 from .errors import InputError
-from .chunks import ChunkStore, fingerprint
+from .chunks import ChunkStore
+from .digest import content_digests
 from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, progress, to_device
-from .training import pad_batch
+from .batching import pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,7 @@ def infer_logits(
 
     def run(start: int) -> None:
         idx = order[start : start + batch_size]
-        ids, mask = pad_batch([input_ids[i] for i in idx], pad_id)
-        batch = to_device({"input_ids": ids, "attention_mask": mask}, device)
+        batch = to_device(pad_batch([input_ids[i] for i in idx], pad_id), device)
         with torch.inference_mode(), autocast(device, settings or {}, kind="inference"):
             logits = model(**batch).logits
         out[idx] = logits.float().cpu().numpy()
@@ -160,7 +160,7 @@ def write_transfer(
              batch_size, autocast_dtype(device, settings, kind="inference") or "fp32")
     chunk = STREAM_BATCHES * batch_size
     starts = range(0, max(len(sentences), 1), chunk)
-    manifest = {"teacher": fingerprint(teacher_dir), "settings": {k: settings[k] for k in sorted(settings)},
+    manifest = {"teacher": content_digests({"teacher": teacher_dir}), "settings": {k: settings[k] for k in sorted(settings)},
                 "sentences": _digest(sentences, labels)}
     chunks = ChunkStore(chunk_dir or Path(f"{out_path}.chunks"), manifest)
     done = sum(len(sentences[start: start + chunk]) for j, start in enumerate(starts) if chunks.done(j))

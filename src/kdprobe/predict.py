@@ -1,9 +1,10 @@
 """Dev-set predictions of a fine-tuned teacher or a student: one row per sentence with probabilities.
 
-`write_predictions(model_kind, model_dir, data_dir, out_path, device)` writes `results/predictions/{task}/{model}.tsv`
-with columns `sentence, gold, pred, confidence, p_<label>...` (gold/pred are label names of `labels.txt`,
-confidence the predicted class's probability), in the order of `dev.tsv`. Sentences are tokenised once, batched
-by length and run under `torch.inference_mode()`.
+`write_predictions(model_kind, model_dir, data_dir, out_path, device, max_length=)` writes
+`results/predictions/{task}/{model}.tsv` with columns `sentence, gold, pred, confidence, p_<label>...` (gold/pred
+are label names of `labels.txt`, confidence the predicted class's probability), in the order of `dev.tsv`.
+Sentences are truncated as in training (the teacher at `teacher.max_length`, a student at the `max_length` in its
+`student.json`), tokenised once, batched by length and run under `torch.inference_mode()`.
 """
 
 from __future__ import annotations
@@ -88,13 +89,15 @@ def batched_logits(
 def _teacher(model_dir: Path, sentences: list[str], batch_size: int, device, max_length: int | None):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if not max_length:
+        raise ConfigError("teacher.max_length", "the teacher's predictions need the max_length it was trained with")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(device).eval()
     except (OSError, ValueError) as exc:
         raise InputError(model_dir, f"cannot load the teacher: {exc}") from None
-    limit = max_length or int(getattr(model.config, "max_position_embeddings", 512))
-    ids = tokenizer(sentences, truncation=True, max_length=limit)["input_ids"]
+    log.info("teacher input truncated at %d tokens (teacher.max_length)", max_length)
+    ids = tokenizer(sentences, truncation=True, max_length=int(max_length))["input_ids"]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logits = batched_logits(
         lambda i, m: model(input_ids=i, attention_mask=m).logits, ids, pad, batch_size, device, desc="teacher"
@@ -106,7 +109,11 @@ def _student(model_dir: Path, sentences: list[str], batch_size: int, device, max
     from .students import load_student
 
     student = load_student(model_dir, device)
-    ids = student.tokenize(sentences, max_length)
+    if max_length and int(max_length) != student.max_length:
+        raise InputError(model_dir / "student.json", f"the student was trained with max_length {student.max_length}, "
+                                                     f"the config says {max_length}: the student is stale, rerun distil")
+    log.info("%s input truncated at %d tokens (its training max_length)", student.kind, student.max_length)
+    ids = student.tokenize(sentences)
     logits = batched_logits(student, ids, student.pad_id, batch_size, device, desc=student.kind)
     return logits, int(student.config["n_classes"]), student.labels
 
@@ -122,7 +129,9 @@ def write_predictions(
 ) -> pd.DataFrame:
     """Predict `data_dir/dev.tsv` with the model in `model_dir`; write and return the predictions table.
 
-    `max_length`: wordpiece/word limit (default: the student's own; for the teacher its position limit).
+    `max_length`: the token limit the model was trained with: required for the teacher (`teacher.max_length`); a
+    student truncates at the `max_length` of its `student.json`, and a given value must equal it (else the student
+    is stale: `InputError`).
     """
     if model_kind not in MODEL_KINDS:
         raise ConfigError("model", f"unknown model kind {model_kind!r}; choose one of {list(MODEL_KINDS)}")

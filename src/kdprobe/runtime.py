@@ -4,12 +4,18 @@ how a stage uses its device (bf16 autocast, pinned memory, torch.compile, the sa
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import random
+import re
+import socket
 import sys
+import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -19,14 +25,98 @@ from tqdm.auto import tqdm
 log = logging.getLogger("kdprobe")
 
 
-def pick_device(preference: str = "auto") -> torch.device:
-    """'auto' takes CUDA when present, else CPU; 'cpu'/'cuda'/'cuda:N' are taken as given."""
+def pick_device(preference: str = "auto", gpus: int | None = None) -> torch.device:
+    """The device of this process: 'cpu' and 'cuda:N' as given; 'auto' CUDA when present, else CPU; 'auto' and
+    'cuda' on a machine with several visible GPUs: a GPU of its own (`claim_gpu`).
+
+    `gpus`: the GPUs the job asked its scheduler for (Snakemake's `resources.gpu`; None: unknown). With 'auto', a
+    job that asked for none runs on the CPU, so jobs that Snakemake does not count as GPU jobs never take one.
+    """
     if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(preference)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {preference!r} requested but CUDA is not available")
-    return dev
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        if gpus == 0:
+            log.info("device auto: the job asked for no GPU (resources gpu=0), so it runs on the CPU")
+            return torch.device("cpu")
+    elif preference != "cuda":
+        dev = torch.device(preference)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {preference!r} requested but CUDA is not available")
+        return dev
+    if not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    n = torch.cuda.device_count()
+    if n <= 1:  # one GPU visible, e.g. the one SLURM gave this job through CUDA_VISIBLE_DEVICES
+        return torch.device("cuda")
+    index = claim_gpu(n)
+    torch.cuda.set_device(index)  # code that says plain "cuda" lands on the claimed GPU too
+    return torch.device(f"cuda:{index}")
+
+
+# ------------------------------------------------------------------------------------------------- GPU slots
+# Snakemake's `--resources gpu=N` only counts GPU jobs; it does not say which GPU a job should use. On a machine
+# with several visible GPUs each job takes the first GPU whose lock file it can lock exclusively (`fcntl.flock`)
+# and holds the lock until it exits (the kernel releases it however the process ends, so no lock goes stale).
+
+#: The lock of the GPU this process claimed, held open for the life of the process: (index, file).
+_claimed: tuple[int, Any] | None = None
+#: Seconds between attempts while every GPU is taken.
+GPU_POLL_SECONDS = 5.0
+
+
+def gpu_lock_dir() -> Path:
+    """Directory of the per-GPU lock files: `KDPROBE_GPU_LOCK_DIR`, else `<tmp>/kdprobe-gpu-locks-<uid>` (local
+    to the machine, so only jobs that share its GPUs share the locks)."""
+    override = os.environ.get("KDPROBE_GPU_LOCK_DIR")
+    return Path(override) if override else Path(tempfile.gettempdir()) / f"kdprobe-gpu-locks-{os.getuid()}"
+
+
+def gpu_key(index: int) -> str:
+    """The name of visible GPU `index` in its lock file's name: its entry of CUDA_VISIBLE_DEVICES (a physical index
+    or UUID, the same in every process that sees it), else the index itself. Nothing asks CUDA, so no CUDA context
+    is made before `pick_device` has chosen the GPU."""
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    key = visible[index] if index < len(visible) else str(index)
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+
+
+def try_lock_gpu(index: int, lock_dir: str | Path) -> Any | None:
+    """The open, exclusively locked lock file of visible GPU `index`, or None when another process holds it."""
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_dir / f"gpu-{gpu_key(index)}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
+def claim_gpu(n: int, lock_dir: str | Path | None = None, poll: float | None = None) -> int:
+    """Index (0..n-1) of the first visible GPU no other process holds, locked for the life of this process; the
+    same index again on later calls. While all n are taken (more GPU jobs than GPUs), waits for one to free."""
+    global _claimed
+    if _claimed is not None:
+        return _claimed[0]
+    lock_dir = Path(lock_dir) if lock_dir is not None else gpu_lock_dir()
+    waiting = False
+    while True:
+        for index in range(n):
+            handle = try_lock_gpu(index, lock_dir)
+            if handle is not None:
+                _claimed = (index, handle)
+                log.info("GPU slot: cuda:%d of %d visible GPUs (lock %s)", index, n, handle.name)
+                return index
+        if not waiting:
+            log.warning("all %d visible GPUs are held by other kdprobe jobs (locks in %s): waiting for one to free; "
+                        "is --resources gpu=N larger than the number of GPUs?", n, lock_dir)
+            waiting = True
+        time.sleep(GPU_POLL_SECONDS if poll is None else poll)
 
 
 def set_seed(seed: int) -> None:

@@ -6,7 +6,11 @@ only the token just sampled (the prefix is never re-run). A row ends at the end 
 through `Gpt2Decoder` (a preallocated cache written in place, finished rows dropped at once, the cache packed
 lazily); any other causal LM through its own `past_key_values` (finished rows dropped once they are an eighth of
 the batch). Tokens are drawn by inverting each live row's cumulative distribution at one uniform draw. Text is
-decoded, stripped and kept as is (tabs, quotes, newlines, emoji and empty strings included).
+decoded and normalised as the training splits are (`data.normalise`: stripped, every whitespace run one space;
+quotes, emoji and the like kept). A sentence that is empty after normalisation is dropped here, the one place
+that filters generated text, so a shard holds at most its share of `augment.sentences`; the log counts the
+dropped sentences and the exact duplicates within the shard (duplicates are kept: the transfer set weighs a
+sentence by how often it was sampled; duplicates across shards are not counted).
 
 A shard is written in chunks of `chunk_size` sentences (`chunk_dir/chunk{j:05d}.parquet`, atomically); batch b of
 chunk j draws from its own generator seeded from (seed, j, b), so a restarted job skips finished chunks and
@@ -15,7 +19,7 @@ a sample. The chunks are then copied into `out_path` row group by row group and 
 `chunk_dir/manifest.json` records what the chunks depend on; chunks made under other settings or another model
 are discarded.
 
-Settings (`augment` section): `max_length`, `batch_size` (rows per batch; `auto`, null or absent: from the free
+Settings (`augment` section): `max_length`, `batch_size` (rows per batch; `auto` (or absent): from the free
 GPU memory, `runtime.sampling_batch_size`, or `runtime.CPU_SAMPLING_BATCH` on a CPU), `temperature` (0: greedy),
 `top_k` (0: full distribution), `chunk_size`, optional `bf16` (bf16 on a bf16-capable GPU; default on there,
 `false` turns it off), optional `compile` (`torch.compile` the decode step).
@@ -31,12 +35,15 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from .data import normalise
 from .errors import ConfigError
-from .chunks import ChunkStore, fingerprint
+from .chunks import ChunkStore
+from .digest import content_digests
 from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, progress, resolve_sampling_batch
 
 log = logging.getLogger(__name__)
@@ -385,7 +392,7 @@ def sample_shard(
         vocab=int(getattr(cfg, "vocab_size", 1)), max_length=max_length, value_bytes=2 if dtype is not None else 4,
     )
 
-    manifest = {"model": fingerprint(model_dir), "n_sentences": int(n_sentences), "seed": int(seed),
+    manifest = {"model": content_digests({"model": model_dir}), "n_sentences": int(n_sentences), "seed": int(seed),
                 "settings": {k: settings[k] for k in sorted(settings)}}
     chunks = ChunkStore(chunk_dir, manifest)
     sizes = [min(chunk_size, n_sentences - start) for start in range(0, n_sentences, chunk_size)]
@@ -403,14 +410,19 @@ def sample_shard(
             ids = sample_rows(model, size, seed=seed, chunk=j, bos=bos, eos=eos, max_length=max_length,
                               batch_size=batch_size, temperature=temperature, top_k=top_k, device=device,
                               settings=settings, on_done=bar.update, lanes=lanes)
-            texts = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=False,
-                                                                clean_up_tokenization_spaces=False)]
-            chunks.write(j, pa.table({"sentence": pa.array(texts, pa.string())}, schema=SCHEMA))
-            log.info("chunk %d: %d sentences, mean %.1f tokens, %d at max_length", j, size,
-                     np.mean([len(i) for i in ids]), sum(len(i) == max_length for i in ids))
+            texts = [normalise(t) for t in tokenizer.batch_decode(ids, skip_special_tokens=False,
+                                                                  clean_up_tokenization_spaces=False)]
+            kept = [t for t in texts if t]
+            chunks.write(j, pa.table({"sentence": pa.array(kept, pa.string())}, schema=SCHEMA))
+            log.info("chunk %d: %d sentences sampled, mean %.1f tokens, %d at max_length, %d empty after "
+                     "normalisation (dropped)", j, size, np.mean([len(i) for i in ids]),
+                     sum(len(i) == max_length for i in ids), size - len(kept))
     finally:
         bar.close()
         lanes.close()
     n_rows = chunks.join(len(sizes), out_path, SCHEMA)
-    log.info("wrote %s: %d sentences", out_path, n_rows)
+    n_unique = len(set(pq.read_table(out_path, columns=["sentence"]).column("sentence").to_pylist()))
+    log.info("wrote %s: %d sentences; of the %d sampled, %d were empty after normalisation (dropped); %d repeat "
+             "an earlier sentence of this shard exactly (kept)", out_path, n_rows, n_sentences, n_sentences - n_rows,
+             n_rows - n_unique)
     return n_rows

@@ -1,8 +1,10 @@
 """Fine-tune the teacher (BERT) on one task: `results/teacher/{task}/{model/,curve.csv,metrics.json}`.
 
-Settings (`teacher` section): `epochs`, `batch_size`, `lr`, `betas`, `warmup_fraction`, `dropout`, `max_length`,
-`evals_per_epoch`, `seed`, optional `save_every_steps`, `clip_norm`, `bf16` (see `kdprobe.training.fit`).
-The optimiser is Adam (AdamW with weight decay 0); the dev metrics are logged `evals_per_epoch` times per epoch.
+Settings (`teacher` section): `epochs`, `batch_size`, `lr`, `betas`, `schedule`, `warmup_fraction`, `dropout`,
+`max_length`, `evals_per_epoch`, `seed`, optional `save_every_steps`, `clip_norm`, `bf16`, `compile` (see
+`kdprobe.training.fit`). The optimiser is Adam (AdamW with weight decay 0); the dev metrics are logged
+`evals_per_epoch` times per epoch; the final weights are kept. The resumable state is keyed on the settings and
+the content of `train.tsv`, `dev.tsv`, `labels.txt` and the base model's files.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ import pandas as pd
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from .batching import PackedIds
 from .checkpoint import ResumeState
 from .data import read_labels
+from .digest import model_files
 from .errors import InputError
 from .io import atomic_dir, write_csv, write_json
 from .logits import infer_logits, read_sentences
 from .metrics import task_metrics
 from .runtime import set_seed
-from .training import fit, pad_batch
+from .training import adamw, fit, hf_batch_loss
 
 log = logging.getLogger(__name__)
 
@@ -82,25 +86,32 @@ def finetune(
     )
     encode = dict(truncation=True, max_length=int(settings["max_length"]), return_attention_mask=False,
                   return_token_type_ids=False)
-    train_ids = tokenizer(train_x, **encode)["input_ids"]
+    train_ids = PackedIds(tokenizer(train_x, **encode)["input_ids"])
     dev_ids = tokenizer(dev_x, **encode)["input_ids"] if dev_x else []
     pad_id = tokenizer.pad_token_id
     log.info("teacher %s on %s: %d train, %d dev, %d labels", model, task, len(train_ids), len(dev_ids), len(labels))
 
-    def collate(idx: list[int]) -> dict[str, torch.Tensor]:
-        ids, mask = pad_batch([train_ids[i] for i in idx], pad_id)
-        return {"input_ids": ids, "attention_mask": mask, "labels": torch.from_numpy(train_y[idx])}
+    def collate(idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return {**train_ids.padded(idx, pad_id), "labels": torch.from_numpy(train_y[idx])}
 
     def dev_metrics() -> dict[str, float]:
         pred = infer_logits(net, dev_ids, int(settings["batch_size"]), pad_id, device, settings).argmax(axis=1)
         return task_metrics(task, dev_y, pred)
 
-    curve = fit(
-        net, [len(s) for s in train_ids], collate, settings, state_path, device,
-        evaluate=lambda: {f"dev_{k}": v for k, v in dev_metrics().items()},
+    net.to(device)
+    inputs = {name: data_dir / name for name in ("train.tsv", "dev.tsv", "labels.txt")}
+    base = model_files(model)  # its files key the state; a hub id not in the cache, its name
+    if base:
+        inputs["base model"] = base
+    result = fit(
+        net, train_ids.lengths, hf_batch_loss(net, collate, device, settings), adamw(net, settings), settings,
+        section="teacher", device=device, state_path=state_path, inputs=inputs,
+        identity={"task": task, "base model": None if base else str(model)},
         stop_after_steps=stop_after_steps, desc=f"teacher {task}",
+        evaluate=lambda: {f"dev_{k}": v for k, v in dev_metrics().items()},
     )
-    metrics = {"dev": dev_metrics(), "steps": int(curve[-1]["step"]) if curve else 0}
+    curve = result.curve
+    metrics = {"dev": dev_metrics(), "steps": result.steps}
     with atomic_dir(out_dir) as tmp:
         net.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

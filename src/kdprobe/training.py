@@ -1,82 +1,75 @@
-"""The fine-tuning loop shared by the Hugging Face models (teacher BERT in `teacher`, GPT-2 in `lm`).
+"""The one resumable training loop of kdprobe: the teacher and GPT-2 (`teacher`, `lm`) and both students (`distil`).
 
-`fit` trains on pre-tokenised examples: length-grouped shuffled batches (each padded only to its own longest
-sequence by the caller's `collate`), AdamW (weight decay 0 is Adam) with `schedule.linear_warmup_decay`, a row
-of the training curve `evals_per_epoch` times per epoch, and resumable state (`checkpoint.ResumeState`) saved at
-every epoch end and every `save_every_steps` steps. A resumed run continues bit for bit: model, optimiser,
-scheduler, RNG states, epoch, step, the epoch's batch order and position, the curve so far and the running loss
-all come back.
+`fit` trains a model on examples whose token counts are `lengths`: epochs of length-grouped shuffled batches
+(`batching.epoch_batches`, a pure function of (seed, epoch)); for each batch the caller's `batch_loss(indices)`
+(forward and loss, a scalar with gradients), then `OptimStep`: backward, gradient-norm clipping (`clip_norm` > 0),
+optimiser step and learning-rate schedule (`schedule.schedule_steps`: `schedule`, `warmup_fraction` or
+`warmup_epochs`). `evaluate()` adds its metrics to a curve row `evals_per_epoch` times per epoch (always at an
+epoch's end). With `keep_best=<metric>` the model ends with the weights of the best row (the earliest on ties:
+the students); without, with the final weights (the teacher and GPT-2).
 
-Settings read: `epochs`, `batch_size`, `lr`, optional `betas` (0.9, 0.999), `weight_decay` (0), `warmup_fraction`
-(0), `evals_per_epoch` (1), `save_every_steps` (0: epoch ends only), `clip_norm` (0: none), `bf16` (false; bf16
-autocast on a bf16-capable GPU only), `compile` (false; `torch.compile` of the model), `seed` (0).
+A curve row: `step`, `epoch` (fractional within an epoch), `loss` (mean training loss per example since the
+previous row), `lr` (of the row's last step), then the metrics.
+
+Resumable: the state (`checkpoint.ResumeState`) is saved at every epoch end and every `save_every_steps` optimiser
+steps, keyed on the settings, the content of every input file the caller names and the token lengths; a state
+made from anything else is discarded (the log says what changed). A resumed run ends bit for bit where an
+uninterrupted one ends (on CPU; CUDA kernels need not be deterministic): model, optimiser, scheduler, RNG states,
+epoch, step, position in the epoch, loss accumulators, curve and best weights all come back.
+
+Settings read: `epochs`, `batch_size`, `seed` (0), `schedule` (`linear`) with `warmup_fraction` or `warmup_epochs`,
+`clip_norm` (0: none), `save_every_steps` (0: epoch ends only), `evals_per_epoch` (1).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from .checkpoint import ResumeState
-from . import runtime
-from .runtime import progress, rng_state, set_rng_state
-from .schedule import linear_warmup_decay
+from .batching import epoch_batches
+from .checkpoint import ResumeState, resume_key
+from .runtime import autocast, maybe_compile, progress, rng_state, set_rng_state, to_device
+from .schedule import make_scheduler, schedule_steps
 
 log = logging.getLogger(__name__)
-
-#: Shuffled examples are sorted by length within groups of this many batches (as HF's LengthGroupedSampler).
-GROUP_BATCHES = 50
 
 
 class TrainingInterrupted(RuntimeError):
     """Raised by `fit(..., stop_after_steps=n)`: a deterministic stand-in for a killed job (tests)."""
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
-    """Shuffle, sort by length within groups of `GROUP_BATCHES` batches, cut into batches, shuffle the batches."""
-    lengths = np.asarray(lengths)
-    perm = rng.permutation(len(lengths))
-    group = batch_size * GROUP_BATCHES
-    batches = []
-    for start in range(0, len(perm), group):
-        chunk = perm[start : start + group]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
+class OptimStep:
+    """One optimiser step on a batch's loss: zero the gradients, backward, clip the gradient norm of `params` to
+    `clip_norm` (when > 0), optimiser step, scheduler step. `lr` is the learning rate the last step used."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scheduler, params: Sequence[torch.nn.Parameter],
+                 clip_norm: float = 0.0):
+        self.optimizer, self.scheduler, self.params, self.clip_norm = optimizer, scheduler, list(params), clip_norm
+        self.lr = optimizer.param_groups[0]["lr"]
+
+    def __call__(self, loss: torch.Tensor) -> torch.Tensor:
+        """Train on `loss`; return it detached."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id lists to the longest one: `(input_ids, attention_mask)`, both int64."""
-    width = max((len(s) for s in seqs), default=0)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move the tensors of a batch; on CUDA through pinned memory with non-blocking copies (`runtime.to_device`)."""
-    return runtime.to_device(batch, device)
-
-
-def autocast(device: torch.device, settings: dict[str, Any]) -> contextlib.AbstractContextManager:
-    """bf16 autocast when `settings['bf16']` is true and the device is a bf16-capable GPU; otherwise a no-op
-    (`runtime.autocast`, training defaults)."""
-    return runtime.autocast(device, settings, kind="training")
-
-
-def _optimizer(model: torch.nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only (not on biases and LayerNorm weights), as HF's Trainer."""
+def adamw(model: torch.nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
+    """AdamW (`lr`, `betas` (0.9, 0.999), `weight_decay` (0: Adam)); weight decay on matrices only (not on biases
+    and LayerNorm weights), as Hugging Face's Trainer."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": float(settings.get("weight_decay", 0.0))},
@@ -86,106 +79,143 @@ def _optimizer(model: torch.nn.Module, settings: dict[str, Any]) -> torch.optim.
     return torch.optim.AdamW(groups, lr=float(settings["lr"]), betas=betas)
 
 
+def hf_batch_loss(model: torch.nn.Module, collate: Callable[[np.ndarray], dict[str, Any]], device: torch.device,
+                  settings: dict[str, Any]) -> Callable[[np.ndarray], torch.Tensor]:
+    """`batch_loss` of a Hugging Face model: `model(**collate(indices)).loss`, the batch moved to `device`, under
+    bf16 autocast when `settings['bf16']` on a bf16 GPU, through `torch.compile` when `settings['compile']`."""
+    forward = maybe_compile(model, settings)
+
+    def batch_loss(idx: np.ndarray) -> torch.Tensor:
+        batch = to_device(collate(idx), device)
+        with autocast(device, settings, kind="training"):
+            return forward(**batch).loss
+
+    return batch_loss
+
+
+def trainable_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights training changes, on the CPU (frozen parameters, e.g. static embedding tables, left out)."""
+    params = dict(model.named_parameters())
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            if k not in params or params[k].requires_grad}
+
+
+@dataclass
+class Fit:
+    """What `fit` returns: the curve rows, the row whose weights the model ends with under `keep_best` (else None),
+    and the number of optimiser steps."""
+
+    curve: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    steps: int
+
+
 def fit(
     model: torch.nn.Module,
-    lengths: Sequence[int],
-    collate: Callable[[list[int]], dict[str, Any]],
+    lengths: Sequence[int] | np.ndarray,
+    batch_loss: Callable[[np.ndarray], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
     settings: dict[str, Any],
-    state_path: str | Path | None,
-    device: torch.device | str,
     *,
+    section: str,
+    device: torch.device | str,
+    state_path: str | Path | None,
+    inputs: Mapping[str, str | Path] | None = None,
+    identity: dict[str, Any] | None = None,
     evaluate: Callable[[], dict[str, float]] | None = None,
+    keep_best: str | None = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     stop_after_steps: int | None = None,
     desc: str = "train",
-) -> list[dict[str, float]]:
-    """Train `model` in place on the examples whose token counts are `lengths`; return the curve rows.
+) -> Fit:
+    """Train `model` in place (see the module docstring); the model is left in eval mode.
 
-    `collate(indices)` builds one CPU batch whose `model(**batch).loss` is minimised. `evaluate()` (model in
-    eval mode) adds its metrics to each curve row. A curve row: `step`, `epoch` (fractional), `loss` (mean
-    training loss since the previous row), then the metrics. The state file is left in place: the caller
-    clears it once its outputs are written, so a job killed in between resumes straight to writing them.
+    `section` names the config section in errors (e.g. `students.lstm_s`). `inputs` (label: file or directory)
+    and `identity` (JSON-like values) key the resumable state beside the settings. `on_epoch_end(epoch, row)` runs
+    after each epoch's state is saved. The state file is left in place: the caller clears it once its outputs are
+    written, so a job killed in between resumes straight to writing them.
     """
     device = torch.device(device)
+    lengths = np.asarray(lengths, dtype=np.int64)
     if not len(lengths):
         raise ValueError("no training examples")
-    seed = int(settings.get("seed", 0))
-    batch_size, epochs = int(settings["batch_size"]), int(settings["epochs"])
+    seed, batch_size, epochs = int(settings.get("seed", 0)), int(settings["batch_size"]), int(settings["epochs"])
     n_batches = math.ceil(len(lengths) / batch_size)
-    total = epochs * n_batches
-    warmup = round(float(settings.get("warmup_fraction", 0.0)) * total)
-    evals = max(1, int(settings.get("evals_per_epoch", 1)))
+    kind, warmup = schedule_steps(settings, section, n_batches, epochs)
+    scheduler = make_scheduler(optimizer, kind, warmup, epochs * n_batches)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    step_fn = OptimStep(optimizer, scheduler, params, float(settings.get("clip_norm") or 0.0))
+    evals = max(1, int(settings.get("evals_per_epoch") or 1))
     eval_at = {max(1, round((k + 1) * n_batches / evals)) for k in range(evals)}
     save_every = int(settings.get("save_every_steps") or 0)
-    clip = float(settings.get("clip_norm") or 0.0)
 
-    model.to(device)
-    forward = runtime.maybe_compile(model, settings)
-    optimizer = _optimizer(model, settings)
-    scheduler = linear_warmup_decay(optimizer, warmup, total)
-    resume = ResumeState(state_path)
-    epoch = step = pos = 0
-    order: list[list[int]] | None = None
-    curve: list[dict[str, float]] = []
-    run_loss, run_n = torch.zeros((), device=device), 0
-    # what the state must match to be resumed: the settings and the data (through its token counts)
-    identity = json.dumps(settings, sort_keys=True, default=str) + hashlib.sha1(
-        np.asarray(lengths, dtype=np.int64).tobytes()).hexdigest()
+    key = resume_key(settings, inputs or {}, lengths=hashlib.sha256(lengths.tobytes()).hexdigest(), **(identity or {}))
+    resume = ResumeState(state_path, key)
+    epoch = pos = step = n_seen = 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    curve: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    best_weights: dict[str, torch.Tensor] | None = None
     state = resume.load()
-    if state is not None and state.get("identity") != identity:
-        log.warning("%s: ignoring resume state %s: made with other settings or data", desc, state_path)
-        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        epoch, step, pos, order = state["epoch"], state["step"], state["position"], state["order"]
-        curve, run_loss, run_n = state["curve"], state["run_loss"].to(device), state["run_n"]
+        epoch, pos, step, n_seen = state["epoch"], state["position"], state["step"], state["n_seen"]
+        loss_sum, curve = state["loss_sum"].to(device), list(state["curve"])
+        best, best_weights = state["best"], state["best_weights"]
+        step_fn.lr = state["lr"]
 
     def save() -> None:
         resume.save({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": rng_state(), "epoch": epoch, "step": step, "position": pos, "order": order,
-            "curve": curve, "run_loss": run_loss, "run_n": run_n, "identity": identity,
+            "rng": rng_state(), "epoch": epoch, "position": pos, "step": step, "n_seen": n_seen,
+            "loss_sum": loss_sum.detach().cpu(), "curve": curve, "best": best, "best_weights": best_weights,
+            "lr": step_fn.lr,
         })
 
-    log.info(
-        "%s: %d examples, %d epochs x %d batches of %d, %d warm-up steps%s",
-        desc, len(lengths), epochs, n_batches, batch_size, warmup, f", resuming at step {step}" if step else "",
-    )
+    log.info("%s: %d examples, %d epochs x %d batches of %d, schedule %s (%d warm-up steps), clip %g, %s, %s%s",
+             desc, len(lengths), epochs, n_batches, batch_size, kind, warmup, step_fn.clip_norm,
+             type(optimizer).__name__, device, f"; resuming at epoch {epoch + 1}, step {step}" if step else "")
     model.train()
-    bar = progress(total=total, initial=step, desc=desc, unit="step")
+    started = time.perf_counter()
     while epoch < epochs:
-        if order is None:
-            order = length_grouped_batches(lengths, batch_size, np.random.default_rng([seed, epoch]))
-        while pos < len(order):
-            batch = to_device(collate(order[pos]), device)
-            with autocast(device, settings):
-                loss = forward(**batch).loss
-            loss.backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            run_loss, run_n = run_loss + loss.detach().float(), run_n + 1
+        batches = epoch_batches(lengths, batch_size, seed, epoch)
+        bar = progress(total=len(batches), initial=pos, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch")
+        while pos < len(batches):
+            idx = batches[pos]
+            loss = step_fn(batch_loss(idx))
+            loss_sum += loss.double() * len(idx)
+            n_seen += len(idx)
             step, pos = step + 1, pos + 1
             bar.update(1)
+            if pos % 50 == 0:
+                bar.set_postfix(loss=f"{loss_sum.item() / n_seen:.4g}", refresh=False)
             if pos in eval_at:
-                row = {"step": step, "epoch": epoch + pos / len(order), "loss": run_loss.item() / run_n}
+                row = {"step": step, "epoch": epoch + 1 if pos == len(batches) else epoch + pos / len(batches),
+                       "loss": loss_sum.item() / max(1, n_seen), "lr": step_fn.lr}
                 if evaluate is not None:
                     model.eval()
                     row.update(evaluate())
                     model.train()
                 curve.append(row)
-                run_loss, run_n = torch.zeros((), device=device), 0
-                log.info("%s: %s", desc, ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+                if keep_best is not None and (best is None or row[keep_best] > best[keep_best]):
+                    best, best_weights = row, trainable_copy(model)
+                loss_sum, n_seen = torch.zeros((), dtype=torch.float64, device=device), 0
+                log.info("%s: %s%s, %.1f s", desc, ", ".join(f"{k} {v:.4g}" for k, v in row.items()),
+                         f"; best {keep_best} {best[keep_best]:.4g} at epoch {best['epoch']:.3g}" if best else "",
+                         time.perf_counter() - started)
             if stop_after_steps is not None and step >= stop_after_steps:
                 raise TrainingInterrupted(f"stopped after step {step}")
-            if save_every and step % save_every == 0 and pos < len(order):
+            if save_every and step % save_every == 0 and pos < len(batches):
                 save()
-        epoch, pos, order = epoch + 1, 0, None
+        bar.close()
+        epoch, pos = epoch + 1, 0
         save()
-    bar.close()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, curve[-1])
+    if best_weights is not None:
+        model.load_state_dict(best_weights, strict=False)
     model.eval()
-    return curve
+    return Fit(curve=curve, best=best, steps=step)

@@ -39,7 +39,8 @@ def run(snakemake: Any, fn: Callable[[torch.device], Any]) -> None:
     original = _redirect_stderr(snakemake.log[0]) if snakemake.log else None
     configure_logging()
     limit_threads(snakemake.threads)
-    device = pick_device(str(snakemake.config.get("device", "auto")))
+    gpus = getattr(getattr(snakemake, "resources", None), "gpu", None)  # the GPUs the job asked its scheduler for
+    device = pick_device(str(snakemake.config.get("device", "auto")), None if gpus is None else int(gpus))
     log.info("rule %s %s", snakemake.rule, dict(snakemake.wildcards.items()))
     log.info("reads: %s", _files(snakemake.input))
     log.info("threads: %s, device: %s", snakemake.threads, device)

@@ -9,8 +9,13 @@ rule predict:
         "results/predictions/{task}/{model}.tsv",
     log:
         "logs/predict/{task}/{model}.log",
+    benchmark:
+        "benchmarks/predict/{task}/{model}.tsv"
     threads: rule_threads("predict")
     resources:
         **rule_resources("predict"),
+    params:
+        # the token limit the model was trained with: predictions truncate there too
+        max_length=lambda wc: kdconfig.model_max_length(config, wc.task, wc.model),
     script:
         "../scripts/predict.py"

@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 from kdprobe import config as kdconfig
+from kdprobe.data import raw_files
 from kdprobe.errors import ConfigError
 from snakemake.exceptions import WorkflowError
 
@@ -98,8 +99,14 @@ def all_targets():
 
 
 def raw_inputs(wildcards):
+    """The task's raw files: a path, a list of paths, or a directory's files (`kdprobe.data.raw_files`), so a
+    change to any of them reruns prepare_data."""
     source = kdconfig.section(config, wildcards.task, "data")
-    return {key: source[key] for key in ("train", "dev", "test") if key in source}
+    return {
+        key: [str(path) for path in raw_files(source["format"], source[key])]
+        for key in ("train", "dev", "test")
+        if key in source
+    }
 
 
 # --- input functions of teacher.smk ---
@@ -121,18 +128,12 @@ def gpt2_inputs(wildcards):
 
 
 def shard_settings(wildcards):
-    """What one shard's sentences depend on: its size and seed, and the sampling settings."""
-    aug = kdconfig.section(config, wildcards.task, "augment")
-    shard = int(wildcards.shard)
-    if shard >= aug["shards"]:
-        raise WorkflowError(
-            f"shard {shard} requested but augment.shards is {aug['shards']}"
-        )
-    keep = ("max_length", "batch_size", "temperature", "top_k", "chunk_size")
-    return {k: aug[k] for k in keep} | {
-        "sentences": kdconfig.shard_sizes(aug["sentences"], aug["shards"])[shard],
-        "seed": aug["seed"] + shard,
-    }
+    """What one shard's sentences depend on (`kdconfig.shard_settings`): its size and seed, and every sampling
+    setting of the `augment` section."""
+    try:
+        return kdconfig.shard_settings(config, wildcards.task, int(wildcards.shard))
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
 
 
 # --- input functions of logits.smk ---
@@ -154,6 +155,11 @@ def student_inputs(wildcards):
         "teacher": f"results/teacher/{wildcards.task}/model",
     }
     if settings.get("embeddings") == "word2vec":
+        if not settings.get("word2vec"):
+            raise WorkflowError(
+                f"students.{wildcards.student}.word2vec: embeddings: word2vec needs a word2vec file "
+                f"(for task {wildcards.task})"
+            )
         inputs["word2vec"] = settings["word2vec"]
     return inputs
 

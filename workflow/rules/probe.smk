@@ -17,7 +17,7 @@ rule probe:
     params:
         kind=probe_kind,
         model_path=probe_model_path,
-        settings=lambda wc: kdconfig.probe_settings(config, probe_kind(wc)),
+        settings=lambda wc: kdconfig.probe_settings(config, probe_kind(wc), wc.probe_task),
     script:
         "../scripts/probe.py"
 

@@ -1,7 +1,8 @@
 """Dev-set predictions of one model on one task: `kdprobe.predict.write_predictions`.
 
 Expects `wildcards.model` (teacher | bert_s | lstm_s; or `params.model_kind`), `input.model` (its directory),
-`input.dev` (with `labels.txt` beside it), one output TSV; optional `params.batch_size`.
+`input.dev` (with `labels.txt` beside it), `params.max_length` (the token limit the model was trained with), one
+output TSV; optional `params.batch_size`.
 """
 
 from pathlib import Path
@@ -18,6 +19,6 @@ run(
     snakemake,
     lambda device: write_predictions(
         kind, str(snakemake.input.model), Path(snakemake.input.dev).parent, str(snakemake.output[0]), device,
-        batch_size=batch_size,
+        batch_size=batch_size, max_length=int(snakemake.params.max_length),
     ),
 )

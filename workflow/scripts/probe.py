@@ -2,7 +2,7 @@
 
 Reads `params.kind` (teacher | pretrained | bert_s | lstm_s), `params.model_path` (model directory, or a hub id
 for the pre-trained teacher), `input.data` (the SentEval `{probe_task}.txt`), `params.settings` (the probe
-section for this kind: `kdprobe.config.probe_settings`); writes `output[0]`.
+settings of this kind and probing task: `kdprobe.config.probe_settings`); writes `output[0]`.
 """
 
 from kdprobe.probing.run import probe_model

@@ -8,40 +8,26 @@ to contention on a busy machine, and one thread makes the weights identical wher
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import zlib
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from gensim.models import Word2Vec
-from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, normalizers, pre_tokenizers, trainers
-from transformers import BertConfig, BertForPreTraining, BertTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from transformers import BertConfig, BertForPreTraining, BertTokenizer
 
 from ..embeddings import word_tokenize
 from ..io import atomic_dir, atomic_path
 from ..runtime import progress
 from ..schedule import linear_warmup_decay
+from ..scratch_models import MAX_POSITIONS, init_gpt2, single_thread
 
 log = logging.getLogger(__name__)
 
 BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-END = "<|endoftext|>"
-MAX_POSITIONS = 256
 MLM = {"batch_size": 32, "max_length": 64, "lr": 3e-3, "mask_prob": 0.15, "warmup_fraction": 0.1}
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block; the caller's setting is restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def bert_tokenizer(corpus: Sequence[str], vocab_size: int) -> BertTokenizer:
@@ -61,14 +47,6 @@ def bert_tokenizer(corpus: Sequence[str], vocab_size: int) -> BertTokenizer:
     tokens = BERT_SPECIAL + pieces + [f"##{p}" for p in pieces]
     return BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True,
                          model_max_length=MAX_POSITIONS)
-
-
-def gpt2_tokenizer(corpus: Sequence[str], vocab_size: int) -> GPT2Tokenizer:
-    """A byte-level BPE tokenizer trained on `corpus`; `<|endoftext|>` is bos, eos and unk, as in GPT-2."""
-    trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(corpus, vocab_size=vocab_size, special_tokens=[END], show_progress=False)
-    merges = [tuple(pair) for pair in json.loads(trainer.to_str())["model"]["merges"]]
-    return GPT2Tokenizer(vocab=trainer.get_vocab(), merges=merges, model_max_length=MAX_POSITIONS)
 
 
 def mask_tokens(
@@ -137,15 +115,7 @@ def write_bert(out_dir: str | Path, corpus: Sequence[str], settings: dict, seed:
 
 def write_gpt2(out_dir: str | Path, corpus: Sequence[str], settings: dict, seed: int) -> dict:
     """Byte-level BPE tokenizer and a randomly initialised GPT-2 LM in `out_dir`."""
-    tokenizer = gpt2_tokenizer(corpus, settings["vocab_size"])
-    end = tokenizer.convert_tokens_to_ids(END)
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=MAX_POSITIONS, n_embd=settings["hidden"], n_layer=settings["layers"],
-        n_head=settings["heads"], bos_token_id=end, eos_token_id=end,
-    )
-    with single_thread():
-        torch.manual_seed(seed)
-        model = GPT2LMHeadModel(config)
+    model, tokenizer = init_gpt2(corpus, settings, seed)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -17,7 +17,7 @@ import random
 from pathlib import Path
 from typing import Callable
 
-from ..data import strip_entities
+from ..rasa import strip_entities
 from ..io import write_text
 from .grammar import PL, PRES, SG, VERB_OF, Grammar, main_start, plain_text
 

@@ -6,9 +6,10 @@ longest sentence of the batch, `torch.inference_mode()`) and returns `{(layer, p
 tensor}` in the order of `sentences`.
 
 Layers are numbered as in the thesis: for BERT models (`teacher`, `pretrained`) layer i is `hidden_states[i]`
-of the Hugging Face model, 0 being the embedding output and 1..L the transformer layers; for `bert_s` layers
-1..L are `Student.layer_states(...)[i - 1]`; `lstm_s` has one layer (1), the BiLSTM outputs. `layers: all`
-means every layer above the embeddings (1..L; for `lstm_s` just 1); layer 0 of a BERT model can be asked for
+of the Hugging Face model, 0 being the embedding output and 1..L the transformer layers; for the students layers
+1..L are `Student.layer_states(...)[i - 1]`: BERT_S's transformer layers, LSTM_S's BiLSTM layers (per-token
+outputs of both directions; `students.lstm_s.layers`, one in the thesis). The depth is asked of the loaded
+model. `layers: all` means every layer above the embeddings (1..L); layer 0 of a BERT model can be asked for
 explicitly.
 
 Poolings (masks come from the attention mask, so padding never counts):
@@ -16,9 +17,9 @@ Poolings (masks come from the attention mask, so padding never counts):
   model's own encoding adds, as sentence-transformers does; for `lstm_s` the mean over its time steps.
 - `cls`: the state at position 0 ([CLS]); BERT models only.
 - `max`: masked max over tokens / time steps, per dimension.
-- `last` (`lstm_s` only): the forward half of the BiLSTM output at the last valid token concatenated with the
-  backward half at position 0, i.e. the final states of both directions (right padding assumed, which both
-  the Hugging Face tokenizers and `Student.encode` produce).
+- `last` (`lstm_s` only): the forward half of a BiLSTM layer's output at the last valid token concatenated with
+  the backward half at position 0, i.e. the final states of both directions (of the top layer: the classifier's
+  input) (right padding assumed, which both the Hugging Face tokenizers and `Student.encode` produce).
 """
 
 from __future__ import annotations

@@ -1,18 +1,33 @@
-"""The SentEval MLP probe and its hyper-parameter grid.
+"""SentEval's probe (`senteval/tools/classifier.py`, class `MLP`; `senteval/tools/validation.py`,
+`SplitClassifier`) and the hyper-parameter grid around it.
 
-Probe: `Linear(d, hidden) -> sigmoid -> dropout -> Linear(hidden, n_classes)` (`hidden: 0` gives logistic
-regression: dropout on the input, then one linear layer). Adam, cross-entropy, mini-batches drawn from a seeded
-permutation of the full training tensor (no DataLoader). After every epoch the dev accuracy is evaluated; training
-stops after `patience` evaluations in a row without a strictly better dev accuracy, or after `max_epochs`; the
-best-dev weights are kept. Features are standardised with training-set statistics.
+Probe: `Linear(d, hidden) -> Dropout(p) -> Sigmoid -> Linear(hidden, n_classes)`, dropout BEFORE the sigmoid (a
+dropped unit outputs sigmoid(0) = 0.5); `hidden: 0` is logistic regression, `Linear(d, n_classes)` alone, with no
+dropout. Weights initialised as `nn.Linear` does. Raw features (SentEval standardises nothing; `standardise`
+centres and scales with training statistics, as an option). Adam (torch defaults but `lr`) with an L2 penalty
+added to the gradient (Adam's coupled `weight_decay`, as SentEval sets it) on every weight and bias; mean
+cross-entropy over mini-batches of `batch_size` drawn from a seeded permutation per pass (the batch mean: SentEval
+sets `size_average = False` after building its loss, which has no effect on PyTorch >= 0.4.1).
 
-`fit_grid` trains one probe per `grid.hidden` x `grid.dropout` setting and reports the TEST accuracy of the
-setting with the best dev accuracy; ties go to the first setting in grid order (hidden outer, dropout inner). The
-settings train side by side as one `ProbeStack` (one optimiser step for all of them: these models are so small
-that per-step overhead, not arithmetic, sets their speed), each with its own initial weights, dropout masks and
-early stopping from its own seeded generator, so a setting's score does not depend on the rest of the grid. On a
-CPU the probes train on one thread: their matrices are too small for intra-op parallelism to pay, and on a busy
-node spinning worker threads made a grid 10-20x slower.
+Early stopping as SentEval's `PyTorchClassifier.fit`: training runs in rounds of `epoch_size` passes over the
+training set, with the dev accuracy after each round; a round with a strictly better dev accuracy saves the
+weights, every other round adds one to a count that is never reset, and the round that finds the count already at
+`tenacity` stops training (so the (tenacity + 1)-th round without a new best). A round starts while the passes
+so far are at most `max_epoch` (SentEval's `nepoch <= max_epoch`: at most 51 rounds, 204 passes, by default).
+The best round's weights are kept.
+
+`fit_grid` trains one probe per `grid.hidden` x `grid.dropout` x `grid.weight_decay` setting (the weight decay
+innermost: SentEval's `SplitClassifier` searches it within each classifier setting) and reports the TEST accuracy
+of the setting with the best dev accuracy. Dev accuracies are compared as SentEval does, in percent rounded to two
+decimals, ties going to the first setting in grid order. SentEval then retrains the chosen setting with the same
+seed and scores that on test; training is deterministic here, so the kept weights of the chosen setting are
+scored instead.
+
+The settings train side by side as one `ProbeStack` (one optimiser step for all of them: these models are so
+small that per-step overhead, not arithmetic, sets their speed), each with its own initial weights, dropout masks,
+weight decay and early stopping, drawn from its own seeded generator, so a setting's score does not depend on the
+rest of the grid. On a CPU the probes train on one thread: their matrices are too small for intra-op parallelism
+to pay, and on a busy node spinning worker threads made a grid 10-20x slower.
 """
 
 from __future__ import annotations
@@ -28,23 +43,38 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ConfigError
+from ..runtime import progress
+
 log = logging.getLogger(__name__)
 
 _EVAL_BATCH = 16384
+
+
+def setting(settings: dict[str, Any], *path: str) -> Any:
+    """`settings[path[0]][path[1]]...` of the `probe` config section; a missing key is a `ConfigError`."""
+    value: Any = settings
+    for key in path:
+        try:
+            value = value[key]
+        except (KeyError, TypeError):
+            raise ConfigError("probe." + ".".join(path), "missing") from None
+    return value
 
 
 @dataclass
 class GridResult:
     test_acc: float
     dev_acc: float
-    hidden: int
-    dropout: float
+    hidden: int  # 0: logistic regression
+    dropout: float  # applied dropout (0 for logistic regression, which has none)
+    weight_decay: float
+    epochs: int  # passes over the training set the chosen setting trained (SentEval's `nepoch`)
     majority_acc: float
     n_train: int
     n_dev: int
     n_test: int
-    epochs: int  # epochs trained by the chosen setting (including the patience tail)
-    #: every setting tried, in grid order: hidden, dropout, dev_acc, test_acc, epochs
+    #: every setting tried, in grid order: hidden, dropout, weight_decay, dev_acc, test_acc, epochs
     grid: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
@@ -85,29 +115,34 @@ def _one_cpu_thread(device: torch.device):
 
 
 class ProbeStack(nn.Module):
-    """Several probes of one input width, trained side by side as one module: `hiddens[s]`, `dropouts[s]` are
-    setting s's sizes (all 0: logistic regressions; all > 0: MLPs padded to the widest, the padding masked out).
+    """Several probes of one input width, trained side by side as one module. Setting s has `hiddens[s]` hidden
+    units, dropout `dropouts[s]` and L2 penalty `weight_decays[s]`; all hidden sizes 0 (logistic regressions,
+    dropout 0) or all > 0 (MLPs padded to the widest, the padding masked out).
 
-    Setting s draws its initial weights and its dropout masks from its own generator seeded with `seed`, and its
-    loss is its own mean cross-entropy, so its training does not depend on the other settings in the stack.
-    Weights are initialised as `nn.Linear` does (U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+    Setting s draws its initial weights and its dropout masks (of its own width) from its own generator seeded
+    with `seed`, its loss is its own mean cross-entropy and its penalty its own, so its training does not depend on
+    the other settings in the stack. Weights are initialised as `nn.Linear` does (U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) for weights and biases).
     """
 
-    def __init__(self, dim: int, hiddens: list[int], dropouts: list[float], n_classes: int, seed: int,
-                 device: torch.device):
+    def __init__(self, dim: int, hiddens: list[int], dropouts: list[float], weight_decays: list[float],
+                 n_classes: int, seed: int, device: torch.device):
         super().__init__()
+        if not len(hiddens) == len(dropouts) == len(weight_decays):
+            raise ValueError("hiddens, dropouts and weight_decays need one value per setting")
         if len({h > 0 for h in hiddens}) != 1:
             raise ValueError("a probe stack holds either logistic regressions (hidden 0) or MLPs, not both")
+        self.mlp = hiddens[0] > 0
+        if not self.mlp and any(dropouts):
+            raise ValueError("logistic regression (hidden 0) has no dropout")
         self.hiddens, self.dropouts, self.n_classes = list(hiddens), list(dropouts), n_classes
         self.generators = [torch.Generator(device=device).manual_seed(seed) for _ in hiddens]
-        self.mlp = hiddens[0] > 0
-        width = max(hiddens) if self.mlp else dim  # what dropout applies to: hidden units, or the input
-        self.width = width
-        n = len(hiddens)
-        self.mask = torch.zeros(n, width, device=device)
+        self.width = width = max(hiddens) if self.mlp else dim
+        self.register_buffer("weight_decay", torch.tensor(weight_decays, dtype=torch.float32, device=device))
+        mask = torch.zeros(len(hiddens), width, device=device)  # 1 at a setting's own hidden units
         for s, h in enumerate(hiddens):
-            self.mask[s, : (h if self.mlp else dim)] = 1.0
-        self.keep_scale = torch.tensor([1.0 / (1.0 - p) for p in dropouts], device=device)[:, None]
+            mask[s, : (h if self.mlp else dim)] = 1.0
+        self.register_buffer("mask", mask)
 
         def uniform(g, fan_in, *shape):
             bound = 1.0 / fan_in**0.5
@@ -129,27 +164,39 @@ class ProbeStack(nn.Module):
         self.w2 = nn.Parameter(torch.stack(w2))  # (settings, width, classes)
         self.b2 = nn.Parameter(torch.stack(b2))  # (settings, classes)
 
-    def _keep(self, rows: int) -> torch.Tensor:
-        """Dropout keep-masks (settings, rows, width), scaled by 1/(1-p), zero at padded units."""
-        if not self.training:
-            return self.mask[:, None, :]
-        keep = []
-        for s, (g, p) in enumerate(zip(self.generators, self.dropouts)):
+    def _dropout_scale(self, rows: int) -> torch.Tensor:
+        """Dropout masks (settings, rows, width), kept units scaled by 1/(1-p); setting s draws (rows, hiddens[s])
+        values from its own generator, whatever the stack's width."""
+        scale = []
+        for g, h, p in zip(self.generators, self.hiddens, self.dropouts):
             if p > 0:
-                keep.append((torch.rand(rows, self.width, generator=g, device=self.mask.device) >= p) * self.mask[s])
+                keep = (torch.rand(rows, h, generator=g, device=self.mask.device) >= p).float() / (1.0 - p)
+                scale.append(F.pad(keep, (0, self.width - h)))
             else:
-                keep.append(self.mask[s].expand(rows, -1))
-        return torch.stack(keep) * self.keep_scale[:, :, None]
+                scale.append(torch.ones(rows, self.width, device=self.mask.device))
+        return torch.stack(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (settings, rows, classes) of every setting for features `x` (rows, dim)."""
+        if not self.mlp:
+            return torch.matmul(x, self.w2) + self.b2[:, None, :]
         rows = len(x)
-        if self.mlp:
-            h = torch.sigmoid(torch.addmm(self.b1.reshape(-1), x, self.w1.reshape(x.shape[1], -1)))
-            h = h.view(rows, len(self.hiddens), self.width).transpose(0, 1) * self._keep(rows)
-        else:
-            h = x[None] * self._keep(rows)
+        pre = torch.addmm(self.b1.reshape(-1), x, self.w1.reshape(x.shape[1], -1))
+        pre = pre.view(rows, len(self.hiddens), self.width).transpose(0, 1)  # (settings, rows, width)
+        if self.training and any(self.dropouts):
+            pre = pre * self._dropout_scale(rows)  # dropout, then the sigmoid
+        h = torch.sigmoid(pre) * self.mask[:, None, :]  # padded units (sigmoid(0) = 0.5) switched off
         return torch.baddbmm(self.b2[:, None, :], h, self.w2)
+
+    def add_weight_decay(self) -> None:
+        """Add each setting's L2 penalty to its gradients (`grad += weight_decay * param`, as Adam's own)."""
+        if not bool(self.weight_decay.any()):
+            return
+        dims = self.setting_dims()
+        for name, p in self.named_parameters():
+            shape = [1] * p.ndim
+            shape[dims[name]] = -1
+            p.grad.add_(p.detach() * self.weight_decay.view(shape))
 
     @torch.inference_mode()
     def accuracies(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
@@ -174,7 +221,7 @@ class ProbeStack(nn.Module):
 class TrainedProbes:
     stack: ProbeStack  # every setting at its best-dev weights
     dev_acc: list[float]  # best dev accuracy of each setting
-    epochs: list[int]  # epochs each setting trained (including its patience tail)
+    epochs: list[int]  # passes over the training set each setting trained (its rounds x epoch_size)
 
 
 def train_probes(
@@ -185,24 +232,31 @@ def train_probes(
     n_classes: int,
     hiddens: list[int],
     dropouts: list[float],
+    weight_decays: list[float] | None = None,
     *,
     lr: float = 1e-3,
     batch_size: int = 64,
-    patience: int = 5,
-    max_epochs: int = 200,
+    epoch_size: int = 4,
+    tenacity: int = 5,
+    max_epoch: int = 200,
     seed: int = 42,
+    desc: str = "probes",
 ) -> TrainedProbes:
-    """Train one probe per (hiddens[s], dropouts[s]) side by side, each with its own early stopping on dev accuracy.
+    """Train one probe per (hiddens[s], dropouts[s], weight_decays[s]) side by side, each with SentEval's early
+    stopping on dev accuracy (module docstring): rounds of `epoch_size` passes, stop at the round that finds
+    `tenacity` earlier rounds without a new best, no round started after `max_epoch` passes; best-round weights.
 
-    All settings see the same mini-batches (a permutation seeded with `seed` per epoch). A setting stops after
-    `patience` epochs in a row without a strictly better dev accuracy, or after `max_epochs`; its best-dev weights
-    are kept. The stack trains until every setting has stopped (settings that stopped go on computing, but their
-    kept weights, accuracy and epochs are those of their own run). Tensors must already be standardised and on one
-    device. Deterministic for a given seed and device.
+    All settings see the same mini-batches (a permutation seeded with `seed` per pass). The stack trains until
+    every setting has stopped (settings that stopped go on computing, but their kept weights, accuracy and passes
+    are those of their own run). Weight decays default to 0. Tensors must already be on one device.
+    Deterministic for a given seed and device.
     """
+    if min(epoch_size, tenacity + 1, max_epoch + 1, batch_size) < 1:
+        raise ValueError("epoch_size and batch_size must be >= 1, tenacity and max_epoch >= 0")
+    weight_decays = [0.0] * len(hiddens) if weight_decays is None else list(weight_decays)
     device = x_train.device
     with _one_cpu_thread(device):
-        stack = ProbeStack(x_train.shape[1], hiddens, dropouts, n_classes, seed, device)
+        stack = ProbeStack(x_train.shape[1], hiddens, dropouts, weight_decays, n_classes, seed, device)
         dims = stack.setting_dims()
         # The fused kernel (CPU and CUDA) cuts the per-step overhead that dominates these small models.
         optimizer = torch.optim.Adam(stack.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
@@ -211,17 +265,22 @@ def train_probes(
         best = {name: p.detach().clone() for name, p in stack.named_parameters()}
         best_acc, bad, epochs = [-1.0] * settings, [0] * settings, [0] * settings
         active = list(range(settings))
-        for epoch in range(1, max_epochs + 1):
+        passes = 0
+        bar = progress(total=max_epoch // epoch_size + 1, desc=desc, unit="round")
+        while active and passes <= max_epoch:
             stack.train()
-            perm = torch.randperm(n, generator=order_rng).to(device)
-            for start in range(0, n, batch_size):
-                idx = perm[start : start + batch_size]
-                logits = stack(x_train[idx])  # (settings, batch, classes)
-                loss = F.cross_entropy(logits.reshape(-1, n_classes), y_train[idx].repeat(settings),
-                                       reduction="sum") / len(idx)  # the sum of every setting's mean loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            for _ in range(epoch_size):
+                perm = torch.randperm(n, generator=order_rng).to(device)
+                for start in range(0, n, batch_size):
+                    idx = perm[start : start + batch_size]
+                    logits = stack(x_train[idx])  # (settings, batch, classes)
+                    loss = F.cross_entropy(logits.reshape(-1, n_classes), y_train[idx].repeat(settings),
+                                           reduction="sum") / len(idx)  # the sum of every setting's mean loss
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    stack.add_weight_decay()
+                    optimizer.step()
+            passes += epoch_size
             dev_acc = stack.accuracies(x_dev, y_dev)
             improved = [s for s in active if dev_acc[s] > best_acc[s]]
             if improved:
@@ -229,20 +288,41 @@ def train_probes(
                 with torch.no_grad():
                     for name, p in stack.named_parameters():
                         best[name].index_copy_(dims[name], index, p.index_select(dims[name], index))
+            stopped = []
             for s in active:
-                epochs[s] = epoch
+                epochs[s] = passes
                 if s in improved:
-                    best_acc[s], bad[s] = dev_acc[s], 0
+                    best_acc[s] = dev_acc[s]
+                elif bad[s] >= tenacity:
+                    stopped.append(s)
                 else:
                     bad[s] += 1
-            active = [s for s in active if bad[s] < patience]
-            if not active:
-                break
+            active = [s for s in active if s not in stopped]
+            bar.update()
+            bar.set_postfix(training=len(active), best_dev=f"{max(best_acc):.4f}", refresh=False)
+        bar.close()
         with torch.no_grad():
             for name, p in stack.named_parameters():
                 p.copy_(best[name])
     stack.eval()
     return TrainedProbes(stack, best_acc, epochs)
+
+
+def grid_settings(settings: dict[str, Any], logistic: bool = False) -> list[tuple[int, float, float]]:
+    """The `(hidden, dropout, weight_decay)` settings of the `probe.grid`, in grid order: hidden outer, then dropout,
+    weight decay innermost. Logistic regression (hidden 0; every setting when `logistic`, SentEval's rule for
+    WordContent, which then reads `grid.weight_decay` only) has no dropout: it enters once per weight decay, with
+    dropout 0.
+    """
+    decays = [float(w) for w in setting(settings, "grid", "weight_decay")]
+    if logistic:
+        shapes = [(0, 0.0)]
+    else:
+        shapes = [(int(h), float(p) if int(h) > 0 else 0.0)
+                  for h in setting(settings, "grid", "hidden") for p in setting(settings, "grid", "dropout")]
+    if not shapes or not decays:
+        raise ConfigError("probe.grid", "`hidden`, `dropout` and `weight_decay` need at least one value each")
+    return list(dict.fromkeys((h, p, w) for h, p in shapes for w in decays))
 
 
 def fit_grid(
@@ -252,12 +332,16 @@ def fit_grid(
     settings: dict[str, Any],
     n_classes: int | None = None,
     device: str | torch.device = "cpu",
+    *,
+    logistic: bool = False,
+    desc: str = "probes",
 ) -> GridResult:
     """Fit the probe for every grid setting; report the test accuracy of the best-dev setting.
 
     `train`, `dev`, `test` are `(features (N, d), labels (N,) int)`; `settings` is the `probe` config section
-    (`grid.hidden`, `grid.dropout`, `lr`, `batch_size`, `patience`, `max_epochs`, `seed`). `n_classes` defaults
-    to the largest label in any split + 1.
+    (`grid.hidden`, `grid.dropout`, `grid.weight_decay`, `standardise`, `lr`, `batch_size`, `epoch_size`,
+    `tenacity`, `max_epoch`, `seed`). `logistic`: logistic regression whatever `grid.hidden` says (SentEval's
+    WordContent). `n_classes` defaults to the largest label in any split + 1.
     """
     device = torch.device(device)
     (x_tr, y_tr), (x_dev, y_dev), (x_te, y_te) = (
@@ -270,40 +354,42 @@ def fit_grid(
         raise ValueError("the probe needs at least one training and one dev example")
     if n_classes is None:
         n_classes = int(max(y.max().item() if len(y) else 0 for y in (y_tr, y_dev, y_te))) + 1
-    x_tr, x_dev, x_te = standardise(x_tr, x_dev, x_te)
+    if setting(settings, "standardise"):
+        x_tr, x_dev, x_te = standardise(x_tr, x_dev, x_te)
     x_tr, x_dev, x_te = (x.to(device) for x in (x_tr, x_dev, x_te))
     y_tr, y_dev, y_te = (y.to(device) for y in (y_tr, y_dev, y_te))
-    grid = settings["grid"]
-    if not grid["hidden"] or not grid["dropout"]:
-        raise ValueError("probe.grid: `hidden` and `dropout` need at least one value each")
-    pairs = [(int(h), float(p)) for h in grid["hidden"] for p in grid["dropout"]]
+    combos = grid_settings(settings, logistic)
     tried: list[dict[str, Any]] = []
-    for group in ([pair for pair in pairs if pair[0] <= 0], [pair for pair in pairs if pair[0] > 0]):
+    for group in ([c for c in combos if c[0] == 0], [c for c in combos if c[0] > 0]):
         if not group:
             continue
         start = time.perf_counter()
+        hiddens, dropouts, decays = (list(column) for column in zip(*group))
         trained = train_probes(
-            x_tr, y_tr, x_dev, y_dev, n_classes, [h for h, _ in group], [p for _, p in group],
-            lr=float(settings["lr"]), batch_size=int(settings["batch_size"]),
-            patience=int(settings["patience"]), max_epochs=int(settings["max_epochs"]),
-            seed=int(settings["seed"]),
+            x_tr, y_tr, x_dev, y_dev, n_classes, hiddens, dropouts, decays,
+            lr=float(setting(settings, "lr")), batch_size=int(setting(settings, "batch_size")),
+            epoch_size=int(setting(settings, "epoch_size")), tenacity=int(setting(settings, "tenacity")),
+            max_epoch=int(setting(settings, "max_epoch")), seed=int(setting(settings, "seed")),
+            desc=f"{desc} ({'logistic' if hiddens[0] == 0 else 'MLP'}, {len(group)} settings)",
         )
         test_acc = trained.stack.accuracies(x_te, y_te)
-        for s, (hidden, dropout) in enumerate(group):
-            tried.append({"hidden": hidden, "dropout": dropout, "dev_acc": trained.dev_acc[s],
+        for s, (hidden, dropout, decay) in enumerate(group):
+            tried.append({"hidden": hidden, "dropout": dropout, "weight_decay": decay, "dev_acc": trained.dev_acc[s],
                           "test_acc": test_acc[s], "epochs": trained.epochs[s]})
         log.debug("probes %s: %.1f s", group, time.perf_counter() - start)
-    tried.sort(key=lambda entry: pairs.index((entry["hidden"], entry["dropout"])))
-    best = max(tried, key=lambda entry: entry["dev_acc"])  # the first in grid order on ties
+    tried.sort(key=lambda entry: combos.index((entry["hidden"], entry["dropout"], entry["weight_decay"])))
+    # SentEval compares dev accuracies in percent rounded to 2 decimals; max keeps the first in grid order on ties
+    best = max(tried, key=lambda entry: round(100 * entry["dev_acc"], 2))
     return GridResult(
         test_acc=best["test_acc"],
         dev_acc=best["dev_acc"],
         hidden=best["hidden"],
         dropout=best["dropout"],
+        weight_decay=best["weight_decay"],
+        epochs=best["epochs"],
         majority_acc=majority_accuracy(y_tr, y_te),
         n_train=len(y_tr),
         n_dev=len(y_dev),
         n_test=len(y_te),
-        epochs=best["epochs"],
         grid=tried,
     )

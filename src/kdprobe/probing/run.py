@@ -11,26 +11,22 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
-from ..errors import ConfigError, InputError
+from ..config import LOGREG_PROBE_TASK
+from ..errors import InputError
 from ..io import write_csv
 from . import senteval
 from .encoders import MODEL_KINDS, encode, load_encoder, resolve_layers, resolve_poolings
-from .probe import fit_grid
+from .probe import fit_grid, setting
 
 log = logging.getLogger(__name__)
 
+#: One row per (layer, pooling): the chosen setting (`hidden` 0: logistic regression; `epochs`: the passes over the
+#: training set it trained) and its scores.
 COLUMNS = [
-    "model", "probe_task", "layer", "pooling", "test_acc", "dev_acc", "hidden", "dropout",
+    "model", "probe_task", "layer", "pooling", "test_acc", "dev_acc", "hidden", "dropout", "weight_decay", "epochs",
     "majority_acc", "n_train", "n_dev", "n_test",
 ]
 _SPLITS = ("train", "dev", "test")
-
-
-def _setting(settings: dict[str, Any], section: str, kind: str) -> Any:
-    try:
-        return settings[section][kind]
-    except (KeyError, TypeError):
-        raise ConfigError(f"probe.{section}.{kind}", "missing") from None
 
 
 def probe_model(
@@ -45,15 +41,17 @@ def probe_model(
 
     `model_kind`: teacher | pretrained | bert_s | lstm_s; `model_dir`: the model directory (for `pretrained` also
     a hub id); `probe_file`: a SentEval `*.txt` file (task = its stem); `settings`: the `probe` config section
-    (`layers.<kind>`, `pooling.<kind>`, `grid`, `lr`, `batch_size`, `patience`, `max_epochs`, `seed`,
-    `encode_batch_size`, `max_sentences`). Returns the table it wrote (columns `COLUMNS`).
+    (`layers.<kind>`, `pooling.<kind>`, `grid`, `standardise`, `lr`, `batch_size`, `epoch_size`, `tenacity`,
+    `max_epoch`, `seed`, `encode_batch_size`, `max_sentences`; for WordContent `word_content_logreg`, SentEval's
+    logistic regression in place of the MLP). Returns the table it wrote (columns `COLUMNS`).
     """
     if model_kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {model_kind!r} (expected one of {', '.join(MODEL_KINDS)})")
     device = torch.device(device)
     task = senteval.task_name(probe_file)
-    poolings = resolve_poolings(model_kind, _setting(settings, "pooling", model_kind))
-    layer_spec = _setting(settings, "layers", model_kind)
+    poolings = resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
+    layer_spec = setting(settings, "layers", model_kind)
+    logistic = task == LOGREG_PROBE_TASK and bool(setting(settings, "word_content_logreg"))
 
     data = senteval.load(probe_file, int(settings.get("max_sentences", 0) or 0))
     labels = senteval.label_index(data)
@@ -64,6 +62,8 @@ def probe_model(
     encoder = load_encoder(model_kind, str(model_dir), device)
     layers = resolve_layers(encoder, layer_spec)
     log.info("encoding layers %s with pooling %s", layers, poolings)
+    if logistic:
+        log.info("%s: logistic regression in place of the MLP, as SentEval (probe.word_content_logreg)", task)
     start = time.perf_counter()
     sentences = [s for split in _SPLITS for s in data[split][0]]
     features = encode(encoder, sentences, layers, poolings, int(settings.get("encode_batch_size", 128)),
@@ -85,11 +85,13 @@ def probe_model(
             x = features.pop((layer, pooling))
             parts = [(x[a:b], y[split]) for split, (a, b) in bounds.items()]
             start = time.perf_counter()
-            result = fit_grid(*parts, settings=settings, n_classes=len(labels), device=device)
+            result = fit_grid(*parts, settings=settings, n_classes=len(labels), device=device, logistic=logistic,
+                              desc=f"{model_kind} {task} layer {layer} {pooling}")
             log.info(
-                "%s %s layer %d %s (d=%d): test %.4f dev %.4f (hidden %d, dropout %.2f, %d epochs), majority %.4f"
-                " [%.1f s]", model_kind, task, layer, pooling, x.shape[1], result.test_acc, result.dev_acc,
-                result.hidden, result.dropout, result.epochs, result.majority_acc, time.perf_counter() - start,
+                "%s %s layer %d %s (d=%d): test %.4f dev %.4f (hidden %d, dropout %.2f, weight decay %g, %d passes;"
+                " %d settings), majority %.4f [%.1f s]", model_kind, task, layer, pooling, x.shape[1],
+                result.test_acc, result.dev_acc, result.hidden, result.dropout, result.weight_decay, result.epochs,
+                len(result.grid), result.majority_acc, time.perf_counter() - start,
             )
             rows.append({"model": model_kind, "probe_task": task, "layer": layer, "pooling": pooling, **result.row()})
     table = pd.DataFrame(rows, columns=COLUMNS)

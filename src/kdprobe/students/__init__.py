@@ -9,12 +9,13 @@ student.layer_states(input_ids, attention_mask) -> [ (B, T, H) per probe-able la
 student.save(model_dir)
 ```
 
-`settings` is the config section `students.<kind>` (architecture keys: see `bert_s` and `lstm_s`); `vocab_info`
-says where the input vocabulary and initial embeddings come from:
+`settings` is the config section `students.<kind>` (architecture keys: see `bert_s` and `lstm_s`; input
+embeddings: `channels`); `vocab_info` says where the input vocabulary and initial embeddings come from:
 - `teacher_dir`: the teacher's Hugging Face directory (tokenizer; its wordpiece embeddings when
-  `embeddings: teacher`). Needed by BERT_S and by LSTM_S with teacher embeddings.
-- `words` (list, `[PAD]`, `[UNK]` first) or `sentences` (to build it from): word-level LSTM_S vocabulary.
-- `word2vec`: word2vec file for LSTM_S (default `settings['word2vec']`).
+  `embeddings: teacher`). Needed by students that read wordpieces.
+- `words` (list, `[PAD]`, `[UNK]` first) or `sentences` (to build it from): the word vocabulary of a student that
+  reads words (`reads_words(kind, settings)`: LSTM_S unless it has teacher embeddings, BERT_S with word2vec).
+- `word2vec`: word2vec file (default `settings['word2vec']`).
 - `labels`: label names, stored in `student.json` (optional).
 Random initialisation comes from torch's global RNG (seed it first, e.g. `runtime.set_seed`); random and unknown
 word vectors from `settings['seed']`.
@@ -42,18 +43,26 @@ _MODULES = ("bert_s", "lstm_s")
 
 
 def _module(kind: str) -> ModuleType:
+    if kind not in _MODULES:
+        raise ConfigError("student", f"unknown student {kind!r}; choose one of {sorted(_MODULES)}")
     return importlib.import_module(f"{__name__}.{kind}")
 
-__all__ = ["Student", "build_student", "load_student"]
+
+__all__ = ["Student", "build_student", "load_student", "reads_words"]
+
+
+def reads_words(kind: str, settings: dict) -> bool:
+    """Whether a `kind` student with `settings` reads word-level input (its vocabulary built from the transfer
+    set, `embeddings.build_vocab`), rather than the teacher's wordpieces."""
+    return _module(kind).reads_words(settings)
 
 
 def build_student(kind: str, settings: dict, n_classes: int, vocab_info: dict | None = None) -> Student:
     """A freshly initialised student of `kind` for `n_classes` classes."""
-    if kind not in _MODULES:
-        raise ConfigError("student", f"unknown student {kind!r}; choose one of {sorted(_MODULES)}")
+    module = _module(kind)
     if int(n_classes) < 2:
         raise ConfigError("student", f"need at least 2 classes, got {n_classes}")
-    student = _module(kind).build(settings, int(n_classes), dict(vocab_info or {}))
+    student = module.build(settings, int(n_classes), dict(vocab_info or {}))
     log.info(
         "built %s: %s; %d parameters, %d without embeddings, %d trainable",
         kind, {k: v for k, v in student.config.items() if k != "labels"},

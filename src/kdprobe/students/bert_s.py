@@ -1,19 +1,28 @@
-"""BERT_S: a small BERT (thesis: 5 layers, hidden 204, intermediate 750, 3 heads) over the teacher's wordpieces.
+"""BERT_S: a small BERT (thesis: 5 layers, hidden 204, intermediate 750, 3 heads).
 
-- Input: the teacher's WordPiece tokenizer with its special tokens (`[CLS] ... [SEP]`), copied into the student
-  directory. Position embeddings cover `max_length` positions. In distillation the transfer set's stored teacher
-  ids are reused as they are (`fit_teacher_ids`: cut to `max_length`, keeping the final [SEP]).
+- Input: with `random` or `teacher` embeddings, the teacher's WordPiece tokenizer with its special tokens
+  (`[CLS] ... [SEP]`), copied into the student directory; in distillation the transfer set's stored teacher ids
+  are reused as they are (`fit_teacher_ids`: cut to `max_length`, keeping the final [SEP]). With `word2vec`
+  embeddings, word-level tokens as LSTM_S reads them (`embeddings.word_tokenize`, vocabulary of the transfer set)
+  plus `[CLS]` and `[SEP]` in the vocabulary and around each sentence; `vocab.txt` in the student directory.
+  Position embeddings cover `max_length` positions.
 - Embeddings (`embeddings` setting):
-  `random`: BERT's own wordpiece embedding table (V, hidden), initialised as BERT does (N(0, 0.02)).
-  `teacher`: the teacher's wordpiece embedding matrix (V, E) (E = 1024 for BERT-large) followed by a trainable
-  linear projection E -> hidden; it replaces BERT's word-embedding table, so position and token-type embeddings,
-  LayerNorm and dropout apply after the projection as usual. The teacher matrix is trained along with the rest
-  unless `freeze_embeddings: true` (optional setting; default false).
+  `random`: BERT's own wordpiece embedding table (V, hidden), initialised as BERT does (N(0, 0.02));
+  `teacher`: the teacher's wordpiece embedding matrix (V, E) (E = 1024 for BERT-large);
+  `word2vec`: the word2vec vectors of the vocabulary (V, 300), unknown words (and [CLS], [SEP]) U[-0.25, 0.25].
+  Vectors of another width than `hidden` go through a trainable linear projection to `hidden`. Position and
+  token-type embeddings, LayerNorm and dropout apply after it as usual.
+- Modes (`embedding_mode`, `channels.ChannelEmbedding` as LSTM_S has them; default `non-static`, the thesis'
+  trainable embeddings): `static` one frozen table, `non-static` one trainable table, `multichannel` a frozen
+  and a trained copy of the same initial table whose (projected) vectors are AVERAGED per token (BERT's width is
+  fixed; at initialisation multichannel equals non-static). Except for random non-static embeddings (BERT's own
+  table), the tables replace BERT's word-embedding table.
 - Classifier as `BertForSequenceClassification`: dropout, then a linear layer on the pooled [CLS] output
   (BERT's pooler: dense + tanh on the first token).
 - `layer_states`: the outputs of the transformer layers 1..L (the embedding output, layer 0, is not included).
-- Size without embeddings (word, position, token-type tables and the projection excluded; embedding LayerNorm,
-  layers, pooler and classifier counted) at thesis sizes with 2 classes: 2,417,888 (~2.42M).
+- Size without embeddings (word tables and their projection, position and token-type tables excluded; embedding
+  LayerNorm, layers, pooler and classifier counted) at thesis sizes with 2 classes: 2,417,888 (~2.42M), whatever
+  the embeddings and mode (the projection belongs to the embeddings: it only exists to fit their width).
 """
 
 from __future__ import annotations
@@ -27,9 +36,11 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from ..errors import ConfigError
-from .common import Student, WordPieceInput, choice, setting, teacher_word_embeddings
+from .channels import MODES, ChannelEmbedding, teacher_vectors, word2vec_vectors, word_input
+from .common import Student, WordInput, WordPieceInput, choice, load_input, setting
 
 KIND = "bert_s"
+SOURCES = ("random", "teacher", "word2vec")
 _EMBEDDING_PREFIXES = (
     "bert.embeddings.word_embeddings.",
     "bert.embeddings.position_embeddings.",
@@ -37,24 +48,16 @@ _EMBEDDING_PREFIXES = (
 )
 
 
-class ProjectedEmbedding(nn.Module):
-    """Wordpiece embedding table of another width, projected to the model width by a trainable linear layer."""
-
-    def __init__(self, vocab_size: int, embedding_dim: int, hidden: int, pad_id: int):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.projection = nn.Linear(embedding_dim, hidden)
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.embedding(input_ids))
+def reads_words(settings: dict) -> bool:
+    """Whether BERT_S with `settings` reads words (a vocabulary of the transfer set), not wordpieces."""
+    return settings.get("embeddings") == "word2vec"
 
 
 class BertStudent(Student):
     kind = KIND
     special_tokens = True
-    reads_teacher_ids = True
 
-    def __init__(self, config: dict[str, Any], inputs: WordPieceInput):
+    def __init__(self, config: dict[str, Any], inputs: WordPieceInput | WordInput):
         super().__init__(config, inputs)
         c = self.config
         if c["hidden"] % c["heads"]:
@@ -72,16 +75,22 @@ class BertStudent(Student):
             pad_token_id=inputs.pad_id,
         )
         self.bert = BertModel(self.bert_config, add_pooling_layer=True)
-        if c["embeddings"] == "teacher":
-            self.bert.set_input_embeddings(
-                ProjectedEmbedding(c["vocab_size"], c["embedding_dim"], c["hidden"], inputs.pad_id)
-            )
-            if c.get("freeze_embeddings"):
-                self.bert.get_input_embeddings().embedding.weight.requires_grad_(False)
+        mode = c.get("embedding_mode", "non-static")  # student.json of earlier versions: trainable
+        if c["embeddings"] != "random" or mode != "non-static":
+            width = c["embedding_dim"]
+            channels = ChannelEmbedding(c["vocab_size"], width, mode, inputs.pad_id,
+                                        projection_dim=c["hidden"] if width != c["hidden"] else None, combine="mean")
+            if c["embeddings"] == "random":
+                channels.initialise(self.bert.get_input_embeddings().weight)  # BERT's initialisation
+            self.bert.set_input_embeddings(channels)
         self.dropout = nn.Dropout(c["dropout"])
         self.classifier = nn.Linear(c["hidden"], c["n_classes"])
         nn.init.normal_(self.classifier.weight, std=self.bert_config.initializer_range)
         nn.init.zeros_(self.classifier.bias)
+
+    @property
+    def reads_teacher_ids(self) -> bool:
+        return self.inputs.kind == "wordpieces"
 
     def fit_teacher_ids(self, ids: np.ndarray) -> np.ndarray:
         """The teacher's ids as they are (same tokenizer), cut to `max_length` keeping the final [SEP]."""
@@ -105,37 +114,42 @@ class BertStudent(Student):
 
 def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
     kind = "students.bert_s"
-    teacher_dir = vocab_info.get("teacher_dir")
-    if not teacher_dir:
-        raise ConfigError(kind, "BERT_S needs vocab_info['teacher_dir'] (the teacher's tokenizer)")
-    inputs = WordPieceInput(teacher_dir, special_tokens=True)
-    embeddings = choice(settings, "embeddings", ("random", "teacher"), "random", kind)
+    source = choice(settings, "embeddings", SOURCES, "random", kind)
+    mode = choice(settings, "embedding_mode", MODES, "non-static", kind)
     hidden = int(setting(settings, "hidden", 204, kind))
-    matrix = teacher_word_embeddings(teacher_dir) if embeddings == "teacher" else None
-    vocab_size = matrix.shape[0] if matrix is not None else inputs.vocab_size
-    if vocab_size < inputs.vocab_size:
-        raise ConfigError(kind, f"teacher embeddings have {vocab_size} rows, its tokenizer {inputs.vocab_size} ids")
+    max_length = int(setting(settings, "max_length", 128, kind))
+    if max_length < 3:
+        raise ConfigError(f"{kind}.max_length", f"{max_length} leaves no room for a token between [CLS] and [SEP]")
+    matrix = None
+    if source == "word2vec":
+        inputs: WordPieceInput | WordInput = word_input(vocab_info, kind, special_tokens=True)
+        matrix = word2vec_vectors(settings, vocab_info, inputs, kind)
+    elif source == "teacher":
+        inputs, matrix = teacher_vectors(vocab_info, kind, special_tokens=True)
+    else:
+        if not vocab_info.get("teacher_dir"):
+            raise ConfigError(kind, "BERT_S with random embeddings needs vocab_info['teacher_dir'] (its tokenizer)")
+        inputs = WordPieceInput(vocab_info["teacher_dir"], special_tokens=True)
     config = {
         "layers": int(setting(settings, "layers", 5, kind)),
         "hidden": hidden,
         "intermediate": int(setting(settings, "intermediate", 750, kind)),
         "heads": int(setting(settings, "heads", 3, kind)),
         "dropout": float(setting(settings, "dropout", 0.1, kind)),
-        "max_length": int(setting(settings, "max_length", 128, kind)),
-        "embeddings": embeddings,
+        "max_length": max_length,
+        "embeddings": source,
+        "embedding_mode": mode,
         "embedding_dim": int(matrix.shape[1]) if matrix is not None else hidden,
-        "freeze_embeddings": bool(settings.get("freeze_embeddings", False)),
-        "vocab_size": int(vocab_size),
+        "vocab_size": int(matrix.shape[0]) if matrix is not None else inputs.vocab_size,
         "n_classes": int(n_classes),
         "tokens": inputs.kind,
         "labels": vocab_info.get("labels"),
     }
     model = BertStudent(config, inputs)
     if matrix is not None:
-        with torch.no_grad():
-            model.bert.get_input_embeddings().embedding.weight.copy_(matrix)
+        model.bert.get_input_embeddings().initialise(matrix)
     return model
 
 
 def load(config: dict, model_dir: Path) -> BertStudent:
-    return BertStudent(config, WordPieceInput(model_dir, special_tokens=True))
+    return BertStudent(config, load_input(config["tokens"], model_dir, special_tokens=True))

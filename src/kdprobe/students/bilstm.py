@@ -1,13 +1,16 @@
-"""A one-layer bidirectional LSTM over right-padded batches on the CPU: packed, with a hand-written backward pass.
+"""A stacked bidirectional LSTM over right-padded batches on the CPU: packed, with a hand-written backward pass.
 
-It computes what `nn.LSTM` computes on packed sequences (each row's forward direction reads its tokens in order,
-its backward direction reads them in reverse from the row's last real token) and, like packing, does no work on
-padding: rows are sorted by length, and step s runs only the rows longer than s, both directions in one batched
-product (the forward direction at position s, the backward direction at position length-1-s of each row).
-Its input is a vocabulary, not a sequence of vectors: the vectors of the batch's distinct words and, per position,
-the index of its word. The input-side products therefore run once per distinct word, not once per token: the
-input projections (forward), the input-weight gradient and the input gradients, the last formed only for channels
-that need one (not for a frozen embedding table). Of the rest:
+It computes what `nn.LSTM` (any `num_layers`, bidirectional, batch_first) computes on packed sequences (each row's
+forward direction reads its tokens in order, its backward direction reads them in reverse from the row's last real
+token; layer l+1 reads layer l's outputs of both directions concatenated, through `nn.LSTM`'s inter-layer dropout
+in training mode) and, like packing, does no work on padding: rows are sorted by length, and step s runs only the
+rows longer than s, both directions in one batched product (the forward direction at position s, the backward
+direction at position length-1-s of each row).
+The first layer's input is a vocabulary, not a sequence of vectors: the vectors of the batch's distinct words and,
+per position, the index of its word. The input-side products therefore run once per distinct word, not once per
+token: the input projections (forward), the input-weight gradient and the input gradients, the last formed only
+for channels that need one (not for a frozen embedding table). A deeper layer's "vocabulary" is the batch's real
+tokens (the layer below's outputs in packed order), each read once per direction. Of the rest:
 - the recurrent products run step by step on the rows still running; the recurrent-weight gradient is one large
   product per direction after the backward loop;
 - the backward pass reuses the saved gate activations (no autograd graph over the time steps).
@@ -17,6 +20,7 @@ that need one (not for a frozen embedding table). Of the rest:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
@@ -42,6 +46,9 @@ class Packing:
         self.previous = offsets[(step - 1).clamp_min(0)] + rank
         # packed index of each sorted row's last step
         self.last = offsets[self.sorted_lengths - 1] + torch.arange(len(lengths), device=lengths.device)
+        # packed index of the token that the backward direction reads where the forward direction reads token i
+        # (the same row and position): step length-1-s instead of s
+        self.mirror = offsets[self.positions[1]] + rank
 
     def steps(self):
         """(first packed index, rows) of each step, and the first packed index of the step before (None at 0)."""
@@ -53,6 +60,19 @@ class Packing:
     def tokens(self, words: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (2, N): what each direction reads at each packed token."""
         return torch.stack([words[self.rows, pos] for pos in self.positions])
+
+    def next_layer_input(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(2, N, H) states -> what the layer above reads: each token's outputs of both directions side by side
+        (N, 2H), in the forward direction's packed order, and the (2, N) rows of it that each direction reads."""
+        tokens = torch.cat([states[0], states[1, self.mirror]], dim=-1)
+        return tokens, torch.stack([torch.arange(len(self.mirror), device=self.mirror.device), self.mirror])
+
+    def unpack(self, states: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """(2, N, H) states -> (B, T, 2H): both directions' states at every position of a (B, T) batch, zeros at
+        padding."""
+        zeros = states.new_zeros(*shape, states.shape[-1])
+        return torch.cat([zeros.index_put((self.rows, pos), values)
+                          for values, pos in zip(states, self.positions)], dim=-1)
 
     def before(self, packed: torch.Tensor) -> torch.Tensor:
         """(2, N, d) -> (2, N, d): each token's value at the step before (zeros at a row's first step)."""
@@ -148,21 +168,32 @@ class _BiLstm(torch.autograd.Function):
         return None, None, grad_w_ih, grad_w_hh, per_word.sum(1), *grad_vectors
 
 
+def _layer_weights(lstm: nn.LSTM, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Layer `layer`'s weights, both directions stacked: w_ih (2, 4H, D), w_hh (2, 4H, H), summed biases (2, 4H)."""
+    def weight(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(lstm, f"{name}_l{layer}"), getattr(lstm, f"{name}_l{layer}_reverse")
+
+    bias = [b_ih + b_hh for b_ih, b_hh in zip(weight("bias_ih"), weight("bias_hh"))]
+    return torch.stack(weight("weight_ih")), torch.stack(weight("weight_hh")), torch.stack(bias)
+
+
 def bilstm(lstm: nn.LSTM, vectors: list[torch.Tensor], words: torch.Tensor, lengths: torch.Tensor,
-           per_token: bool) -> torch.Tensor:
-    """Run `lstm` (one layer, bidirectional, batch_first) over a right-padded batch whose position (b, t) reads
-    word `words[b, t]`, rows having `lengths` (1 <= length <= T). `vectors` are the channels of the words'
-    vectors (V, d_c each, their concatenation being the LSTM input). Returns the final states (B, 2H: forward
-    state at each row's last token, backward state at its first), or with `per_token` the states of every
-    position (B, T, 2H, zeros at padding)."""
+           per_token: bool) -> torch.Tensor | list[torch.Tensor]:
+    """Run `lstm` (bidirectional, batch_first, with biases, any number of layers) over a right-padded batch whose
+    position (b, t) reads word `words[b, t]`, rows having `lengths` (1 <= length <= T). `vectors` are the channels
+    of the words' vectors (V, d_c each, their concatenation being the LSTM input). Returns the last layer's final
+    states (B, 2H: forward state at each row's last token, backward state at its first), or with `per_token` the
+    states of every position of every layer, lowest first ([(B, T, 2H)] * num_layers, zeros at padding).
+    Between layers, `lstm.dropout` applies to the lower layer's outputs in training mode, as in `nn.LSTM`."""
     packing = Packing(lengths)
-    w_ih = torch.stack([lstm.weight_ih_l0, lstm.weight_ih_l0_reverse])
-    w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse])
-    bias = torch.stack([lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse])
-    states = _BiLstm.apply(packing, packing.tokens(words), w_ih, w_hh, bias, *vectors)  # (2, N, H)
+    tokens = packing.tokens(words)
+    layers = []
+    for layer in range(lstm.num_layers):
+        if layer:
+            table, tokens = packing.next_layer_input(layers[-1])
+            vectors = [F.dropout(table, lstm.dropout, lstm.training)]
+        layers.append(_BiLstm.apply(packing, tokens, *_layer_weights(lstm, layer), *vectors))  # (2, N, H)
     if per_token:
-        zeros = states.new_zeros(*words.shape, lstm.hidden_size)
-        return torch.cat([zeros.index_put((packing.rows, pos), values)
-                          for values, pos in zip(states, packing.positions)], dim=-1)
-    final = torch.cat([states[0, packing.last], states[1, packing.last]], dim=-1)  # sorted rows
+        return [packing.unpack(states, words.shape) for states in layers]
+    final = torch.cat([layers[-1][0, packing.last], layers[-1][1, packing.last]], dim=-1)  # sorted rows
     return final[torch.argsort(packing.order)]

@@ -1,14 +1,13 @@
-"""What both students share: input encoders (wordpieces or words), the teacher's embedding matrix, the `Student`
-base class (encode, save, parameter counts), and the settings helpers.
+"""What both students share: input encoders (wordpieces or words), the `Student` base class (encode, save,
+parameter counts), and the settings helpers (input embeddings: `channels`).
 
 A student directory holds `student.json` (kind, architecture, input encoding, labels: everything `load_student`
 needs), `model.safetensors` (the state dict), and the input vocabulary: the teacher's tokenizer files
-(`tokenizer.json`, `tokenizer_config.json`, ...) for wordpiece input, `vocab.txt` for word-level LSTM_S.
+(`tokenizer.json`, `tokenizer_config.json`, ...) for wordpiece input, `vocab.txt` for word-level input.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -17,10 +16,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..embeddings import PAD, UNK, encode_words, read_vocab, word_tokenize, write_vocab
+from ..batching import pad_batch
+from ..embeddings import CLS, PAD, SEP, UNK, encode_words, read_vocab, word_tokenize, write_vocab
 from ..errors import ConfigError, InputError
 from ..io import atomic_path, write_json
 
@@ -85,20 +84,27 @@ class WordPieceInput:
 
 
 class WordInput:
-    """Word-level tokens (`embeddings.word_tokenize`) over a fixed vocabulary (`[PAD]`=0, `[UNK]`=1, ...)."""
+    """Word-level tokens (`embeddings.word_tokenize`) over a fixed vocabulary (`[PAD]`=0, `[UNK]`=1, ...); with
+    `special_tokens` each sentence is `[CLS] words [SEP]` (both in the vocabulary), as BERT's input is."""
 
     kind = "words"
 
-    def __init__(self, words: list[str]):
+    def __init__(self, words: list[str], special_tokens: bool = False):
         if len(words) < 2 or words[0] != PAD or words[1] != UNK:
             raise ValueError(f"a word vocabulary starts with {PAD}, {UNK}")
         self.words = list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
+        if special_tokens and not {CLS, SEP} <= self.index.keys():
+            raise ValueError(f"a word vocabulary with special tokens has {CLS} and {SEP}")
+        self.special = (self.index[CLS], self.index[SEP]) if special_tokens else None
         self.pad_id = 0
         self.vocab_size = len(self.words)
 
     def tokenize(self, sentences: list[str], max_length: int) -> list[list[int]]:
-        return [encode_words(word_tokenize(s), self.index, max_length) for s in sentences]
+        if self.special is None:
+            return [encode_words(word_tokenize(s), self.index, max_length) for s in sentences]
+        cls, sep = self.special
+        return [[cls, *encode_words(word_tokenize(s), self.index, max(max_length - 2, 1)), sep] for s in sentences]
 
     def save(self, model_dir: Path) -> None:
         write_vocab(model_dir / VOCAB_FILE, self.words)
@@ -109,61 +115,11 @@ def load_input(tokens: str, model_dir: Path, special_tokens: bool) -> WordPieceI
         path = model_dir / VOCAB_FILE
         if not path.exists():
             raise InputError(path, "word vocabulary of a word-level student is missing")
-        return WordInput(read_vocab(path))
+        return WordInput(read_vocab(path), special_tokens)
     return WordPieceInput(model_dir, special_tokens)
 
 
-# ----------------------------------------------------------------------------------- teacher embeddings
-def teacher_word_embeddings(teacher_dir: str | Path) -> torch.Tensor:
-    """The teacher's wordpiece embedding matrix (V, E), read alone from its safetensors (or .bin) weights."""
-    teacher_dir = Path(teacher_dir)
-    files: list[Path] = []
-    index = teacher_dir / "model.safetensors.index.json"
-    if (teacher_dir / WEIGHTS_FILE).exists():
-        files = [teacher_dir / WEIGHTS_FILE]
-    elif index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        files = sorted({teacher_dir / f for k, f in weight_map.items() if k.endswith("word_embeddings.weight")})
-    for path in files:
-        with safe_open(str(path), framework="pt") as fh:
-            keys = [k for k in fh.keys() if k.endswith("word_embeddings.weight")]
-            if keys:
-                key = min(keys, key=len)  # the encoder's, not e.g. a decoder copy with a longer prefix
-                tensor = fh.get_tensor(key).float()
-                log.info("teacher embeddings %s from %s: %s", key, path, tuple(tensor.shape))
-                return tensor
-    bin_path = teacher_dir / "pytorch_model.bin"
-    if bin_path.exists():
-        state = torch.load(bin_path, map_location="cpu", weights_only=True)
-        keys = [k for k in state if k.endswith("word_embeddings.weight")]
-        if keys:
-            return state[min(keys, key=len)].float()
-    raise InputError(teacher_dir, "no wordpiece embedding matrix (*word_embeddings.weight) in the teacher's weights")
-
-
-def uniform_embeddings(
-    vocab_size: int, dim: int, seed: int, pad_id: int | None = 0, bound: float = 0.25
-) -> torch.Tensor:
-    """U[-bound, bound] vectors from a generator seeded with `seed`; the PAD row zero."""
-    gen = torch.Generator().manual_seed(int(seed))
-    matrix = (torch.rand(vocab_size, dim, generator=gen) * 2 - 1) * bound
-    if pad_id is not None:
-        matrix[pad_id] = 0
-    return matrix
-
-
 # ---------------------------------------------------------------------------------------------- Student
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad id sequences to the longest: `input_ids`, `attention_mask` (long, CPU)."""
-    width = max((len(s) for s in sequences), default=1) or 1
-    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(sequences), width), dtype=np.int64)
-    for i, seq in enumerate(sequences):
-        ids[i, : len(seq)] = seq
-        mask[i, : len(seq)] = 1
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-
-
 class Student(torch.nn.Module):
     """Base class of BERT_S and LSTM_S; subclasses set `kind`, build layers from `config` and implement
     `forward`, `layer_states` and `embedding_parameter(name)`."""

