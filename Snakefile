@@ -19,6 +19,8 @@ include: "workflow/rules/logits.smk"
 include: "workflow/rules/students.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/summary.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:

@@ -60,6 +60,12 @@ def tree(tmp_path):
             pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "loss": [1.0] * 5,
                           col: [top - 0.4, top - 0.2, top - 0.1, top, top - 0.01]}).to_csv(folder / "curve.csv",
                                                                                              index=False)
+        pd.DataFrame({"step": [5, 10], "epoch": [1.0, 2.0], "loss": [0.5, 0.4],
+                      f"dev_{HEADLINE[task]}": [TEACHER[task][HEADLINE[task]] - 0.1, TEACHER[task][HEADLINE[task]]]}
+                     ).to_csv(tmp_path / f"results/teacher/{task}/curve.csv", index=False)
+        (tmp_path / f"results/augment/{task}").mkdir(parents=True)
+        pd.DataFrame({"sentence": [f"{task} one", f"{task} two"]}).to_parquet(
+            tmp_path / f"results/augment/{task}/shard0.parquet")
     # the teacher: 10x4 word embeddings + 4x4 layer weight + 4 bias = 60 parameters, 20 outside the embeddings
     model = tmp_path / "results/teacher/cola/model"
     model.mkdir(parents=True)
@@ -95,6 +101,8 @@ def test_page_reports_scores_shares_sizes_times_and_probes(tree):
     assert _row(page, "| sara | macro F1") == ["sara", "macro F1", "0.600", "0.300", "50%", "0.120", "20%"]
     # convergence: best epoch, last three epochs, gain over mid-training (0.9 - 0.8 for SST-2's BERT_S)
     assert _row(page, "| sst2 | BERT_S") == ["sst2", "BERT_S", "4 / 5", "0.710, 0.810, 0.800", "0.100", "1,234"]
+    assert _row(page, "| sara | teacher") == ["sara", "teacher", "final / 2", "0.700, 0.800", "0.000", "10 steps"]
+    assert "- cola: `cola one` | `cola two`" in page  # generated sentences shown as they are
     # parameter counts: the teacher from its safetensors header, students from their metrics
     assert _row(page, "| teacher (all-MiniLM-L6-v2)") == ["teacher (all-MiniLM-L6-v2)", "60", "20"]
     assert _row(page, "| LSTM_S") == ["LSTM_S", "2,000", "600"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -54,7 +55,12 @@ def test_augmentation_and_transfer_set_are_aligned(demo, task):
     for i, size in enumerate(sizes):
         shard = pd.read_parquet(demo / f"results/augment/{task}/shard{i}.parquet")
         transfer = pd.read_parquet(demo / f"results/transfer/{task}/shard{i}.parquet")
-        assert len(shard) == len(transfer) == size
+        # sentences empty after normalisation are dropped, and the sampling log says how many
+        log = (demo / f"logs/sample/{task}/shard{i}.log").read_text()
+        dropped = re.search(rf"{len(shard)} sentences; of the {size} sampled, (\d+) were empty", log)
+        assert dropped and len(shard) + int(dropped.group(1)) == size
+        assert len(shard) == len(transfer) >= 0.9 * size
+        assert all(s and s == " ".join(s.split()) for s in shard.sentence)
         assert list(transfer.sentence) == list(shard.sentence)
         assert transfer.label.isna().all()
     train = pd.read_parquet(demo / f"results/transfer/{task}/train.parquet")
@@ -145,3 +151,144 @@ def test_every_rule_log_says_what_it_read_and_wrote(demo):
     for path in logs:
         text = path.read_text()
         assert "reads:" in text and "wrote:" in text and "done in" in text, path
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG's IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_prediction_analysis_agrees_with_the_predictions(demo, task):
+    out = demo / f"results/analysis/{task}"
+    preds = {m: pd.read_csv(demo / f"results/predictions/{task}/{m}.tsv", sep="\t", keep_default_na=False,
+                            dtype={"gold": str, "pred": str}) for m in MODELS}
+    wrong = {m: p.pred != p.gold for m, p in preds.items()}
+    models = pd.read_csv(out / "models.csv").set_index("model")
+    assert list(models.index) == list(MODELS) and models.ece.between(0, 1).all()
+    for m in MODELS:
+        assert models.loc[m, "accuracy"] == pytest.approx(1 - wrong[m].mean())
+        others = pd.concat([wrong[o] for o in MODELS if o != m], axis=1).any(axis=1)
+        assert models.loc[m, "unique_mistakes"] == (wrong[m] & ~others).sum()
+    agreement = pd.read_csv(out / "agreement.csv")
+    matrix = agreement.pivot(index="model_a", columns="model_b", values="agreement").loc[list(MODELS), list(MODELS)]
+    np.testing.assert_allclose(matrix.to_numpy(), matrix.to_numpy().T)
+    np.testing.assert_allclose(np.diag(matrix.to_numpy()), 1.0)
+    both = agreement.set_index(["model_a", "model_b"])["both_wrong"]
+    assert both[("teacher", "teacher")] == pytest.approx(1 - models.loc["teacher", "accuracy"])
+    sets = pd.read_csv(out / "mistake_sets.csv").set_index("wrong_by")
+    assert len(sets) == 7 and sets.sentences.sum() == len(pd.read_csv(out / "wrong.csv"))
+    assert sets.loc["bert_s", "sentences"] == models.loc["bert_s", "unique_mistakes"]
+    all_wrong = wrong["teacher"] & wrong["bert_s"] & wrong["lstm_s"]
+    assert sets.loc["teacher+bert_s+lstm_s", "sentences"] == all_wrong.sum()
+    mistakes = pd.read_csv(out / "mistakes.csv", keep_default_na=False, dtype={"gold": str, "pred": str})
+    assert (mistakes.pred != mistakes.gold).all()
+    for (model, which), rows in mistakes.groupby(["model", "which"]):
+        assert len(rows) == min(10, wrong[model].sum())  # analysis.top_k
+        assert list(rows.confidence) == sorted(rows.confidence, reverse=which == "most_confident")
+    calibration = pd.read_csv(out / "calibration.csv")
+    assert (calibration.groupby("model")["count"].sum() == len(preds["teacher"])).all()
+    assert (out / "summary.md").read_text().startswith(f"# Prediction analysis: {task}")
+    for name in ("confidence", "reliability", "agreement"):
+        width, _ = png_size(out / f"{name}.png")
+        assert 600 <= width <= 1400, (name, width)
+
+
+def test_probing_plots_put_every_model_on_the_relative_depth_axis(demo):
+    for task in TASKS:
+        png_size(demo / f"results/plots/probe/{task}.png")
+    png_size(demo / "results/plots/probe/overview.png")
+    best = pd.read_csv(demo / "results/plots/probe/best_layers.csv")
+    assert len(best) == (1 + len(TASKS) * len(MODELS)) * len(PROBE_TASKS)
+    depth = {"pretrained": 4, "teacher": 4, "bert_s": 2, "lstm_s": 1}  # demo.bert.layers, students.bert_s.layers
+    assert (best.depth == best.model.map(depth)).all()
+    np.testing.assert_allclose(best.position, best.layer / best.depth)
+    assert best.position.between(0, 1).all()
+    for (scope, model), rows in best.groupby(["scope", "model"]):
+        table = pd.read_csv(demo / f"results/probe/{scope}/{'teacher' if model == 'pretrained' else model}.csv")
+        top = table.groupby("probe_task").test_acc.max()
+        np.testing.assert_allclose(rows.set_index("probe_task").test_acc.loc[top.index], top)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_training_curves_are_plotted(demo, task):
+    for stage in ("teacher", "gpt2", "students"):
+        width, height = png_size(demo / f"results/plots/curves/{task}/{stage}.png")
+        assert 600 <= width <= 1400 and height >= 250
+
+
+# ------------------------------------------------------------------------------------------- results/summary/
+STAGES = ("teacher", "gpt2", "sample", "logits", "distil", "predict", "predict_test", "probe", "speed")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_test_set_predictions_follow_test_tsv(demo, task):
+    test = read_split(demo / f"resources/data/{task}/test.tsv")
+    for model in MODELS:
+        pred = pd.read_csv(demo / f"results/predictions/{task}/{model}.test.tsv", sep="\t", keep_default_na=False,
+                           dtype={"gold": str, "pred": str})
+        assert list(pred.sentence) == list(test.sentence) and list(pred.gold) == list(test.label)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_task_summary_sets_students_beside_the_teacher(demo, task):
+    table = pd.read_csv(demo / f"results/summary/{task}.csv")
+    assert list(table.model) == list(MODELS) and (table.task == task).all() and (table.metric == HEADLINE[task]).all()
+    teacher, students = table.iloc[0], table.iloc[1:]
+    # scores from the prediction files agree with the training jobs' own dev metrics (same model, same data)
+    metrics = json.loads((demo / f"results/teacher/{task}/metrics.json").read_text())
+    assert teacher.dev_score == pytest.approx(metrics["dev"][HEADLINE[task]], abs=0.02)
+    for row in students.itertuples(index=False):
+        metrics = json.loads((demo / f"results/students/{task}/{row.model}/metrics.json").read_text())
+        assert row.dev_score == pytest.approx(metrics["dev"][HEADLINE[task]], abs=0.02)
+        assert row.test_score == pytest.approx(metrics["test"][HEADLINE[task]], abs=0.02)
+    assert teacher.dev_share == 1.0 and teacher.test_share == 1.0
+    assert students.dev_share.between(0, 1.5, inclusive="neither").all(), table
+    assert students.test_share.between(0, 1.5, inclusive="neither").all(), table
+    np.testing.assert_allclose(students.dev_share, students.dev_score / teacher.dev_score)
+    assert bool(teacher.test_is_dev) == (task != "sara")  # GLUE test labels hidden: test.tsv repeats dev
+    if task != "sara":
+        np.testing.assert_allclose(table.test_score, table.dev_score)
+    assert (table.n_dev == len(read_split(demo / f"resources/data/{task}/dev.tsv"))).all()
+    # sizes: with and without embeddings, as ratios of the teacher's, and the weight files on disk
+    assert (table.params_without_embeddings < table.params).all() and (table.disk_mb > 0).all()
+    np.testing.assert_allclose(table.params_ratio, table.params / teacher.params)
+    assert teacher.params_ratio == 1.0 and table.set_index("model").params_ratio["bert_s"] < 1  # 2 of 4 layers
+    assert (table.disk_mb * 1e6 > table.params * 4 * 0.9).all()  # float32 weights: about 4 bytes per parameter
+    # speed, measured on this CPU with the demo's settings; no GPU in the demo
+    assert (table.cpu_latency_ms > 0).all() and (table.cpu_throughput > 0).all() and (table.cpu_threads >= 1).all()
+    assert table.cpu_device.str.len().gt(0).all() and table.gpu_latency_ms.isna().all()
+    assert (table.latency_repeats == 20).all() and (table.throughput_batch == 256).all()
+    if task == "sara":
+        assert {"dev_macro_f1", "test_macro_f1", "test_micro_f1"} <= set(table.columns)
+    if task == "cola":
+        assert {"dev_mcc", "test_mcc", "dev_accuracy"} <= set(table.columns)
+    for model in MODELS:
+        speed = json.loads((demo / f"results/summary/speed/{task}/{model}.json").read_text())
+        assert len(speed["cpu"]["latencies_ms"]) == 20 and len(speed["cpu"]["batch_seconds"]) == 2
+
+
+def test_study_table_and_plot(demo):
+    study = pd.read_csv(demo / "results/summary/study.csv")
+    assert len(study) == len(TASKS) * len(MODELS)
+    assert set(zip(study.task, study.model)) == {(t, m) for t in TASKS for m in MODELS}
+    png = (demo / "results/summary/study.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") >= 800  # width in pixels
+
+
+def test_cost_table_covers_every_stage_and_task(demo):
+    cost = pd.read_csv(demo / "results/summary/cost.csv")
+    per_task = cost[(cost.task != "all")]
+    assert set(per_task.stage) == set(STAGES)
+    for stage in STAGES:
+        tasks = set(per_task[per_task.stage == stage].task)
+        assert tasks == (set(TASKS) | {"pretrained"} if stage == "probe" else set(TASKS)), stage
+    stages = cost[(cost.task == "all") & (cost.stage != "total")].set_index("stage")
+    assert stages.loc["probe", "jobs"] == 10 * (len(TASKS) * len(MODELS) + 1)
+    assert stages.loc["distil", "jobs"] == 6 and stages.loc["speed", "jobs"] == 9 and stages.loc["sample", "jobs"] == 6
+    assert (cost.wall_s > 0).all() and (cost.max_rss_mb > 0).all() and (cost.gpu_hours == 0).all()  # the demo: CPU
+    total = cost[cost.stage == "total"].iloc[0]
+    assert total.jobs == stages.jobs.sum() and total.wall_s == pytest.approx(stages.wall_s.sum())
+    assert (demo / "results/summary/cost.png").read_bytes().startswith(b"\x89PNG")

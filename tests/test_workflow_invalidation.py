@@ -15,17 +15,29 @@ from smk import planned_jobs
 pytestmark = pytest.mark.workflow
 
 PROBES = 10
+#: What any finished job changes at the end of the study: the study-wide summary, and the cost table that reads
+#: every job's benchmark file.
+STUDY = {"summary_study": 1, "summary_cost": 1}
 
 
-def downstream_of_students(n_students: int) -> dict[str, int]:
-    """A student's predictions, its 10 probes and their merge, for `n_students` (task, student) pairs."""
-    return {"distil": n_students, "predict": n_students, "probe": PROBES * n_students, "merge_probes": n_students}
+def plots_of(tasks: int) -> dict[str, int]:
+    """What changed probes of `tasks` downstream tasks redo: their probing plots, the overview and the cost table."""
+    return {"plot_probing": tasks, "plot_probing_overview": 1, "summary_cost": 1}
+
+
+def downstream_of_students(n_students: int, tasks: int = 1) -> dict[str, int]:
+    """A student's dev and test predictions, speed, 10 probes and their merge, for `n_students` (task, student)
+    pairs over `tasks` downstream tasks; then those tasks' analysis, curves, plots and summaries."""
+    return {"distil": n_students, "predict": n_students, "predict_test": n_students, "speed": n_students,
+            "probe": PROBES * n_students, "merge_probes": n_students, "analyse_predictions": tasks,
+            "plot_student_curves": tasks, "summary_task": tasks, **plots_of(tasks), **STUDY}
 
 
 def downstream_of_teacher(tasks: int) -> dict[str, int]:
-    """A teacher's logits (train + 2 shards), both students and all three models' predictions and probes."""
-    return {"teacher": tasks, "logits": 3 * tasks, "distil": 2 * tasks, "predict": 3 * tasks,
-            "probe": PROBES * 3 * tasks, "merge_probes": 3 * tasks}
+    """A teacher's logits (train + 2 shards), both students and all three models' predictions, speed and probes."""
+    return {**downstream_of_students(2 * tasks, tasks), "teacher": tasks, "logits": 3 * tasks,
+            "predict": 3 * tasks, "predict_test": 3 * tasks, "speed": 3 * tasks, "probe": PROBES * 3 * tasks,
+            "merge_probes": 3 * tasks, "plot_teacher_curve": tasks}
 
 
 CASES = {
@@ -43,15 +55,15 @@ CASES = {
     ),
     "probe hidden sizes (not WordContent, probed by logistic regression)": (
         {"probe": {"grid": {"hidden": [100]}}},
-        {"probe": (PROBES - 1) * 10, "merge_probes": 10},
+        {"probe": (PROBES - 1) * 10, "merge_probes": 10, **plots_of(3)},
     ),
     "probe weight decays (every probe)": (
         {"probe": {"grid": {"weight_decay": [1.0e-3]}}},
-        {"probe": PROBES * 10, "merge_probes": 10},
+        {"probe": PROBES * 10, "merge_probes": 10, **plots_of(3)},
     ),
     "WordContent's logistic regression (WordContent probes only)": (
         {"probe": {"word_content_logreg": False}},
-        {"probe": 10, "merge_probes": 10},
+        {"probe": 10, "merge_probes": 10, **plots_of(3)},
     ),
     "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
         {"teacher": {"lr": 7.0e-4}},
@@ -63,15 +75,15 @@ CASES = {
     ),
     "GPT-2 learning rate (not the teacher)": (
         {"gpt2": {"lr": 5.0e-4}},
-        {"gpt2": 3, "sample": 6, "logits": 6, **downstream_of_students(6)},
+        {"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3, **downstream_of_students(6, 3)},
     ),
     "LSTM_S embedding mode": (
         {"students": {"lstm_s": {"embedding_mode": "static"}}},
-        downstream_of_students(3),
+        downstream_of_students(3, 3),
     ),
     "teacher probe layers (teacher probes only)": (
         {"probe": {"layers": {"teacher": [2, 4]}}},
-        {"probe": PROBES * 3, "merge_probes": 3},
+        {"probe": PROBES * 3, "merge_probes": 3, **plots_of(3)},
     ),
     "demo BERT pre-training (not the data, GPT-2 or word2vec)": (
         {"demo": {"bert": {"pretrain_steps": 900}}},
@@ -79,11 +91,19 @@ CASES = {
     ),
     "demo word2vec (LSTM_S only)": (
         {"demo": {"word2vec": {"epochs": 5}}},
-        {"demo_word2vec": 1, **downstream_of_students(3)},
+        {"demo_word2vec": 1, **downstream_of_students(3, 3)},
     ),
     "logits batch size of one task": (
         {"tasks": {"cola": {"logits": {"batch_size": 32}}}},
         {"logits": 3, **downstream_of_students(2)},
+    ),
+    "prediction analysis (analysis only)": (
+        {"analysis": {"top_k": 3}},
+        {"analyse_predictions": 3},
+    ),
+    "latency repeats (speed and summaries only)": (
+        {"summary": {"latency_repeats": 7}},
+        {"speed": 9, "summary_task": 3, **STUDY},
     ),
 }
 
@@ -101,7 +121,8 @@ def test_editing_one_script_reruns_only_its_rule(demo):
     original, stat = script.read_text(), script.stat()
     try:
         script.write_text(original + "\n# an edit\n")
-        assert planned_jobs(demo, "--configfile", "config/demo.yaml") == {"predict": 9}
+        assert planned_jobs(demo, "--configfile", "config/demo.yaml") == {
+            "predict": 9, "predict_test": 9, "analyse_predictions": 3, "summary_task": 3, **STUDY}
     finally:
         script.write_text(original)
         os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -1,8 +1,9 @@
-"""Dev-set predictions of a fine-tuned teacher or a student: one row per sentence with probabilities.
+"""Dev-set (or test-set) predictions of a fine-tuned teacher or a student: one row per sentence with probabilities.
 
-`write_predictions(model_kind, model_dir, data_dir, out_path, device, max_length=)` writes
-`results/predictions/{task}/{model}.tsv` with columns `sentence, gold, pred, confidence, p_<label>...` (gold/pred
-are label names of `labels.txt`, confidence the predicted class's probability), in the order of `dev.tsv`.
+`write_predictions(model_kind, model_dir, data_dir, out_path, device, max_length=, split="dev")` writes
+`results/predictions/{task}/{model}.tsv` (`split="test"`: `{model}.test.tsv`) with columns `sentence, gold, pred,
+confidence, p_<label>...` (gold/pred are label names of `labels.txt`, confidence the predicted class's probability),
+in the order of `{split}.tsv`.
 Sentences are truncated as in training (the teacher at `teacher.max_length`, a student at the `max_length` in its
 `student.json`), tokenised once, batched by length and run under `torch.inference_mode()`.
 """
@@ -126,8 +127,9 @@ def write_predictions(
     device: torch.device | str = "cpu",
     batch_size: int = 64,
     max_length: int | None = None,
+    split: str = "dev",
 ) -> pd.DataFrame:
-    """Predict `data_dir/dev.tsv` with the model in `model_dir`; write and return the predictions table.
+    """Predict `data_dir/{split}.tsv` (dev or test) with the model in `model_dir`; write and return the table.
 
     `max_length`: the token limit the model was trained with: required for the teacher (`teacher.max_length`); a
     student truncates at the `max_length` of its `student.json`, and a given value must equal it (else the student
@@ -137,8 +139,10 @@ def write_predictions(
         raise ConfigError("model", f"unknown model kind {model_kind!r}; choose one of {list(MODEL_KINDS)}")
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     labels = load_labels(data_dir)
-    sentences, gold = load_split(data_dir, "dev", labels)
-    log.info("read %d dev sentences, %d labels from %s; model %s from %s", len(sentences), len(labels),
+    if split not in ("dev", "test"):
+        raise ConfigError("split", f"predictions are made on 'dev' or 'test', not {split!r}")
+    sentences, gold = load_split(data_dir, split, labels)
+    log.info("read %d %s sentences, %d labels from %s; model %s from %s", len(sentences), split, len(labels),
              data_dir, model_kind, model_dir)
     if model_kind == "teacher":
         logits, n_classes = _teacher(model_dir, sentences, batch_size, device, max_length)
@@ -164,5 +168,5 @@ def write_predictions(
     for c, name in enumerate(labels):
         frame[f"p_{name}"] = probs[:, c] if len(probs) else np.empty(0)
     write_tsv(out_path, frame)
-    log.info("dev accuracy %.4f; wrote %d predictions to %s", accuracy(gold, pred), len(frame), out_path)
+    log.info("%s accuracy %.4f; wrote %d predictions to %s", split, accuracy(gold, pred), len(frame), out_path)
     return frame

@@ -161,6 +161,10 @@ def convergence_section(root: Path, tasks: Sequence[str], students: Sequence[str
     rows = []
     for task in tasks:
         metric = HEADLINE_METRIC[task]
+        curve = _read_table(root / "results" / "teacher" / task / "curve.csv")
+        dev = curve[f"dev_{metric}"].tolist()
+        rows.append([task, "teacher", f"final / {curve['epoch'].iloc[-1]:g}", ", ".join(_fmt(v) for v in dev[-3:]),
+                     _fmt(max(dev) - dev[len(dev) // 2]), f"{_read_json(root / 'results' / 'teacher' / task / 'metrics.json')['steps']:,} steps"])
         for s in students:
             folder = root / "results" / "students" / task / s
             metrics = _read_json(folder / "metrics.json")
@@ -173,11 +177,12 @@ def convergence_section(root: Path, tasks: Sequence[str], students: Sequence[str
             rows.append([task, STUDENT_NAMES.get(s, s), f"{metrics['best_epoch']} / {metrics['epochs']}",
                          ", ".join(_fmt(v) for v in tail), _fmt(max(dev) - dev[len(dev) // 2]),
                          f"{metrics['transfer_size']:,}"])
-    header = ["task", "student", "best epoch / epochs", "dev headline, last 3 epochs",
-              "gain over the second half", "transfer sentences"]
-    return ["## Convergence of the students", "",
-            "Headline dev metric per epoch (`results/students/{task}/{student}/curve.csv`): the best epoch, the last "
-            "three epochs, and how much the best score exceeds the score at mid-training.", "", *_table(header, rows)]
+    header = ["task", "model", "best epoch / epochs", "dev headline, last 3 evaluations",
+              "best minus mid-training", "trained on"]
+    return ["## Convergence", "",
+            "Headline dev metric at each evaluation (`results/{teacher,students}/.../curve.csv`; students once per "
+            "epoch, keeping the best epoch; the teacher keeps its final weights): the last three evaluations and how "
+            "much the best score exceeds the score at mid-training.", "", *_table(header, rows)]
 
 
 def sizes_section(root: Path, config: dict, tasks: Sequence[str], students: Sequence[str]) -> list[str]:
@@ -270,6 +275,19 @@ def setup_section(config: dict, configfiles: Sequence[str], tasks: Sequence[str]
     return page + [""]
 
 
+def samples_section(root: Path, tasks: Sequence[str], per_task: int = 4) -> list[str]:
+    out = ["## Generated sentences", "",
+           f"The first {per_task} sentences of each task's first augmentation shard (`results/augment/<task>/shard0.parquet`), "
+           "as the students see them.", ""]
+    for task in tasks:
+        path = root / "results" / "augment" / task / "shard0.parquet"
+        if not path.is_file():
+            raise InputError(path, "missing: run the workflow first")
+        sentences = pd.read_parquet(path, columns=["sentence"])["sentence"].head(per_task).tolist()
+        out.append(f"- {task}: " + " | ".join(f"`{s}`" for s in sentences))
+    return out + [""]
+
+
 def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = None) -> str:
     """The page for the run below `root` made with `configfiles` (merged over config/config.yaml)."""
     root = Path(root)
@@ -283,6 +301,7 @@ def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = Non
     page += setup_section(config, configfiles, tasks)
     page += scores_section(root, tasks, students)
     page += convergence_section(root, tasks, students)
+    page += samples_section(root, tasks)
     page += sizes_section(root, config, tasks, students)
     page += time_section(root)
     page += probing_section(root, tasks, students, probe_tasks)

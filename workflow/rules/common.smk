@@ -86,12 +86,32 @@ def model_dir(task, model):
     return f"results/students/{task}/{model}/model"
 
 
+#: The prediction analysis's files that stand for the whole of it (rule analyse_predictions writes them all).
+ANALYSIS_TARGETS = ("summary.md", "confidence.png", "reliability.png", "agreement.png")
+
+
 def all_targets():
     targets = []
     for task in TASKS:
         targets += [f"results/predictions/{task}/{model}.tsv" for model in MODELS]
         targets += [f"results/probe/{task}/{model}.csv" for model in MODELS]
     targets.append("results/probe/pretrained/teacher.csv")
+    targets += [f"results/summary/{task}.csv" for task in TASKS]
+    targets += [
+        f"results/summary/{name}"
+        for name in ("study.csv", "study.png", "cost.csv", "cost.png")
+    ]
+    for task in TASKS:
+        targets += [f"results/analysis/{task}/{name}" for name in ANALYSIS_TARGETS]
+        targets.append(f"results/plots/probe/{task}.png")
+        targets += [
+            f"results/plots/curves/{task}/{stage}.png"
+            for stage in ("teacher", "gpt2", "students")
+        ]
+    targets += [
+        "results/plots/probe/overview.png",
+        "results/plots/probe/best_layers.csv",
+    ]
     return targets
 
 
@@ -185,3 +205,96 @@ def probe_inputs(wildcards):
     path = probe_model_path(wildcards)
     model = {"model": path} if wildcards.scope != "pretrained" else model_inputs(path)
     return model | {"data": f"{config['probe']['data_dir']}/{wildcards.probe_task}.txt"}
+
+
+# --- input functions of summary.smk ---
+
+#: The `resources:` entry of each rule whose benchmark the cost table reads (its GPUs make the GPU-hours).
+COST_RESOURCES = {
+    "teacher": "teacher",
+    "gpt2": "gpt2",
+    "sample": "sample",
+    "logits": "logits",
+    "distil": "student",
+    "predict": "predict",
+    "predict_test": "predict",
+    "probe": "probe",
+    "speed": "speed",
+}
+
+
+def cost_benchmarks(wildcards):
+    """The benchmark file of every job of the study (each written by Snakemake once its job has run, so asking for
+    them makes the cost table wait for, and follow, every job they time)."""
+    files = []
+    for task in TASKS:
+        files += [f"benchmarks/teacher/{task}.tsv", f"benchmarks/gpt2/{task}.tsv"]
+        files += [f"benchmarks/sample/{task}/shard{i}.tsv" for i in range(n_shards(task))]
+        files += [
+            f"benchmarks/logits/{task}/{Path(part).stem}.tsv"
+            for part in transfer_parts(task)
+        ]
+        files += [f"benchmarks/distil/{task}/{student}.tsv" for student in STUDENTS]
+        for model in MODELS:
+            files += [
+                f"benchmarks/predict/{task}/{model}.tsv",
+                f"benchmarks/predict_test/{task}/{model}.tsv",
+                f"benchmarks/speed/{task}/{model}.tsv",
+            ]
+            files += [
+                f"benchmarks/probe/{task}/{model}/{name}.tsv" for name in PROBE_TASKS
+            ]
+    files += [f"benchmarks/probe/pretrained/teacher/{name}.tsv" for name in PROBE_TASKS]
+    return files
+
+
+# --- input functions of plots.smk ---
+
+
+def probing_plot_entries(tasks):
+    """[scope, model kind, merged probe table, model directory or hub id] of the pre-trained teacher and of every
+    model of `tasks`: the plots normalise layers by the depth of that model (kdprobe.plots.probing).
+    """
+    entries = [
+        [
+            "pretrained",
+            "pretrained",
+            "results/probe/pretrained/teacher.csv",
+            config["teacher"]["model"],
+        ]
+    ]
+    for task in tasks:
+        entries += [
+            [task, model, f"results/probe/{task}/{model}.csv", model_dir(task, model)]
+            for model in MODELS
+        ]
+    return entries
+
+
+def probing_plot_files(tasks):
+    """The files of `probing_plot_entries`: tables and model directories (a hub id is no file)."""
+    files = []
+    for scope, kind, table, model in probing_plot_entries(tasks):
+        files += [table, model if scope != "pretrained" else local_model(model)]
+    return [path for path in files if path]
+
+
+def student_losses(task):
+    """Each student's loss and the one setting that shapes its values (soft_ce: temperature; mse: reduction)."""
+    losses = {}
+    for student in STUDENTS:
+        settings = kdconfig.student_settings(config, task, student)
+        key = "temperature" if settings["loss"] == "soft_ce" else "mse_reduction"
+        losses[student] = {"loss": settings["loss"], key: settings[key]}
+    return losses
+
+
+def analysis_report(path, caption, label):
+    """`path` as a report item of rule analyse_predictions: caption workflow/report/{caption}.rst."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category="Prediction analysis",
+        subcategory="{task}",
+        labels={"task": "{task}", "content": label},
+    )

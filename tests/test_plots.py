@@ -1,0 +1,185 @@
+"""Probing on a common depth axis (kdprobe.analysis.probing) and the plots of kdprobe.plots: each figure's axes carry
+labels with units, titles and legends, and the PNG files are written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kdprobe.analysis.curves import read_curve
+from kdprobe.analysis.predictions import agreement, calibration, model_summary
+from kdprobe.analysis.probing import best_layers, layer_position, model_depth, read_probe_table
+from kdprobe.errors import InputError
+from kdprobe.plots import curves, predictions, probing
+from kdprobe.plots.common import save_figure
+
+PNG = b"\x89PNG\r\n\x1a\n"
+PROBE_TASKS = ("sentence_length", "bigram_shift", "odd_man_out")
+
+
+def labelled(ax) -> bool:
+    """Both axes labelled, the x and y labels each with a unit in parentheses or a count, and a title."""
+    return bool(ax.get_xlabel()) and "(" in ax.get_ylabel() and bool(ax.get_title())
+
+
+# ------------------------------------------------------------------------------------------------ probing
+def probe_csv(path, model, layers, poolings=("mean",), acc=lambda layer: 0.5 + 0.01 * layer):
+    rows = [{"model": model, "probe_task": task, "layer": layer, "pooling": pooling, "test_acc": acc(layer),
+             "dev_acc": 0.5, "hidden": 50, "dropout": 0.0, "weight_decay": 1e-5, "epochs": 4,
+             "majority_acc": {"sentence_length": 0.2, "bigram_shift": 0.5, "odd_man_out": 0.5}[task],
+             "n_train": 100, "n_dev": 10, "n_test": 10}
+            for task in PROBE_TASKS for layer in layers for pooling in poolings]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def models(tmp_path):
+    """A 24-layer teacher directory (config.json) and a 5-layer BERT_S and 1-layer LSTM_S (student.json)."""
+    dirs = {}
+    for name, file, spec in [("teacher", "config.json", {"num_hidden_layers": 24}),
+                             ("bert_s", "student.json", {"kind": "bert_s", "layers": 5}),
+                             ("lstm_s", "student.json", {"kind": "lstm_s", "layers": 1})]:
+        dirs[name] = tmp_path / "models" / name
+        dirs[name].mkdir(parents=True)
+        (dirs[name] / file).write_text(json.dumps(spec))
+    return dirs
+
+
+def test_layer_position_uses_the_models_depth_not_the_probed_layers(tmp_path, models):
+    assert model_depth("teacher", models["teacher"]) == 24
+    assert model_depth("pretrained", models["teacher"]) == 24
+    assert model_depth("bert_s", models["bert_s"]) == 5
+    assert model_depth("lstm_s", models["lstm_s"]) == 1
+    # the teacher probed at layers 6 and 12 only: positions are 6/24 and 12/24, not 6/12 and 12/12
+    table = read_probe_table(probe_csv(tmp_path / "t.csv", "teacher", [6, 12]), "cola", 24)
+    assert sorted(table["position"].unique()) == [0.25, 0.5]
+    assert layer_position(0, 5) == 0 and layer_position(5, 5) == 1 and layer_position(3, 24) == 0.125
+    with pytest.raises(InputError, match="layer 6 outside 0..5"):
+        read_probe_table(probe_csv(tmp_path / "b.csv", "bert_s", [1, 6]), "cola", 5)
+    with pytest.raises(InputError, match="student.json"):
+        model_depth("bert_s", models["teacher"])
+
+
+def test_best_layers_picks_the_best_test_accuracy_lowest_layer_on_ties(tmp_path):
+    table = pd.concat([
+        read_probe_table(probe_csv(tmp_path / "t.csv", "teacher", [1, 2, 3, 4], acc=lambda l: [0, .6, .8, .8, .7][l]),
+                         "cola", 4),
+        read_probe_table(probe_csv(tmp_path / "l.csv", "lstm_s", [1], ("last", "max"), acc=lambda l: 0.55),
+                         "cola", 1),
+    ])
+    best = best_layers(table).set_index(["model", "probe_task"])
+    assert best.loc[("teacher", "bigram_shift"), "layer"] == 2  # 0.8 at layers 2 and 3: the lower
+    assert best.loc[("teacher", "bigram_shift"), "position"] == 0.5
+    assert best.loc[("teacher", "sentence_length"), "above_majority"] == pytest.approx(0.6)
+    assert best.loc[("lstm_s", "odd_man_out"), "pooling"] == "last"  # the first pooling on ties
+    assert len(best) == 2 * len(PROBE_TASKS)
+
+
+def test_probing_plots_have_labelled_panels_a_legend_and_write_pngs(tmp_path, models):
+    entries = [("pretrained", "pretrained", probe_csv(tmp_path / "p.csv", "teacher", [1, 12, 24]), models["teacher"]),
+               ("cola", "teacher", probe_csv(tmp_path / "t.csv", "teacher", [1, 12, 24]), models["teacher"]),
+               ("cola", "bert_s", probe_csv(tmp_path / "b.csv", "bert_s", [1, 2, 3, 4, 5]), models["bert_s"]),
+               ("cola", "lstm_s", probe_csv(tmp_path / "l.csv", "lstm_s", [1], ("last", "max")), models["lstm_s"])]
+    table = probing.plot_task(entries, "cola", tmp_path / "cola.png")
+    assert (tmp_path / "cola.png").read_bytes()[:8] == PNG
+    fig = probing.probing_figure(table, "cola")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == [t.replace("_", " ") for t in PROBE_TASKS]
+    for ax in panels:
+        assert ax.get_xlabel() == probing.X_LABEL and ax.get_ylabel() == probing.Y_LABEL
+        xs = np.concatenate([line.get_xdata() for line in ax.get_lines() if len(line.get_xdata()) > 0])
+        assert xs.min() >= 0 and xs.max() == 1.0  # every model's top layer at 1
+    legend = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert len(legend) == 1
+    texts = {t.get_text() for t in legend[0].get_texts()}
+    assert {"teacher (pre-trained)", "teacher (fine-tuned)", "BERT_S", "LSTM_S", "majority baseline",
+            "pooling: mean", "pooling: last", "pooling: max"} <= texts
+    # BERT_S's five layers at 0.2 .. 1.0, the teacher's at 1/24, 0.5, 1
+    bert_xs = sorted({x for ax in panels[:1] for line in ax.get_lines() for x in line.get_xdata()})
+    assert 0.2 in bert_xs and pytest.approx(1 / 24) in bert_xs
+
+    best = probing.plot_overview(entries, tmp_path / "overview.png", tmp_path / "best.csv")
+    assert (tmp_path / "overview.png").read_bytes()[:8] == PNG
+    assert pd.read_csv(tmp_path / "best.csv").shape[0] == len(best) == 4 * len(PROBE_TASKS)
+    heat = probing.overview_figure(best, "overview")
+    ax = heat.axes[0]
+    assert ax.get_xlabel() == "probing task" and ax.get_ylabel() and ax.get_title()
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["majority baseline", "teacher (pre-trained)"]
+    assert "accuracy (fraction)" in heat.axes[1].get_ylabel()  # the colour bar
+
+
+# ------------------------------------------------------------------------------------------------ predictions
+def test_prediction_plots_are_labelled(tmp_path):
+    rng = np.random.default_rng(0)
+    gold = rng.choice(["x", "y", "z"], 60)
+    frames = {}
+    for model in ("teacher", "bert_s"):
+        pred = np.where(rng.random(60) < 0.7, gold, "x")
+        frames[model] = pd.DataFrame({"sentence": [f"s{i}" for i in range(60)], "gold": gold, "pred": pred,
+                                      "confidence": rng.uniform(0.34, 1, 60)})
+    fig = predictions.confidence_figure(frames, 20, "sara")
+    assert len(fig.axes) == 2 and all(ax.get_xlabel() == "confidence (probability)" for ax in fig.axes)
+    assert fig.axes[0].get_ylabel() == "dev sentences (count)"
+    assert [t.get_text().split(" (")[0] for t in fig.axes[0].get_legend().get_texts()] == ["correct", "wrong"]
+    assert fig.axes[1].get_title().startswith("BERT_S: accuracy")
+    fig = predictions.reliability_figure(calibration(frames, 10), model_summary(frames, 10), "sara")
+    assert all(labelled(ax) or ax.get_ylabel() == "" for ax in fig.axes)
+    assert fig.axes[0].get_ylabel() == "accuracy (fraction)" and "ECE" in fig.axes[0].get_title()
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {
+        "accuracy in bin", "bin's mean confidence", "perfect calibration"}
+    fig = predictions.agreement_figure(agreement(frames), "sara")
+    matrices = [ax for ax in fig.axes if ax.get_title()]
+    assert len(matrices) == 2 and all(ax.get_xlabel() == "model" == ax.get_ylabel() for ax in matrices)
+    save_figure(fig, tmp_path / "agreement.png")
+    assert (tmp_path / "agreement.png").read_bytes()[:8] == PNG
+
+
+# ------------------------------------------------------------------------------------------------ curves
+def curve_csv(path, epochs, dev=("accuracy", "mcc")):
+    epoch = np.arange(1, epochs + 1, dtype=float)
+    frame = pd.DataFrame({"step": epoch * 10, "epoch": epoch, "loss": 1 / epoch, "lr": 1e-3})
+    for metric in dev:
+        frame[f"dev_{metric}"] = 0.5 + 0.01 * epoch
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_curve_plots_are_labelled_with_units(tmp_path):
+    fig = curves.teacher_figure(read_curve(curve_csv(tmp_path / "t.csv", 4), dev_metrics=True), "cola")
+    loss_ax, dev_ax = fig.axes
+    assert loss_ax.get_xlabel() == "epoch" and loss_ax.get_ylabel() == "training loss (cross-entropy, nats)"
+    assert [t.get_text() for t in dev_ax.get_legend().get_texts()] == ["dev MCC (-1 to 1)", "dev accuracy (fraction)"]
+    assert dev_ax.get_ylabel() == "dev score (MCC: -1 to 1; others: fraction)" and all(labelled(ax) for ax in fig.axes)
+    fig = curves.gpt2_figure(read_curve(curve_csv(tmp_path / "g.csv", 3, dev=()), dev_metrics=False), "cola")
+    assert fig.axes[0].get_ylabel() == "training loss (cross-entropy, nats per token)"
+    assert all(labelled(ax) for ax in fig.axes)
+
+    paths = {s: curve_csv(tmp_path / f"{s}.csv", 5) for s in ("bert_s", "lstm_s")}
+    (tmp_path / "metrics.json").write_text(json.dumps({"dev": {"mcc": 0.4, "accuracy": 0.8}}))
+    losses = {"bert_s": {"loss": "soft_ce", "temperature": 3.0}, "lstm_s": {"loss": "mse", "mse_reduction": "sum"}}
+    curves.plot_students(paths, tmp_path / "metrics.json", "cola", losses, tmp_path / "students.png")
+    assert (tmp_path / "students.png").read_bytes()[:8] == PNG
+    fig = curves.students_figure({s: read_curve(p, dev_metrics=True) for s, p in paths.items()}, "cola", losses, 0.4)
+    dev_ax, bert_ax, lstm_ax = fig.axes
+    assert dev_ax.get_ylabel() == "dev MCC (-1 to 1)" and dev_ax.get_xlabel() == "epoch"
+    assert {"BERT_S", "LSTM_S", "teacher (fine-tuned)"} <= {t.get_text() for t in dev_ax.get_legend().get_texts()}
+    assert bert_ax.get_ylabel() == "soft cross-entropy x T² (T = 3; nats)"
+    assert lstm_ax.get_ylabel() == "logit squared error, class sum (logit²)"
+    assert all(labelled(ax) for ax in fig.axes)
+
+
+def test_bad_curve_files_name_the_file(tmp_path):
+    (tmp_path / "c.csv").write_text("step,epoch,loss\n1,0.5,0.7\n2,1.0,oops\n")
+    with pytest.raises(InputError, match=r"c\.csv:3: column loss"):
+        read_curve(tmp_path / "c.csv", dev_metrics=False)
+    with pytest.raises(InputError, match=r"missing columns \['dev_<metric>'\]"):
+        read_curve(curve_csv(tmp_path / "d.csv", 2, dev=()), dev_metrics=True)
+    (tmp_path / "metrics.json").write_text(json.dumps({"dev": {"accuracy": 0.8}}))
+    with pytest.raises(InputError, match="no dev mcc"):
+        curves.plot_students({"bert_s": curve_csv(tmp_path / "b.csv", 2)}, tmp_path / "metrics.json", "cola",
+                             {"bert_s": {"loss": "soft_ce", "temperature": 3.0}}, tmp_path / "s.png")
+    assert not (tmp_path / "s.png").exists()

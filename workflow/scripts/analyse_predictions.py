@@ -1,0 +1,20 @@
+"""Prediction analysis of one task: `kdprobe.analysis.predictions.analyse` (rule `analyse_predictions`).
+
+Expects one input per model (named by model, `params.models` giving their order), `params.settings` (the
+`analysis` config section) and the named outputs of `kdprobe.analysis.predictions.OUTPUTS`.
+"""
+
+from kdprobe.analysis.predictions import OUTPUTS, analyse
+from kdprobe.workflow import run
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
+
+run(
+    snakemake,
+    lambda device: analyse(
+        {model: str(snakemake.input[model]) for model in snakemake.params.models},
+        snakemake.wildcards.task,
+        dict(snakemake.params.settings),
+        {key: str(snakemake.output[key]) for key in OUTPUTS},
+    ),
+)
