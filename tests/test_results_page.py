@@ -130,5 +130,7 @@ def test_a_missing_result_is_an_error_naming_the_file(tree, capsys):
 
 def test_main_writes_the_page(tree):
     out = tree / "docs" / "results.md"
-    assert results_page.main(["--root", str(tree), "--configfile", "config/run.yaml", "--out", str(out)]) == 0
-    assert out.read_text().startswith("# Results: the real study at laptop scale")
+    assert results_page.main(["--root", str(tree), "--configfile", "config/run.yaml", "--out", str(out),
+                              "--note", "Made on a shared machine."]) == 0
+    text = out.read_text()
+    assert text.startswith("# Results: the real study at laptop scale") and "\nMade on a shared machine.\n" in text

@@ -12,6 +12,8 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from .errors import InputError
+
 
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +86,20 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_csv_table(path: str | Path, columns: Any) -> pd.DataFrame:
+    """A CSV table that must have `columns` and at least one row; otherwise an `InputError` naming the file."""
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "empty file") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(path, f"missing columns {missing}")
+    if table.empty:
+        raise InputError(path, "no rows")
+    return table
 
 
 def write_tsv(path: str | Path, frame: pd.DataFrame) -> None:

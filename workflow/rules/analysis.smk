@@ -11,6 +11,8 @@ rule predict:
         "logs/predict/{task}/{model}.log",
     benchmark:
         "benchmarks/predict/{task}/{model}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("predict")
     resources:
         **rule_resources("predict"),

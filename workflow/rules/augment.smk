@@ -11,6 +11,8 @@ rule gpt2:
         "logs/gpt2/{task}.log",
     benchmark:
         "benchmarks/gpt2/{task}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("gpt2")
     resources:
         **rule_resources("gpt2"),
@@ -30,6 +32,8 @@ rule sample:
         "logs/sample/{task}/shard{shard}.log",
     benchmark:
         "benchmarks/sample/{task}/shard{shard}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("sample")
     resources:
         **rule_resources("sample"),

@@ -229,7 +229,9 @@ def cost_benchmarks(wildcards):
     files = []
     for task in TASKS:
         files += [f"benchmarks/teacher/{task}.tsv", f"benchmarks/gpt2/{task}.tsv"]
-        files += [f"benchmarks/sample/{task}/shard{i}.tsv" for i in range(n_shards(task))]
+        files += [
+            f"benchmarks/sample/{task}/shard{i}.tsv" for i in range(n_shards(task))
+        ]
         files += [
             f"benchmarks/logits/{task}/{Path(part).stem}.tsv"
             for part in transfer_parts(task)
@@ -290,11 +292,12 @@ def student_losses(task):
 
 
 def analysis_report(path, caption, label):
-    """`path` as a report item of rule analyse_predictions: caption workflow/report/{caption}.rst."""
+    """`path` as a report item of the prediction analysis, with caption workflow/report/{caption}.rst."""
     return report(
         path,
         caption=f"../report/{caption}.rst",
         category="Prediction analysis",
         subcategory="{task}",
-        labels={"task": "{task}", "content": label},
+        # "content" first: the report offers later labels as toggles, never the first
+        labels={"content": label, "task": "{task}"},
     )

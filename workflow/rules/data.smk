@@ -8,6 +8,8 @@ rule prepare_data:
         **data_files("{task}"),
     log:
         "logs/prepare_data/{task}.log",
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("prepare_data")
     resources:
         **rule_resources("prepare_data"),

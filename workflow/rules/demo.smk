@@ -21,11 +21,16 @@ if "demo" in config:
             probing=expand(f"{DEMO}/probing/{{name}}.txt", name=PROBE_TASKS),
         log:
             "logs/demo_data.log",
+        conda:
+            "../../envs/kdprobe.yaml"
         threads: rule_threads("demo_data")
         resources:
             **rule_resources("demo_data"),
         params:
-            settings={k: config["demo"].get(k) for k in ("seed", "sentences", "probing_sentences")},
+            settings={
+                k: config["demo"].get(k)
+                for k in ("seed", "sentences", "probing_sentences")
+            },
         script:
             "../scripts/demo_data.py"
 
@@ -40,11 +45,16 @@ if "demo" in config:
                 _output,
             log:
                 f"logs/demo_{_kind}.log",
+            conda:
+                "../../envs/kdprobe.yaml"
             threads: rule_threads("demo_model")
             resources:
                 **rule_resources("demo_model"),
             params:
                 kind=_kind,
-                settings={"seed": config["demo"].get("seed"), _kind: config["demo"].get(_kind)},
+                settings={
+                    "seed": config["demo"].get("seed"),
+                    _kind: config["demo"].get(_kind),
+                },
             script:
                 "../scripts/demo_model.py"

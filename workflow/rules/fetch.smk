@@ -66,6 +66,8 @@ for _src in FETCH_SOURCES:
         wildcard_constraints:
             **_fetch_constraints(_src),
         localrule: True
+        conda:
+            "../../envs/kdprobe.yaml"
         threads: rule_threads("fetch")
         resources:
             **rule_resources("fetch"),

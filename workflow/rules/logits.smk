@@ -11,6 +11,8 @@ rule logits:
         "logs/logits/{task}/{part}.log",
     benchmark:
         "benchmarks/logits/{task}/{part}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("logits")
     resources:
         **rule_resources("logits"),

@@ -7,15 +7,18 @@ if "offline" in config:
 
     OFFLINE = "resources/offline"
 
-    def offline_probing_source():
-        source = config["offline"]["probing"]["source"]
-        return kdconfig.section(config, source, "data")
+    # the data section of the task whose training sentences the probing files are built from
+    OFFLINE_PROBING_DATA = kdconfig.section(
+        config, config["offline"]["probing"]["source"], "data"
+    )
 
     rule offline_teacher:
         output:
             directory(f"{OFFLINE}/models/all-MiniLM-L6-v2"),
         log:
             "logs/offline/teacher.log",
+        conda:
+            "../../envs/kdprobe.yaml"
         threads: rule_threads("offline")
         resources:
             **rule_resources("offline"),
@@ -31,6 +34,8 @@ if "offline" in config:
             f"{OFFLINE}/corpus.tsv",
         log:
             "logs/offline/corpus.log",
+        conda:
+            "../../envs/kdprobe.yaml"
         threads: rule_threads("offline")
         resources:
             **rule_resources("offline"),
@@ -49,6 +54,8 @@ if "offline" in config:
             "logs/offline/gpt2.log",
         benchmark:
             "benchmarks/offline/gpt2.tsv"
+        conda:
+            "../../envs/kdprobe.yaml"
         threads: rule_threads("offline")
         resources:
             **rule_resources("offline"),
@@ -62,17 +69,19 @@ if "offline" in config:
 
     rule offline_probing:
         input:
-            sentences=offline_probing_source()["train"],
+            sentences=OFFLINE_PROBING_DATA["train"],
         output:
             **{name: f"{OFFLINE}/probing/{name}.txt" for name in PROBE_TASKS},
         log:
             "logs/offline/probing.log",
+        conda:
+            "../../envs/kdprobe.yaml"
         threads: rule_threads("offline")
         resources:
             **rule_resources("offline"),
         params:
             kind="probing",
-            format=offline_probing_source()["format"],
+            format=OFFLINE_PROBING_DATA["format"],
             tasks=PROBE_TASKS,
             sizes=config["offline"]["probing"]["sizes"],
             seed=config["offline"]["seed"],

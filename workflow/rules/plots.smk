@@ -50,6 +50,8 @@ rule analyse_predictions:
     log:
         "logs/analyse_predictions/{task}.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("plots")
     resources:
         **rule_resources("plots"),
@@ -69,11 +71,13 @@ rule plot_probing:
             caption="../report/probe_task.rst",
             category="Probing",
             subcategory="{task}",
-            labels={"task": "{task}", "content": "accuracy by relative layer depth"},
+            labels={"content": "accuracy by relative layer depth", "task": "{task}"},
         ),
     log:
         "logs/plot_probing/{task}.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("plots")
     resources:
         **rule_resources("plots"),
@@ -92,18 +96,20 @@ rule plot_probing_overview:
             caption="../report/probe_overview.rst",
             category="Probing",
             subcategory="all tasks",
-            labels={"task": "all", "content": "best-layer accuracy (heatmap)"},
+            labels={"content": "best-layer accuracy (heatmap)", "task": "all"},
         ),
         table=report(
             "results/plots/probe/best_layers.csv",
             caption="../report/probe_best_layers.rst",
             category="Probing",
             subcategory="all tasks",
-            labels={"task": "all", "content": "best layers (table)"},
+            labels={"content": "best layers (table)", "task": "all"},
         ),
     log:
         "logs/plot_probing/overview.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("plots")
     resources:
         **rule_resources("plots"),
@@ -122,11 +128,13 @@ rule plot_teacher_curve:
             caption="../report/curves_teacher.rst",
             category="Training curves",
             subcategory="{task}",
-            labels={"task": "{task}", "content": "teacher"},
+            labels={"content": "teacher", "task": "{task}"},
         ),
     log:
         "logs/plot_curves/{task}/teacher.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("plots")
     resources:
         **rule_resources("plots"),
@@ -145,11 +153,13 @@ rule plot_gpt2_curve:
             caption="../report/curves_gpt2.rst",
             category="Training curves",
             subcategory="{task}",
-            labels={"task": "{task}", "content": "GPT-2"},
+            labels={"content": "GPT-2", "task": "{task}"},
         ),
     log:
         "logs/plot_curves/{task}/gpt2.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("plots")
     resources:
         **rule_resources("plots"),
@@ -172,11 +182,13 @@ rule plot_student_curves:
             caption="../report/curves_students.rst",
             category="Training curves",
             subcategory="{task}",
-            labels={"task": "{task}", "content": "students"},
+            labels={"content": "students", "task": "{task}"},
         ),
     log:
         "logs/plot_curves/{task}/students.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("plots")
     resources:
         **rule_resources("plots"),

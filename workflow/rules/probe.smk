@@ -11,13 +11,17 @@ rule probe:
         "logs/probe/{scope}/{model}/{probe_task}.log",
     benchmark:
         "benchmarks/probe/{scope}/{model}/{probe_task}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("probe")
     resources:
         **rule_resources("probe"),
     params:
         kind=probe_kind,
         model_path=probe_model_path,
-        settings=lambda wc: kdconfig.probe_settings(config, probe_kind(wc), wc.probe_task),
+        settings=lambda wc: kdconfig.probe_settings(
+            config, probe_kind(wc), wc.probe_task
+        ),
     script:
         "../scripts/probe.py"
 
@@ -33,6 +37,8 @@ rule merge_probes:
     log:
         "logs/merge_probes/{scope}/{model}.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("merge")
     resources:
         **rule_resources("merge"),

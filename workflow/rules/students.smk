@@ -12,6 +12,8 @@ rule distil:
         "logs/distil/{task}/{student}.log",
     benchmark:
         "benchmarks/distil/{task}/{student}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("student")
     resources:
         **rule_resources("student"),

@@ -25,6 +25,8 @@ rule speed:
         "logs/speed/{task}/{model}.log",
     benchmark:
         "benchmarks/speed/{task}/{model}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("speed")
     resources:
         **rule_resources("speed"),
@@ -55,11 +57,13 @@ rule summary_task:
             caption="../report/summary_task.rst",
             category="Summary",
             subcategory="{task}",
-            labels={"task": "{task}", "table": "teacher and students"},
+            labels={"content": "teacher and students (table)", "task": "{task}"},
         ),
     log:
         "logs/summary_task/{task}.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("summary")
     resources:
         **rule_resources("summary"),
@@ -78,18 +82,20 @@ rule summary_study:
             caption="../report/summary_study.rst",
             category="Summary",
             subcategory="study",
-            labels={"task": "all", "table": "study"},
+            labels={"content": "all tasks (table)", "task": "all"},
         ),
         plot=report(
             "results/summary/study.png",
             caption="../report/summary_study_plot.rst",
             category="Summary",
             subcategory="study",
-            labels={"task": "all", "figure": "score against size and latency"},
+            labels={"content": "score against size and latency", "task": "all"},
         ),
     log:
         "logs/summary_study.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("summary")
     resources:
         **rule_resources("summary"),
@@ -106,18 +112,20 @@ rule summary_cost:
             caption="../report/summary_cost.rst",
             category="Summary",
             subcategory="cost",
-            labels={"task": "all", "table": "cost"},
+            labels={"content": "cost per stage and task (table)", "task": "all"},
         ),
         plot=report(
             "results/summary/cost.png",
             caption="../report/summary_cost_plot.rst",
             category="Summary",
             subcategory="cost",
-            labels={"task": "all", "figure": "cost per stage"},
+            labels={"content": "cost per stage", "task": "all"},
         ),
     log:
         "logs/summary_cost.log",
     localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("summary")
     resources:
         **rule_resources("summary"),

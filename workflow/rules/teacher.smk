@@ -12,6 +12,8 @@ rule teacher:
         "logs/teacher/{task}.log",
     benchmark:
         "benchmarks/teacher/{task}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
     threads: rule_threads("teacher")
     resources:
         **rule_resources("teacher"),

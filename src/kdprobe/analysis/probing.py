@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from ..errors import InputError
+from ..io import read_csv_table
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +64,7 @@ def layer_position(layer: int | pd.Series, depth: int):
 def read_probe_table(path: str | os.PathLike, scope: str, depth: int) -> pd.DataFrame:
     """One merged probe table with `scope` (the downstream task, or `pretrained`), `depth` and `position`
     (`layer_position`) added; a layer outside 0..depth is an InputError (the table and the model disagree)."""
-    try:
-        table = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise InputError(path, "empty file") from None
-    missing = [c for c in REQUIRED if c not in table.columns]
-    if missing:
-        raise InputError(path, f"missing columns {missing}")
-    if table.empty:
-        raise InputError(path, "no rows")
+    table = read_csv_table(path, REQUIRED)
     outside = (table["layer"] < 0) | (table["layer"] > depth)
     if outside.any():
         row = int(outside.to_numpy().nonzero()[0][0])

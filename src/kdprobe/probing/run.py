@@ -13,7 +13,7 @@ import torch
 
 from ..config import LOGREG_PROBE_TASK
 from ..errors import InputError
-from ..io import write_csv
+from ..io import read_csv_table, write_csv
 from . import senteval
 from .encoders import MODEL_KINDS, encode, load_encoder, resolve_layers, resolve_poolings
 from .probe import fit_grid, setting
@@ -116,15 +116,7 @@ def merge_probes(
         raise ValueError("merge_probes: no input tables")
     frames = []
     for path in in_csvs:
-        try:
-            frame = pd.read_csv(path)
-        except pd.errors.EmptyDataError:
-            raise InputError(path, "empty file") from None
-        missing = [c for c in COLUMNS if c not in frame.columns]
-        if missing:
-            raise InputError(path, f"missing columns {missing}")
-        if frame.empty:
-            raise InputError(path, "no rows")
+        frame = read_csv_table(path, COLUMNS)
         frames.append(frame[COLUMNS])
         log.info("read %s: %d rows", path, len(frame))
     table = pd.concat(frames, ignore_index=True)

@@ -1,0 +1,292 @@
+"""The demo's Snakemake report (`snakemake --report report.html`), opened in headless Chromium.
+
+The report is a single-page app: one HTML file whose results (figures and tables as data URIs, with captions) are
+embedded as JavaScript data and shown by clicking through its menu. These tests click through it as a reader
+would (every category, every subcategory, every result's view and information buttons, every link of the front
+page) and check that every result is reachable, every figure renders, every link resolves, and the page logs no
+error. Chromium is driven by Playwright (its driver ships in the PyPI wheel; the browser is Debian's `chromium`,
+never a downloaded one), so the test runs offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from smk import snakemake
+
+pytestmark = pytest.mark.workflow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TASKS = ("cola", "sst2", "sara")
+#: Each report category (a stage of the study) and the subcategories it must have besides one per task.
+CATEGORIES = {
+    "Summary": {"study", "cost"},
+    "Prediction analysis": set(),
+    "Probing": {"all tasks"},
+    "Training curves": set(),
+}
+IMAGE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
+
+
+@pytest.fixture(scope="module")
+def report(demo, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    snakemake(demo, "--configfile", "config/demo.yaml", "--report", str(path))
+    return path
+
+#: What the figure on screen shows: its size as decoded and as displayed, and the share of its pixels that were
+#: painted (a truncated PNG still reports its full size, but stops painting where its data ends).
+FIGURE_ON_SCREEN = """async () => {
+    const img = document.querySelector('div.p-3 > img');
+    let decoded = 'yes';
+    try { await img.decode(); } catch (err) { decoded = String(err); }
+    const box = img.getBoundingClientRect();
+    let painted = 0;
+    if (img.naturalWidth > 0) {
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth;
+        canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let alpha = 3; alpha < pixels.length; alpha += 4) painted += pixels[alpha] > 0;
+        painted /= pixels.length / 4;
+    }
+    return {kind: 'image', decoded, painted, naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight,
+            shownWidth: box.width, shownHeight: box.height};
+}"""
+
+
+def data_uri_bytes(uri: str) -> bytes:
+    header, _, payload = uri.partition(",")
+    assert header.startswith("data:") and payload, f"not a data URI: {uri[:80]}"
+    return base64.b64decode(payload) if header.endswith(";base64") else unquote(payload).encode()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+class Reader:
+    """One Chromium page on the report, with everything a reader's clicks showed and what the page logged."""
+
+    def __init__(self, page):
+        self.page = page
+        self.errors: list[str] = []  # console errors, uncaught exceptions, failed or outgoing requests
+        self.links: dict[str, str] = {}  # href -> where it was seen
+        self.viewed: dict[str, dict] = {}  # result path -> what its view button showed
+        self.captions: dict[str, str] = {}  # result path -> the description its information button showed
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        page.on("requestfailed", lambda req: self.errors.append(f"request failed: {req.url[:120]}"))
+        page.on(
+            "request",
+            lambda req: req.url.startswith(("file:", "data:", "blob:", "about:", "javascript:"))
+            or self.errors.append(f"request leaves the file: {req.url[:120]}"),
+        )
+
+    def js(self, expression: str, arg=None):
+        return self.page.evaluate(expression, arg)
+
+    def collect_links(self, where: str) -> None:
+        for href in self.js("() => [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"):
+            self.links.setdefault(href, where)
+
+    def menu_item(self, label: str):
+        """The navigation pane's entry `label` (an icon and a label in a link)."""
+        return self.page.locator("a > span", has_text=re.compile(f"^{re.escape(label)}$"))
+
+    def home(self) -> None:
+        self.page.locator("nav ol li a").first.click()  # the breadcrumbs' home icon
+        self.page.wait_for_function("() => app.state.navbarMode === 'menu'")
+
+    def open_subcategory(self, category: str, subcategory: str) -> None:
+        self.home()
+        self.menu_item(category).click()
+        if self.js("() => app.state.navbarMode") == "category":
+            self.menu_item(subcategory).click()
+        self.page.wait_for_function(
+            "([c, s]) => app.state.navbarMode === 'subcategory' && app.state.category === c"
+            " && app.state.subcategory === s",
+            arg=[category, subcategory],
+        )
+
+    def read_subcategory(self, category: str, subcategory: str) -> list[str]:
+        """Click every row's view and information button; returns the result paths the rows showed."""
+        self.open_subcategory(category, subcategory)
+        self.collect_links(f"{category} / {subcategory}")
+        shown = []
+        for i in range(self.page.locator("tbody tr").count()):
+            view = self.page.locator("tbody tr").nth(i).locator("td:last-child a").nth(0)
+            href = view.get_attribute("href")
+            if href == "#":  # a figure opens in the main pane
+                view.click()
+                self.page.wait_for_function(
+                    "() => app.state.content === 'img' && document.querySelector('div.p-3 > img')"
+                    " && document.querySelector('div.p-3 > img').src === results[app.state.resultPath].data_uri"
+                    " && document.querySelector('div.p-3 > img').complete"
+                )
+                path = self.js("() => app.state.resultPath")
+                self.viewed[path] = self.js(FIGURE_ON_SCREEN)
+            else:  # tables are downloaded from their data URI
+                path = self.js(
+                    "(href) => Object.keys(results).find(p => results[p].data_uri === href)", href
+                )
+                assert path, f"{category} / {subcategory}: row {i} links to no result ({href[:80]})"
+                self.viewed[path] = {"kind": "download", "href": href, "download": view.get_attribute("download")}
+            shown.append(path)
+            self.page.locator("tbody tr").nth(i).locator("td:last-child a").nth(1).click()
+            self.page.wait_for_function(
+                "(p) => app.state.navbarMode === 'resultinfo' && app.state.resultPath === p", arg=path
+            )
+            caption = self.page.locator("li.prose")
+            self.captions[path] = caption.inner_html() if caption.count() else ""
+            self.collect_links(path)
+            self.page.locator("nav ol").get_by_text(subcategory, exact=True).click()
+            self.page.wait_for_function("() => app.state.navbarMode === 'subcategory'")
+        return shown
+
+    def follow_front_page_links(self) -> list[str]:
+        """Click every link of the front page's description; returns the categories they opened."""
+        self.menu_item("Workflow").click()
+        description = self.page.locator("div.prose")
+        hrefs = [a.get_attribute("href") for a in description.locator("a[href]").all()]
+        opened = []
+        for href in hrefs:
+            self.links.setdefault(href, "front page")
+            self.home()
+            self.menu_item("Workflow").click()
+            self.page.locator(f'div.prose a[href="{href}"]').click()
+            self.page.wait_for_function("() => app.state.navbarMode !== 'menu'")
+            opened.append(self.js("() => app.state.category"))
+        return opened
+
+
+@pytest.fixture(scope="module")
+def reader(report, tmp_path_factory):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        pytest.fail(f"the report test needs Playwright (pip install -e '.[test]'): {err}")
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"the report test needs Chromium at {CHROMIUM}: install Debian's package "
+            "(`apt-get install chromium`, as .ci/run does)"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(120_000)  # a busy CI machine: each click re-renders a 6 MB page
+        reader = Reader(page)
+        page.goto(report.as_uri())
+        page.wait_for_function("() => typeof app !== 'undefined' && app.state !== undefined")
+        reader.categories = reader.js("() => categories")
+        reader.results = reader.js(
+            "() => Object.fromEntries(Object.entries(results).map(([p, r]) => [p,"
+            " {mime: r.mime_type, caption: r.caption, data_uri: r.data_uri}]))"
+        )
+        reader.collect_links("front page")
+        reader.front_page_opens = reader.follow_front_page_links()
+        reader.shown = {
+            (category, subcategory): reader.read_subcategory(category, subcategory)
+            for category, subcategories in reader.categories.items()
+            for subcategory in subcategories
+        }
+        # one figure on screen, for people who look (the test's tmp directory keeps it)
+        reader.open_subcategory("Probing", TASKS[0])
+        page.locator("tbody tr td:last-child a").first.click()
+        page.wait_for_function("() => app.state.content === 'img' && document.querySelector('div.p-3 > img').complete")
+        reader.screenshot = tmp_path_factory.mktemp("report-screenshot") / "probing.png"
+        page.screenshot(path=str(reader.screenshot))
+        browser.close()
+    return reader
+
+
+def test_report_groups_results_by_stage_and_task(reader):
+    assert set(reader.categories) == set(CATEGORIES)
+    for category, extra in CATEGORIES.items():
+        assert set(reader.categories[category]) == set(TASKS) | extra, category
+
+
+def test_every_plot_of_the_run_is_in_the_report(reader, demo):
+    plots = {str(p.relative_to(demo)) for p in (demo / "results").rglob("*.png")}
+    assert plots and plots <= set(reader.results), sorted(plots - set(reader.results))
+
+
+def test_every_result_is_reachable_from_the_menu(reader):
+    for (category, subcategory), shown in reader.shown.items():
+        assert sorted(shown) == sorted(reader.categories[category][subcategory]), (category, subcategory)
+    assert set(reader.viewed) == set(reader.results)
+
+
+def test_every_result_carries_the_file_it_stands_for(reader, demo):
+    for path, result in reader.results.items():
+        assert data_uri_bytes(result["data_uri"]) == (demo / path).read_bytes(), path
+
+
+def test_every_figure_renders(reader, demo):
+    figures = [path for path, result in reader.results.items() if result["mime"] in IMAGE_TYPES]
+    assert len(figures) >= 4 * len(TASKS)
+    for path in figures:
+        shown = reader.viewed[path]
+        assert shown["kind"] == "image" and shown["decoded"] == "yes", (path, shown)
+        # matplotlib's figures are opaque: every pixel of a whole figure is painted
+        assert shown["painted"] == 1, f"{path}: {shown['painted']:.0%} of the figure rendered"
+        assert (shown["naturalWidth"], shown["naturalHeight"]) == png_size((demo / path).read_bytes()), path
+        assert shown["shownWidth"] > 100 and shown["shownHeight"] > 100, (path, shown)
+
+
+def test_tables_download_under_their_name(reader):
+    tables = {path: shown for path, shown in reader.viewed.items() if shown["kind"] == "download"}
+    assert any(path.endswith(".csv") for path in tables)
+    for path, shown in tables.items():
+        assert shown["download"] == Path(path).name, path
+
+
+def test_every_result_has_its_caption(reader):
+    for path, result in reader.results.items():
+        shown = reader.captions[path]
+        assert result["caption"] and shown, f"{path}: no description"
+        assert "system-message" not in shown and "{{" not in shown, f"{path}: caption did not render: {shown}"
+        task = next((task for task in TASKS if f"/{task}" in path), None)
+        if task and "Task " in shown:
+            assert f"Task {task}" in shown, path  # the caption's wildcards were filled in for this result
+
+
+def test_front_page_describes_the_study_and_links_every_stage(reader):
+    assert sorted(reader.front_page_opens) == sorted(CATEGORIES)
+
+
+def test_no_broken_links(reader):
+    valid_results = set(reader.results)
+    for href, where in reader.links.items():
+        if href.startswith("data:"):
+            assert data_uri_bytes(href), f"empty data link in {where}"
+        elif href.startswith("javascript:"):
+            call = re.fullmatch(r"javascript:app\.(showCategory|showResultInfo)\('(.*)'\)", unquote(href))
+            assert call, f"unknown script link in {where}: {href}"
+            target = call.group(2)
+            assert target in (reader.categories if call.group(1) == "showCategory" else valid_results), href
+        else:
+            assert href == "#", f"link to {href} in {where}: the report must be self-contained"
+
+
+def test_page_logged_no_errors(reader):
+    assert reader.errors == []
