@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles")
+PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
 
 
 def copy_project(dest: Path) -> Path:

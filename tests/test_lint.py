@@ -21,7 +21,6 @@ RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow/rules").glob("*.smk"
 @pytest.mark.parametrize("configfile", [None, "config/demo.yaml"], ids=["thesis", "demo"])
 def test_snakemake_lint_is_clean(tmp_path, configfile):
     workdir = copy_project(tmp_path)  # --lint writes .snakemake/ where it runs
-    shutil.copytree(ROOT / "envs", workdir / "envs")
     args = ["--lint"] + (["--configfile", configfile] if configfile else [])
     proc = snakemake(workdir, *args, check=False)
     out = proc.stdout + proc.stderr

@@ -203,18 +203,19 @@ def time_section(root: Path) -> list[str]:
     rows.append(["**all stages**", int(times["jobs"].sum()), _minutes(times["wall_s"].sum()),
                  _minutes(times["cpu_s"].sum()), ""])
     return ["## Wall time per stage", "",
-            "Summed over the stage's jobs from their `benchmark:` files (`benchmarks/<rule>/`); jobs ran side by side "
-            "(`--cores 2`, one thread each), so the run took about half the summed wall time.", "",
+            "Summed over the stage's jobs from their `benchmark:` files (`benchmarks/<rule>/`, the latest run of "
+            "each job); jobs run side by side (one thread each), so a run takes less than the summed wall time.", "",
             *_table(["stage", "jobs", "wall (min)", "CPU (min)", "max RSS (MB)"], rows)]
 
 
-def probing_section(root: Path, tasks: Sequence[str], students: Sequence[str], probe_tasks: Sequence[str]) -> list[str]:
+def probing_section(root: Path, tasks: Sequence[str], students: Sequence[str], probe_tasks: Sequence[str],
+                    data_dir: str) -> list[str]:
     scopes = [("pretrained", "teacher", "teacher, pre-trained")]
     scopes += [(task, model, f"{STUDENT_NAMES.get(model, model) if model != 'teacher' else 'teacher'}, {task}")
                for task in tasks for model in ["teacher", *students]]
     out = ["## Probing", "",
            "Test accuracy of the best dev setting of the probe grid, per layer (mean pooling for the BERT models; "
-           "LSTM_S's pooling as configured), on the SentEval-format files built from SST-2 sentences (below). "
+           f"LSTM_S's pooling as configured), on the SentEval-format files in `{data_dir}`. "
            "Layer 0 is the embedding layer.", ""]
     for probe_task in probe_tasks:
         rows, majority = [], None
@@ -307,7 +308,7 @@ def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = Non
     page += samples_section(root, tasks)
     page += sizes_section(root, config, tasks, students)
     page += time_section(root)
-    page += probing_section(root, tasks, students, probe_tasks)
+    page += probing_section(root, tasks, students, probe_tasks, config["probe"]["data_dir"])
     return "\n".join(page).rstrip() + "\n"
 
 
