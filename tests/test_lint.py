@@ -4,7 +4,6 @@ configs, and `snakefmt --check` on the Snakefile and the rule files."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

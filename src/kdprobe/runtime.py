@@ -169,6 +169,21 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.captureWarnings(True)
 
 
+@contextlib.contextmanager
+def single_thread(device: torch.device | str = "cpu"):
+    """Run torch on one CPU thread inside the block (a no-op for a GPU device); the caller's setting is restored
+    after. For models so small that threads cost more than they give, and to make CPU results thread-independent."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def limit_threads(threads: int) -> None:
     """Keep torch inside the cores the scheduler gave the job."""
     threads = max(1, int(threads))

@@ -1,33 +1,23 @@
 """Models built from scratch on a corpus, shared by the demo (`kdprobe.demo.models`) and the offline study
 (`kdprobe.offline.gpt2`): a byte-level BPE tokenizer and a randomly initialised GPT-2 that load with
 `AutoTokenizer` / `AutoModelForCausalLM.from_pretrained` like the real checkpoints they stand in for.
-Torch runs single-threaded while they are built (`single_thread`): models this small gain nothing from more
+Torch runs single-threaded while they are built (`runtime.single_thread`): models this small gain nothing from more
 threads, and one thread makes the weights identical wherever they are built.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
+from .runtime import single_thread
+
 END = "<|endoftext|>"
 MAX_POSITIONS = 256
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block; the caller's setting is restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def gpt2_tokenizer(corpus: Sequence[str], vocab_size: int) -> GPT2Tokenizer:

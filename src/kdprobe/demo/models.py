@@ -20,9 +20,9 @@ from transformers import BertConfig, BertForPreTraining, BertTokenizer
 
 from ..embeddings import word_tokenize
 from ..io import atomic_dir, atomic_path
-from ..runtime import progress
+from ..runtime import progress, single_thread
 from ..schedule import linear_warmup_decay
-from ..scratch_models import MAX_POSITIONS, init_gpt2, single_thread
+from ..scratch_models import MAX_POSITIONS, init_gpt2
 
 log = logging.getLogger(__name__)
 

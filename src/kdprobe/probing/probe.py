@@ -32,7 +32,6 @@ to pay, and on a busy node spinning worker threads made a grid 10-20x slower.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,7 +43,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..runtime import progress
+from ..runtime import progress, single_thread
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +98,6 @@ def standardise(x_train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Ten
     std = x_train.std(0, unbiased=False, keepdim=True)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
     return tuple((x - mean) / std for x in (x_train, *others))
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class ProbeStack(nn.Module):
@@ -255,7 +241,7 @@ def train_probes(
         raise ValueError("epoch_size and batch_size must be >= 1, tenacity and max_epoch >= 0")
     weight_decays = [0.0] * len(hiddens) if weight_decays is None else list(weight_decays)
     device = x_train.device
-    with _one_cpu_thread(device):
+    with single_thread(device):
         stack = ProbeStack(x_train.shape[1], hiddens, dropouts, weight_decays, n_classes, seed, device)
         dims = stack.setting_dims()
         # The fused kernel (CPU and CUDA) cuts the per-step overhead that dominates these small models.
