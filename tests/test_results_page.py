@@ -82,6 +82,19 @@ def tree(tmp_path):
         path = tmp_path / f"results/probe/{scope}/{model_name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(path, index=False)
+    # training labels and dev predictions: Sara's label `a` is rare (1 training example against 4 for b, c, d)
+    train_labels = {"cola": ["0", "1"], "sst2": ["0", "1"], "sara": ["a"] + ["b", "c", "d"] * 4}
+    for task, labels in train_labels.items():
+        folder = tmp_path / f"resources/data/{task}"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"sentence": [f"s{i}" for i in range(len(labels))], "label": labels}).to_csv(
+            folder / "train.tsv", sep="\t", index=False)
+    gold = ["a", "b", "c", "d"]
+    for model_name, pred in {"teacher": gold, "bert_s": ["b", "b", "c", "d"], "lstm_s": ["a", "c", "c", "d"]}.items():
+        path = tmp_path / f"results/predictions/sara/{model_name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"sentence": ["w", "x", "y", "z"], "gold": gold, "pred": pred, "confidence": 0.9}).to_csv(
+            path, sep="\t", index=False)
     _bench(tmp_path / "benchmarks/teacher/cola.tsv", 60, 50)
     _bench(tmp_path / "benchmarks/teacher/sst2.tsv", 120, 100)
     _bench(tmp_path / "benchmarks/distil/cola/bert_s.tsv", 300, 290)
@@ -110,6 +123,11 @@ def test_page_reports_scores_shares_sizes_times_and_probes(tree):
     assert _row(page, "| teacher fine-tuning") == ["teacher fine-tuning", "2", "3.0", "2.5", "1,200"]
     assert _row(page, "| **all stages**") == ["**all stages**", "3", "8.0", "7.3", ""]
     assert "| GPT-2 fine-tuning" not in page  # no benchmark files, no row
+    # rare labels (Sara only: CoLA and SST-2 have two): mean per-label F1 on `a` and on b, c, d
+    assert "| cola | teacher | " not in page.split("## Rare labels")[1].split("##")[0]
+    assert _row(page, "| sara | teacher | 1 (1-1)") == ["sara", "teacher", "1 (1-1)", "1.000", "3", "1.000"]
+    assert _row(page, "| sara | BERT_S | 1") == ["sara", "BERT_S", "1 (1-1)", "0.000", "3", "0.889"]  # b: 2/3
+    assert _row(page, "| sara | LSTM_S | 1") == ["sara", "LSTM_S", "1 (1-1)", "1.000", "3", "0.556"]  # b 0, c 2/3
     # probing: one table per probe task, majority baseline, best layer
     assert "### sentence_length" in page and "### bigram_shift" in page
     assert "Majority baseline (test): 0.250." in page

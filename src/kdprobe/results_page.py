@@ -4,8 +4,9 @@
 
 reads, below `--root` (default `.`), what the workflow wrote for the merged config (config/config.yaml, then each
 `--configfile`): the teacher's and students' `metrics.json` and `curve.csv`, the merged probe tables
-`results/probe/{scope}/{model}.csv`, the `benchmark:` files `benchmarks/{rule}/...tsv` and the teacher's model
-directory (parameter counts from its safetensors header). A file that is missing is an error naming it: the page
+`results/probe/{scope}/{model}.csv`, the dev predictions `results/predictions/{task}/{model}.tsv` with the training
+labels `resources/data/{task}/train.tsv` (per-label F1 on rare labels), the `benchmark:` files
+`benchmarks/{rule}/...tsv` and the teacher's model directory (parameter counts from its safetensors header). A file that is missing is an error naming it: the page
 shows one complete run or nothing.
 """
 
@@ -22,10 +23,14 @@ from typing import Any, Sequence
 
 import pandas as pd
 import yaml
+from sklearn.metrics import f1_score
 
 from . import config as kdconfig
 from .errors import InputError, KdprobeError
+from .analysis.predictions import read_predictions
+from .data import read_split
 from .io import write_text
+from .summary.cost import read_benchmark
 from .tasks import HEADLINE_METRIC
 
 log = logging.getLogger(__name__)
@@ -100,23 +105,45 @@ def safetensors_counts(model_dir: Path) -> tuple[int, int]:
 
 def stage_times(root: Path) -> pd.DataFrame:
     """Per stage: jobs, summed wall time and CPU time (s) and the largest resident memory, from
-    `benchmarks/<stage>/**/*.tsv` (Snakemake's `benchmark:` files)."""
+    `benchmarks/<stage>/**/*.tsv` (Snakemake's `benchmark:` files, read by `summary.cost.read_benchmark`)."""
     rows = []
     for stage, what in STAGES.items():
         files = sorted((root / "benchmarks" / stage).rglob("*.tsv"))
         if not files:
             continue
-        frames = [pd.read_csv(f, sep="\t") for f in files]
-        bench = pd.concat(frames, ignore_index=True)
-        for column in ("s", "cpu_time", "max_rss"):
-            if column not in bench:
-                raise InputError(files[0], f"no column {column!r}: not a Snakemake benchmark file")
-        rows.append({"stage": what, "jobs": len(files), "wall_s": float(bench["s"].sum()),
-                     "cpu_s": float(pd.to_numeric(bench["cpu_time"], errors="coerce").fillna(0).sum()),
-                     "max_rss_mb": float(pd.to_numeric(bench["max_rss"], errors="coerce").max())})
+        jobs = pd.DataFrame([read_benchmark(f) for f in files])
+        rows.append({"stage": what, "jobs": len(files), "wall_s": float(jobs["wall_s"].sum()),
+                     "cpu_s": float(jobs["cpu_s"].sum()), "max_rss_mb": float(jobs["max_rss_mb"].max())})
     if not rows:
         raise InputError(root / "benchmarks", "no benchmark files: run the workflow first")
     return pd.DataFrame(rows)
+
+
+def label_counts(root: Path, task: str) -> pd.Series:
+    """Training examples per label (`resources/data/{task}/train.tsv`)."""
+    path = root / "resources" / "data" / task / "train.tsv"
+    if not path.is_file():
+        raise InputError(path, "missing: run the workflow first")
+    return read_split(path)["label"].value_counts()
+
+
+def rare_label_f1(root: Path, task: str, models: Sequence[str], counts: pd.Series
+                  ) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """Mean per-label dev F1 of each model on the task's rare labels and on the rest, `{model: (rare, rest)}`, and
+    the rare labels: those whose training count (`counts`) is in the lowest quartile of the labels' counts.
+    Predictions from `results/predictions/{task}/{model}.tsv`."""
+    rare = sorted(counts[counts <= counts.quantile(0.25)].index)
+    rest = sorted(set(counts.index) - set(rare))
+    paths = {model: root / "results" / "predictions" / task / f"{model}.tsv" for model in models}
+    for path in paths.values():
+        if not path.is_file():
+            raise InputError(path, "missing: run the workflow first")
+    labels = [*rare, *rest]
+    out = {}
+    for model, pred in read_predictions(paths).items():
+        f1 = dict(zip(labels, f1_score(pred["gold"], pred["pred"], labels=labels, average=None, zero_division=0)))
+        out[model] = (sum(f1[x] for x in rare) / len(rare), sum(f1[x] for x in rest) / max(1, len(rest)))
+    return out, rare
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -206,6 +233,27 @@ def time_section(root: Path) -> list[str]:
             "Summed over the stage's jobs from their `benchmark:` files (`benchmarks/<rule>/`, the latest run of "
             "each job); jobs run side by side (one thread each), so a run takes less than the summed wall time.", "",
             *_table(["stage", "jobs", "wall (min)", "CPU (min)", "max RSS (MB)"], rows)]
+
+
+def rare_labels_section(root: Path, tasks: Sequence[str], students: Sequence[str]) -> list[str]:
+    """Where the scores of many-label tasks are lost: mean per-label dev F1 on the rare labels against the rest."""
+    rows = []
+    for task in tasks:
+        counts = label_counts(root, task)
+        if len(counts) <= 2:
+            continue
+        f1, rare = rare_label_f1(root, task, ["teacher", *students], counts)
+        low, high = int(counts[rare].min()), int(counts[rare].max())
+        for model, (on_rare, on_rest) in f1.items():
+            rows.append([task, STUDENT_NAMES.get(model, model), f"{len(rare)} ({low}-{high})", _fmt(on_rare),
+                         f"{len(counts) - len(rare)}", _fmt(on_rest)])
+    if not rows:
+        return []
+    return ["## Rare labels", "",
+            "Mean per-label dev F1 (`results/predictions/`) on the labels with the fewest training examples (the "
+            "lowest quartile of the training counts in `resources/data/<task>/train.tsv`) and on the others.", "",
+            *_table(["task", "model", "rare labels (training examples)", "mean F1, rare", "other labels",
+                     "mean F1, others"], rows)]
 
 
 def probing_section(root: Path, tasks: Sequence[str], students: Sequence[str], probe_tasks: Sequence[str],
@@ -305,6 +353,7 @@ def render(root: Path, configfiles: Sequence[str], now: dt.datetime | None = Non
     page += setup_section(config, configfiles, tasks, note)
     page += scores_section(root, tasks, students)
     page += convergence_section(root, tasks, students)
+    page += rare_labels_section(root, tasks, students)
     page += samples_section(root, tasks)
     page += sizes_section(root, config, tasks, students)
     page += time_section(root)
