@@ -213,25 +213,36 @@ class _Named(list):
         return self.__dict__.items()
 
 
-def test_workflow_script(task, tmp_path):
+@pytest.mark.parametrize("tensorboard", [False, True])
+def test_workflow_script(task, tmp_path, monkeypatch, tensorboard):
     import runpy
     from pathlib import Path
     from types import SimpleNamespace
 
+    from test_tensorboard import as_scalars, read_scalars
+
+    monkeypatch.setattr("kdprobe.workflow._redirect_stderr", lambda log: None)  # keep pytest's stderr
     script = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "distil.py"
     out = tmp_path / "students" / "lstm_s"
+    log = tmp_path / "logs" / "distil" / "sst2" / "lstm_s.log"
     snakemake = SimpleNamespace(
         input=_Named(dev=str(task["data"] / "dev.tsv"), transfer=[str(p) for p in task["transfer"]],
                      teacher=str(task["teacher"]), word2vec=str(task["w2v"])),
         output=_Named(model=str(out / "model"), metrics=str(out / "metrics.json"), curve=str(out / "curve.csv")),
         params=SimpleNamespace(settings={**LSTM_S, "epochs": 1}, state=str(tmp_path / "state" / "lstm_s.pt")),
         wildcards=_Named(task="sst2", student="lstm_s"),
-        log=[], threads=1, config={"device": "cpu"}, rule="distil",
+        log=[str(log)], threads=1, config={"device": "cpu", "tensorboard": tensorboard}, rule="distil",
     )
     runpy.run_path(str(script), init_globals={"snakemake": snakemake})
     assert (out / "model" / "student.json").exists() and (out / "model" / "vocab.txt").exists()
     assert read_json(out / "metrics.json")["student"] == "lstm_s"
-    assert len(pd.read_csv(out / "curve.csv")) == 1
+    curve = pd.read_csv(out / "curve.csv")
+    assert len(curve) == 1
+    events = log.with_suffix(".tensorboard")
+    if tensorboard:
+        assert read_scalars(events) == as_scalars(curve.to_dict("records"))
+    else:
+        assert not events.exists()
 
 
 def test_packed_ids_padded_equals_student_pad():

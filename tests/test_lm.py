@@ -17,6 +17,7 @@ from kdprobe.batching import pad_batch
 from kdprobe.training import TrainingInterrupted
 
 from test_teacher import make_sentences
+from test_tensorboard import as_scalars, read_scalars
 
 ODD = ["tab\there", 'say "hi"', "new\nline", "emoji 😀 ok", "it's ünïcode"]
 
@@ -62,9 +63,11 @@ def test_frame_sentences(setup):
 def test_finetune_outputs_and_resume(setup, tmp_path, caplog):
     model, train = setup
     full, cut = tmp_path / "full", tmp_path / "cut"
-    curve = finetune(str(model), train, SETTINGS, full / "model", full / "state.pt", "cpu")
+    curve = finetune(str(model), train, SETTINGS, full / "model", full / "state.pt", "cpu",
+                     tensorboard_dir=full / "gpt2.tensorboard")
     assert [r["step"] for r in curve] == [4, 8, 12, 16]  # 8 batches per epoch, 2 rows per epoch
     assert list(pd.read_csv(full / "curve.csv").columns) == ["step", "epoch", "loss", "lr"]
+    assert read_scalars(full / "gpt2.tensorboard") == as_scalars(curve)
     assert not (full / "state.pt").exists()
     lm = AutoModelForCausalLM.from_pretrained(full / "model")
     assert lm.config.use_cache and AutoTokenizer.from_pretrained(full / "model").eos_token == "<|endoftext|>"

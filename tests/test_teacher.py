@@ -16,6 +16,7 @@ from kdprobe.errors import ConfigError
 from kdprobe.io import read_json, write_text, write_tsv
 from kdprobe.teacher import finetune
 from kdprobe.training import TrainingInterrupted
+from test_tensorboard import as_scalars, read_scalars
 
 WORDS = "the a cat dog bird sat ran sang on in at mat park tree day night good bad very not".split()
 
@@ -66,12 +67,13 @@ def _run(setup, out: Path, **kw):
 
 
 def test_finetune_writes_outputs(setup, tmp_path):
-    metrics = _run(setup, tmp_path)
+    metrics = _run(setup, tmp_path, tensorboard_dir=tmp_path / "cola.tensorboard")
     assert set(metrics["dev"]) == {"accuracy", "mcc"}
     assert read_json(tmp_path / "metrics.json") == metrics
     curve = pd.read_csv(tmp_path / "curve.csv")
     assert list(curve.columns) == ["step", "epoch", "loss", "lr", "dev_accuracy", "dev_mcc"]
     assert len(curve) == 2 * 3 and curve["step"].iloc[-1] == 20 and curve["epoch"].iloc[-1] == 2.0
+    assert read_scalars(tmp_path / "cola.tensorboard") == as_scalars(curve.to_dict("records"))
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
     assert model.config.num_labels == 2 and model.config.id2label == {0: "neg", 1: "pos"}
     assert model.config.hidden_dropout_prob == 0.1

@@ -105,6 +105,10 @@ CASES = {
         {"summary": {"latency_repeats": 7}},
         {"speed": 9, "summary_task": 3, **STUDY},
     ),
+    "TensorBoard event files (no output changes: nothing reruns)": (
+        {"tensorboard": True},
+        {},
+    ),
 }
 
 

@@ -171,12 +171,14 @@ def distil(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     metrics_path: str | Path | None = None,
     curve_path: str | Path | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Distil the teacher's logits into a `student` ('bert_s' | 'lstm_s'); returns the metrics written.
 
     `word2vec` overrides `settings['word2vec']` (LSTM_S). `metrics.json` and `curve.csv` go into `out_dir` unless
     `metrics_path` / `curve_path` name other files. `on_epoch_end(epoch, curve_row)` runs after each epoch's
-    state is saved (tests use it to interrupt a run).
+    state is saved (tests use it to interrupt a run). `tensorboard_dir`: the curve as TensorBoard events too
+    (`training.fit`).
     """
     kind = student
     if kind not in STUDENTS:
@@ -259,7 +261,7 @@ def distil(
         identity={"kind": kind, "task": task, "classes": n_classes}, keep_best=f"dev_{headline}",
         evaluate=lambda: {f"dev_{k}": v for k, v in evaluate(model, dev_ids, dev_gold, task, eval_batch_size,
                                                              device).items()},
-        on_epoch_end=on_epoch_end, desc=f"{kind} {task}",
+        on_epoch_end=on_epoch_end, desc=f"{kind} {task}", tensorboard_dir=tensorboard_dir,
     )
     best_epoch = int(result.best["epoch"]) if result.best else 0
 

@@ -52,11 +52,13 @@ def finetune(
     *,
     curve_path: str | Path | None = None,
     stop_after_steps: int | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> list[dict[str, float]]:
     """Fine-tune the causal LM `model` (hub id or local directory) on the sentences of `train_tsv`.
 
     Writes `out_dir` (model and tokenizer) and `curve_path` (default `out_dir/../curve.csv`: step, epoch,
-    loss); returns the curve rows. `stop_after_steps` simulates a killed job (`training.TrainingInterrupted`).
+    loss); returns the curve rows. `stop_after_steps` simulates a killed job (`training.TrainingInterrupted`);
+    `tensorboard_dir`: the curve as TensorBoard events too (`training.fit`).
     """
     out_dir, device = Path(out_dir), torch.device(device)
     curve_path = Path(curve_path) if curve_path else out_dir.parent / "curve.csv"
@@ -86,7 +88,7 @@ def finetune(
         {"evals_per_epoch": 10, **settings}, section="gpt2", device=device, state_path=state_path,
         inputs={"train.tsv": train_tsv} | ({"base model": base} if base else {}),
         identity={"base model": None if base else str(model)},
-        stop_after_steps=stop_after_steps, desc="gpt2",
+        stop_after_steps=stop_after_steps, desc="gpt2", tensorboard_dir=tensorboard_dir,
     ).curve
     with atomic_dir(out_dir) as tmp:
         net.save_pretrained(tmp)

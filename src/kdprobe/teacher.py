@@ -52,13 +52,15 @@ def finetune(
     curve_path: str | Path | None = None,
     metrics_path: str | Path | None = None,
     stop_after_steps: int | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `model` (hub id or local directory) on `data_dir/{train,dev}.tsv` with `labels.txt`.
 
     Writes `out_dir` (model and tokenizer, `save_pretrained`), `curve_path` (default `out_dir/../curve.csv`:
     step, epoch, loss, dev_<metric>...) and `metrics_path` (default `out_dir/../metrics.json`:
     `{"dev": {metric: value}, "steps": n}`, the final model's dev metrics); returns the metrics dict.
-    `stop_after_steps` simulates a killed job (raises `training.TrainingInterrupted`).
+    `stop_after_steps` simulates a killed job (raises `training.TrainingInterrupted`); `tensorboard_dir`: the
+    curve as TensorBoard events too (`training.fit`).
     """
     data_dir, out_dir, device = Path(data_dir), Path(out_dir), torch.device(device)
     curve_path = Path(curve_path) if curve_path else out_dir.parent / "curve.csv"
@@ -107,7 +109,7 @@ def finetune(
         net, train_ids.lengths, hf_batch_loss(net, collate, device, settings), adamw(net, settings), settings,
         section="teacher", device=device, state_path=state_path, inputs=inputs,
         identity={"task": task, "base model": None if base else str(model)},
-        stop_after_steps=stop_after_steps, desc=f"teacher {task}",
+        stop_after_steps=stop_after_steps, desc=f"teacher {task}", tensorboard_dir=tensorboard_dir,
         evaluate=lambda: {f"dev_{k}": v for k, v in dev_metrics().items()},
     )
     curve = result.curve

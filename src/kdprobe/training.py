@@ -17,6 +17,11 @@ made from anything else is discarded (the log says what changed). A resumed run 
 uninterrupted one ends (on CPU; CUDA kernels need not be deterministic): model, optimiser, scheduler, RNG states,
 epoch, step, position in the epoch, loss accumulators, curve and best weights all come back.
 
+TensorBoard (`tensorboard_dir`, off unless given): each curve row's columns but `step` as scalars at the row's
+`step`, flushed as the row is written, so `tensorboard --logdir logs` shows a run live. A run resumed from a
+state appends to the same directory (hiding events a killed run wrote after that state: `purge_step`); a run
+that starts afresh first deletes the directory, so it never shows an older run's events.
+
 Settings read: `epochs`, `batch_size`, `seed` (0), `schedule` (`linear`) with `warmup_fraction` or `warmup_epochs`,
 `clip_norm` (0: none), `save_every_steps` (0: epoch ends only), `evals_per_epoch` (1).
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +42,7 @@ import torch
 
 from .batching import epoch_batches
 from .checkpoint import ResumeState, resume_key
+from .errors import ConfigError
 from .runtime import autocast, maybe_compile, progress, rng_state, set_rng_state, to_device
 from .schedule import make_scheduler, schedule_steps
 
@@ -100,6 +107,54 @@ def trainable_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             if k not in params or params[k].requires_grad}
 
 
+def _summary_writer() -> type:
+    """`torch.utils.tensorboard.SummaryWriter`, or a ConfigError naming the key when `tensorboard` is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ConfigError("tensorboard", f"is true but TensorBoard is not installed ({err}); install it with "
+                                         "`pip install 'kdprobe[tensorboard]'` (or `pip install tensorboard`)") from err
+    return SummaryWriter
+
+
+def tensorboard_dir(enabled: bool, logs: Sequence[str | Path]) -> Path | None:
+    """Where a training job's TensorBoard events go: beside its (first) log, `logs/teacher/cola.log` ->
+    `logs/teacher/cola.tensorboard`, when `enabled` (the config key `tensorboard`); else None. Checks that
+    TensorBoard is installed, so a job fails before it trains."""
+    if not enabled:
+        return None
+    if not logs:
+        raise ConfigError("tensorboard", "is true but the job has no log to put the event files beside")
+    _summary_writer()
+    return Path(logs[0]).with_suffix(".tensorboard")
+
+
+class CurveEvents:
+    """The curve rows as TensorBoard scalars in `directory` (None: nothing written); see the module docstring.
+    `resumed_at`: the step of the state a run resumed from (None: a fresh run, the directory is deleted)."""
+
+    def __init__(self, directory: str | Path | None, resumed_at: int | None):
+        self.writer = None
+        if directory is None:
+            return
+        SummaryWriter = _summary_writer()
+        if resumed_at is None:
+            shutil.rmtree(directory, ignore_errors=True)
+        self.writer = SummaryWriter(str(directory), purge_step=None if resumed_at is None else resumed_at + 1)
+        log.info("tensorboard events: %s (%s)", directory, "fresh" if resumed_at is None else "appended")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.writer is not None:
+            for tag, value in row.items():
+                if tag != "step":
+                    self.writer.add_scalar(tag, value, row["step"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 @dataclass
 class Fit:
     """What `fit` returns: the curve rows, the row whose weights the model ends with under `keep_best` (else None),
@@ -127,12 +182,14 @@ def fit(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     stop_after_steps: int | None = None,
     desc: str = "train",
+    tensorboard_dir: str | Path | None = None,
 ) -> Fit:
     """Train `model` in place (see the module docstring); the model is left in eval mode.
 
     `section` names the config section in errors (e.g. `students.lstm_s`). `inputs` (label: file or directory)
     and `identity` (JSON-like values) key the resumable state beside the settings. `on_epoch_end(epoch, row)` runs
-    after each epoch's state is saved. The state file is left in place: the caller clears it once its outputs are
+    after each epoch's state is saved. `tensorboard_dir`: where the curve rows also go as TensorBoard events
+    (None: nowhere). The state file is left in place: the caller clears it once its outputs are
     written, so a job killed in between resumes straight to writing them.
     """
     device = torch.device(device)
@@ -180,41 +237,46 @@ def fit(
              type(optimizer).__name__, device, f"; resuming at epoch {epoch + 1}, step {step}" if step else "")
     model.train()
     started = time.perf_counter()
-    while epoch < epochs:
-        batches = epoch_batches(lengths, batch_size, seed, epoch)
-        bar = progress(total=len(batches), initial=pos, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch")
-        while pos < len(batches):
-            idx = batches[pos]
-            loss = step_fn(batch_loss(idx))
-            loss_sum += loss.double() * len(idx)
-            n_seen += len(idx)
-            step, pos = step + 1, pos + 1
-            bar.update(1)
-            if pos % 50 == 0:
-                bar.set_postfix(loss=f"{loss_sum.item() / n_seen:.4g}", refresh=False)
-            if pos in eval_at:
-                row = {"step": step, "epoch": epoch + 1 if pos == len(batches) else epoch + pos / len(batches),
-                       "loss": loss_sum.item() / max(1, n_seen), "lr": step_fn.lr}
-                if evaluate is not None:
-                    model.eval()
-                    row.update(evaluate())
-                    model.train()
-                curve.append(row)
-                if keep_best is not None and (best is None or row[keep_best] > best[keep_best]):
-                    best, best_weights = row, trainable_copy(model)
-                loss_sum, n_seen = torch.zeros((), dtype=torch.float64, device=device), 0
-                log.info("%s: %s%s, %.1f s", desc, ", ".join(f"{k} {v:.4g}" for k, v in row.items()),
-                         f"; best {keep_best} {best[keep_best]:.4g} at epoch {best['epoch']:.3g}" if best else "",
-                         time.perf_counter() - started)
-            if stop_after_steps is not None and step >= stop_after_steps:
-                raise TrainingInterrupted(f"stopped after step {step}")
-            if save_every and step % save_every == 0 and pos < len(batches):
-                save()
-        bar.close()
-        epoch, pos = epoch + 1, 0
-        save()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, curve[-1])
+    events = CurveEvents(tensorboard_dir, step if state is not None else None)
+    try:
+        while epoch < epochs:
+            batches = epoch_batches(lengths, batch_size, seed, epoch)
+            bar = progress(total=len(batches), initial=pos, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch")
+            while pos < len(batches):
+                idx = batches[pos]
+                loss = step_fn(batch_loss(idx))
+                loss_sum += loss.double() * len(idx)
+                n_seen += len(idx)
+                step, pos = step + 1, pos + 1
+                bar.update(1)
+                if pos % 50 == 0:
+                    bar.set_postfix(loss=f"{loss_sum.item() / n_seen:.4g}", refresh=False)
+                if pos in eval_at:
+                    row = {"step": step, "epoch": epoch + 1 if pos == len(batches) else epoch + pos / len(batches),
+                           "loss": loss_sum.item() / max(1, n_seen), "lr": step_fn.lr}
+                    if evaluate is not None:
+                        model.eval()
+                        row.update(evaluate())
+                        model.train()
+                    curve.append(row)
+                    events.write(row)
+                    if keep_best is not None and (best is None or row[keep_best] > best[keep_best]):
+                        best, best_weights = row, trainable_copy(model)
+                    loss_sum, n_seen = torch.zeros((), dtype=torch.float64, device=device), 0
+                    log.info("%s: %s%s, %.1f s", desc, ", ".join(f"{k} {v:.4g}" for k, v in row.items()),
+                             f"; best {keep_best} {best[keep_best]:.4g} at epoch {best['epoch']:.3g}" if best else "",
+                             time.perf_counter() - started)
+                if stop_after_steps is not None and step >= stop_after_steps:
+                    raise TrainingInterrupted(f"stopped after step {step}")
+                if save_every and step % save_every == 0 and pos < len(batches):
+                    save()
+            bar.close()
+            epoch, pos = epoch + 1, 0
+            save()
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, curve[-1])
+    finally:
+        events.close()
     if best_weights is not None:
         model.load_state_dict(best_weights, strict=False)
     model.eval()

@@ -3,17 +3,19 @@
 Expects `wildcards.student` (bert_s | lstm_s) and `wildcards.task`; `input.transfer` (transfer-set parquet files),
 `input.dev` (with `labels.txt` and `test.tsv` beside it), `input.teacher` (the fine-tuned teacher directory),
 optional `input.word2vec`; `params.settings` (the task's `students.<student>` section), `params.state`; outputs
-`model` (directory), `metrics`, `curve`.
+`model` (directory), `metrics`, `curve`; with `config["tensorboard"]`, TensorBoard events beside `log[0]`.
 """
 
 from pathlib import Path
 
 from kdprobe.distil import distil
+from kdprobe.training import tensorboard_dir
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
 word2vec = getattr(snakemake.input, "word2vec", None)
+events = tensorboard_dir(snakemake.config.get("tensorboard", False), snakemake.log)
 
 run(
     snakemake,
@@ -22,6 +24,6 @@ run(
         [str(p) for p in snakemake.input.transfer], Path(snakemake.input.dev).parent, str(snakemake.input.teacher),
         str(snakemake.output.model), str(snakemake.params.state), device,
         word2vec=str(word2vec) if word2vec else None,
-        metrics_path=str(snakemake.output.metrics), curve_path=str(snakemake.output.curve),
+        metrics_path=str(snakemake.output.metrics), curve_path=str(snakemake.output.curve), tensorboard_dir=events,
     ),
 )

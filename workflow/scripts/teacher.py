@@ -2,24 +2,27 @@
 
 Expects `input.train` (with `dev.tsv` and `labels.txt` beside it), optional `input.base` (a local model
 directory; else `params.settings["model"]`, a hub id), `params.settings` (the task's `teacher` section),
-`params.state`, and outputs `model` (directory), `curve`, `metrics`.
+`params.state`, and outputs `model` (directory), `curve`, `metrics`; with `config["tensorboard"]`, TensorBoard
+events beside `log[0]`.
 """
 
 from pathlib import Path
 
 from kdprobe.teacher import finetune
+from kdprobe.training import tensorboard_dir
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
 settings = dict(snakemake.params.settings)
 model = getattr(snakemake.input, "base", None) or settings["model"]
+events = tensorboard_dir(snakemake.config.get("tensorboard", False), snakemake.log)
 
 run(
     snakemake,
     lambda device: finetune(
         str(model), Path(snakemake.input.train).parent, snakemake.wildcards.task, settings,
         snakemake.output.model, snakemake.params.state, device,
-        curve_path=snakemake.output.curve, metrics_path=snakemake.output.metrics,
+        curve_path=snakemake.output.curve, metrics_path=snakemake.output.metrics, tensorboard_dir=events,
     ),
 )
