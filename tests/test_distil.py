@@ -15,9 +15,7 @@ from kdprobe.distil import distil
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.io import read_json, write_parquet
 from kdprobe.students import load_student
-from kdprobe.students.testing import (
-    FILLER, NEGATIVE, POSITIVE, make_task, make_teacher, make_transfer, make_word2vec, synthetic_sentences,
-)
+from kdprobe.students.testing import make_student_task
 
 BERT_S = {"layers": 2, "hidden": 32, "intermediate": 64, "heads": 2, "dropout": 0.1, "max_length": 32,
           "embeddings": "random", "loss": "soft_ce", "temperature": 3.0, "optimizer": "adam", "lr": 3e-3,
@@ -34,20 +32,10 @@ LSTM_S_ADADELTA = {**LSTM_S, "optimizer": "adadelta", "lr": 1.0, "rho": 0.95}
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    root = tmp_path_factory.mktemp("task")
-    splits = make_task(root / "data", n_train=160, n_dev=60, n_test=60, seed=1)
-    train_sentences, train_labels = splits["train"]
-    teacher = make_teacher(root / "teacher", train_sentences)
-    augmented, _ = synthetic_sentences(80, 99)
-    transfer = [root / "transfer" / "train.parquet", root / "transfer" / "shard0.parquet"]
-    make_transfer(transfer[0], teacher, train_sentences, train_labels, seed=1)
-    make_transfer(transfer[1], teacher, augmented, [None] * len(augmented), seed=2)
-    w2v = root / "w2v.bin"
-    make_word2vec(w2v, POSITIVE + NEGATIVE + FILLER[:10], dim=8)
-    dev_labels = splits["dev"][1]
-    majority = max(collections.Counter(dev_labels).values()) / len(dev_labels)
-    return {"root": root, "data": root / "data", "teacher": teacher, "transfer": transfer, "w2v": w2v,
-            "majority": majority}
+    task = make_student_task(tmp_path_factory.mktemp("task"), n_train=160, n_dev=60, n_test=60, n_augmented=80,
+                             seed=1, augment_seed=99)
+    dev_labels = task["dev_labels"]
+    return {**task, "majority": max(collections.Counter(dev_labels).values()) / len(dev_labels)}
 
 
 def _run(task, kind, settings, out, state=None, **kw):

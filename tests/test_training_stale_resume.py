@@ -23,9 +23,7 @@ from kdprobe.io import read_json, write_parquet, write_tsv
 from kdprobe.lm import finetune as finetune_lm
 from kdprobe.logits import write_transfer
 from kdprobe.sampling import sample_shard
-from kdprobe.students.testing import (
-    FILLER, NEGATIVE, POSITIVE, make_task, make_teacher, make_transfer, make_word2vec, synthetic_sentences,
-)
+from kdprobe.students.testing import FILLER, NEGATIVE, POSITIVE, make_student_task, make_word2vec
 from kdprobe.teacher import finetune as finetune_teacher
 from kdprobe.training import TrainingInterrupted
 
@@ -58,17 +56,8 @@ def same_weights(a: dict, b: dict) -> bool:
 # ------------------------------------------------------------------------------------------------ students
 @pytest.fixture
 def student_task(tmp_path):
-    root = tmp_path / "inputs"
-    splits = make_task(root / "data", n_train=96, n_dev=40, n_test=40, seed=3)
-    train_sentences, train_labels = splits["train"]
-    teacher = make_teacher(root / "teacher", train_sentences)
-    augmented, _ = synthetic_sentences(48, 77)
-    transfer = [root / "transfer" / "train.parquet", root / "transfer" / "shard0.parquet"]
-    make_transfer(transfer[0], teacher, train_sentences, train_labels, seed=1)
-    make_transfer(transfer[1], teacher, augmented, [None] * len(augmented), seed=2)
-    w2v = root / "w2v.bin"
-    make_word2vec(w2v, POSITIVE + NEGATIVE + FILLER[:10], dim=8)
-    return {"data": root / "data", "teacher": teacher, "transfer": transfer, "w2v": w2v}
+    return make_student_task(tmp_path / "inputs", n_train=96, n_dev=40, n_test=40, n_augmented=48, seed=3,
+                             augment_seed=77)
 
 
 def _distil(task, kind, settings, out, state, **kw):

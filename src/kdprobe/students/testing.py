@@ -112,3 +112,23 @@ def make_word2vec(path: str | Path, words: list[str], dim: int = 8, binary: bool
     vectors = np.random.default_rng(seed).normal(0, 0.3, (len(words), dim)).astype(np.float32)
     write_word2vec(path, words, vectors, binary=binary)
     return vectors
+
+
+def make_student_task(root: str | Path, n_train: int, n_dev: int, n_test: int, n_augmented: int, seed: int,
+                      augment_seed: int) -> dict:
+    """Everything a student's distillation reads, under `root`: the task splits (`make_task`), a tiny teacher
+    (`make_teacher`: its tokenizer is what matters), the transfer set (train + one shard of `n_augmented` unlabelled
+    sentences, with `make_transfer`'s synthetic teacher logits) and a word2vec file of the task's words. Returns the
+    paths and the dev labels."""
+    root = Path(root)
+    splits = make_task(root / "data", n_train=n_train, n_dev=n_dev, n_test=n_test, seed=seed)
+    train_sentences, train_labels = splits["train"]
+    teacher = make_teacher(root / "teacher", train_sentences)
+    augmented, _ = synthetic_sentences(n_augmented, augment_seed)
+    transfer = [root / "transfer" / "train.parquet", root / "transfer" / "shard0.parquet"]
+    make_transfer(transfer[0], teacher, train_sentences, train_labels, seed=1)
+    make_transfer(transfer[1], teacher, augmented, [None] * len(augmented), seed=2)
+    w2v = root / "w2v.bin"
+    make_word2vec(w2v, POSITIVE + NEGATIVE + FILLER[:10], dim=8)
+    return {"root": root, "data": root / "data", "teacher": teacher, "transfer": transfer, "w2v": w2v,
+            "dev_labels": splits["dev"][1]}
