@@ -104,6 +104,23 @@ def test_streams_in_chunks_in_input_order(teacher, tmp_path, monkeypatch):
         torch.testing.assert_close(torch.tensor(x["logits"]), torch.tensor(y["logits"]), atol=1e-5, rtol=1e-4)
 
 
+def kill_logits_at_chunk(monkeypatch, chunk: int) -> dict:
+    """Make `kdprobe.logits.infer_logits` raise KeyboardInterrupt (a killed job) at its `chunk`-th call; returns
+    the call counter `{"n": calls, "real": the real function}`."""
+    import kdprobe.logits as logits_module
+
+    calls = {"n": 0, "real": logits_module.infer_logits}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == chunk:
+            raise KeyboardInterrupt("killed")
+        return calls["real"](*args, **kwargs)
+
+    monkeypatch.setattr(logits_module, "infer_logits", dies)
+    return calls
+
+
 def test_a_killed_shard_resumes_at_its_first_missing_chunk(teacher, tmp_path, monkeypatch):
     import kdprobe.logits as logits_module
 
@@ -113,15 +130,7 @@ def test_a_killed_shard_resumes_at_its_first_missing_chunk(teacher, tmp_path, mo
     write_transfer(teacher, sentences, None, SETTINGS, whole, "cpu", chunk_dir=tmp_path / "state-a")
     assert not (tmp_path / "state-a").exists()  # chunks removed once the output is complete
 
-    real, calls = logits_module.infer_logits, {"n": 0}
-
-    def dies_in_third_chunk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(logits_module, "infer_logits", dies_in_third_chunk)
+    calls = kill_logits_at_chunk(monkeypatch, 3)
     out, state = tmp_path / "shard.parquet", tmp_path / "state-b"
     with pytest.raises(KeyboardInterrupt):
         write_transfer(teacher, sentences, None, SETTINGS, out, "cpu", chunk_dir=state)

@@ -29,6 +29,7 @@ from kdprobe.training import TrainingInterrupted
 
 from test_distil import BERT_S, LSTM_S
 from test_lm import SETTINGS as LM_SETTINGS, make_tiny_gpt2
+from test_logits import kill_logits_at_chunk
 from test_teacher import SETTINGS as TEACHER_SETTINGS, make_sentences, make_task as make_teacher_task, make_tiny_bert
 
 
@@ -224,15 +225,7 @@ def test_logits_chunks_of_another_teacher_are_discarded(tmp_path, monkeypatch, c
     sentences = make_sentences(23, seed=5)
     settings = {"batch_size": 3, "max_length": 16}
     monkeypatch.setattr(logits_module, "STREAM_BATCHES", 2)  # chunks of 6 sentences: 4 chunks
-    real, calls = logits_module.infer_logits, {"n": 0}
-
-    def dies_in_third_chunk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(logits_module, "infer_logits", dies_in_third_chunk)
+    real = kill_logits_at_chunk(monkeypatch, 3)["real"]
     with pytest.raises(KeyboardInterrupt):
         write_transfer(teacher, sentences, None, settings, tmp_path / "cut.parquet", "cpu", chunk_dir=tmp_path / "cut")
     monkeypatch.setattr(logits_module, "infer_logits", real)
