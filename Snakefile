@@ -24,6 +24,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/variants.smk"
 
 
 rule all:

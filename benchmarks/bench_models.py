@@ -1,6 +1,6 @@
-"""The benchmark's models and sentences: GPT-2 and BERT of 6 layers, hidden 384, randomly initialised, with the
-demo's tokenizers (trained by `kdprobe.demo` on the demo corpus), the thesis students, and sentences with a
-realistic length mix.
+"""The benchmark's models and sentences: GPT-2 and BERT of 6 layers, hidden 384 (`gpu_check.py` asks for the thesis
+sizes), randomly initialised, with the demo's tokenizers (trained by `kdprobe.demo` on the demo corpus), the thesis
+students, and sentences with a realistic length mix.
 
 A randomly initialised GPT-2 almost never samples its end token (about 1 in the vocabulary size per step), so its
 samples would all run to `max_length`. `length_shaped_gpt2` gives it a realistic length mix without training: one
@@ -21,8 +21,9 @@ import yaml
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
 from kdprobe.demo import write_demo_data
-from kdprobe.demo.models import bert_tokenizer, gpt2_tokenizer
+from kdprobe.demo.models import bert_tokenizer
 from kdprobe.runtime import set_seed
+from kdprobe.scratch_models import gpt2_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS, HIDDEN, HEADS, INTERMEDIATE = 6, 384, 6, 1536
@@ -73,13 +74,17 @@ def english_sentences(n: int, seed: int) -> list[str]:
     return sentences[:n]
 
 
-def length_shaped_gpt2(tokenizer, seed: int = 0, calibration_rows: int = 16, max_length: int = 128) -> GPT2LMHeadModel:
-    """GPT-2 (6 x 384, 6 heads) for `tokenizer`, randomly initialised, with end-token log-odds per position
-    following `END_HAZARD` (see the module docstring)."""
+def length_shaped_gpt2(tokenizer, seed: int = 0, calibration_rows: int = 16, max_length: int = 128, *,
+                       layers: int = LAYERS, hidden: int = HIDDEN, heads: int = HEADS, vocab: int | None = None,
+                       device: torch.device | str = "cpu") -> GPT2LMHeadModel:
+    """GPT-2 (`layers` x `hidden`, `heads` heads; by default 6 x 384, 6 heads) for `tokenizer`, randomly
+    initialised, with end-token log-odds per position following `END_HAZARD` (see the module docstring); calibrated
+    and returned on `device`. `vocab`: the model's vocabulary when it is to be larger than the tokenizer's (a
+    full-size LM head; ids past the tokenizer's are sampled, never decoded)."""
     set_seed(seed)
     end = tokenizer.eos_token_id
-    vocab = len(tokenizer)
-    config = GPT2Config(vocab_size=vocab, n_positions=POSITIONS, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS,
+    vocab = vocab or len(tokenizer)
+    config = GPT2Config(vocab_size=vocab, n_positions=POSITIONS, n_embd=hidden, n_layer=layers, n_head=heads,
                         bos_token_id=end, eos_token_id=end, tie_word_embeddings=False)
     model = GPT2LMHeadModel(config).eval()
     with torch.no_grad():
@@ -91,17 +96,18 @@ def length_shaped_gpt2(tokenizer, seed: int = 0, calibration_rows: int = 16, max
                 proj.bias[0] = 0
         model.lm_head.weight[:, 0] = 0
         model.lm_head.weight[end, 0] = 1.0
+    model.to(device)
     span = max_length + 1  # positions a sample can reach; later ones keep the value of the last
     want = torch.tensor([math.log(END_HAZARD(p) / (1 - END_HAZARD(p))) for p in range(span)])
     gen = torch.Generator().manual_seed(seed)
-    probe = torch.randint(vocab, (calibration_rows, span), generator=gen)
+    probe = torch.randint(vocab, (calibration_rows, span), generator=gen).to(device)
     probe[:, 0] = end
 
     def log_odds() -> torch.Tensor:
         with torch.inference_mode():
             logits = model(input_ids=probe).logits.double()
         others = torch.logsumexp(torch.cat([logits[..., :end], logits[..., end + 1:]], dim=-1), dim=-1)
-        return (logits[..., end] - others).mean(0).float()
+        return (logits[..., end] - others).mean(0).float().cpu()
 
     def set_clock(values: torch.Tensor) -> None:
         with torch.no_grad():
@@ -121,11 +127,14 @@ def length_shaped_gpt2(tokenizer, seed: int = 0, calibration_rows: int = 16, max
     return model
 
 
-def random_bert(tokenizer, n_classes: int = 2, seed: int = 0) -> BertForSequenceClassification:
-    """BERT (6 x 384, 6 heads, intermediate 1536) with a classification head, randomly initialised."""
+def random_bert(tokenizer, n_classes: int = 2, seed: int = 0, *, layers: int = LAYERS, hidden: int = HIDDEN,
+                heads: int = HEADS, intermediate: int = INTERMEDIATE,
+                vocab: int | None = None) -> BertForSequenceClassification:
+    """BERT (`layers` x `hidden`, `heads` heads, intermediate `intermediate`; by default 6 x 384, 6 heads, 1536)
+    with a classification head, randomly initialised; `vocab` as in `length_shaped_gpt2`."""
     set_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=HEADS, intermediate_size=INTERMEDIATE, max_position_embeddings=512,
+    config = BertConfig(vocab_size=vocab or len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=intermediate, max_position_embeddings=512,
                         pad_token_id=tokenizer.pad_token_id, num_labels=n_classes)
     return BertForSequenceClassification(config).eval()
 

@@ -80,10 +80,11 @@ def test_best_layers_picks_the_best_test_accuracy_lowest_layer_on_ties(tmp_path)
 
 
 def test_probing_plots_have_labelled_panels_a_legend_and_write_pngs(tmp_path, models):
-    entries = [("pretrained", "pretrained", probe_csv(tmp_path / "p.csv", "teacher", [1, 12, 24]), models["teacher"]),
-               ("cola", "teacher", probe_csv(tmp_path / "t.csv", "teacher", [1, 12, 24]), models["teacher"]),
-               ("cola", "bert_s", probe_csv(tmp_path / "b.csv", "bert_s", [1, 2, 3, 4, 5]), models["bert_s"]),
-               ("cola", "lstm_s", probe_csv(tmp_path / "l.csv", "lstm_s", [1], ("last", "max")), models["lstm_s"])]
+    entries = [("pretrained", "pretrained", probe_csv(tmp_path / "p.csv", "teacher", [1, 12, 24]), models["teacher"],
+                []),
+               ("cola", "teacher", probe_csv(tmp_path / "t.csv", "teacher", [1, 12, 24]), models["teacher"], []),
+               ("cola", "bert_s", probe_csv(tmp_path / "b.csv", "bert_s", [1, 2, 3, 4, 5]), models["bert_s"], []),
+               ("cola", "lstm_s", probe_csv(tmp_path / "l.csv", "lstm_s", [1], ("last", "max")), models["lstm_s"], [])]
     table = probing.plot_task(entries, "cola", tmp_path / "cola.png")
     assert (tmp_path / "cola.png").read_bytes()[:8] == PNG
     fig = probing.probing_figure(table, "cola")
@@ -110,6 +111,27 @@ def test_probing_plots_have_labelled_panels_a_legend_and_write_pngs(tmp_path, mo
     assert ax.get_xlabel() == "probing task" and ax.get_ylabel() and ax.get_title()
     assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["majority baseline", "teacher (pre-trained)"]
     assert "accuracy (fraction)" in heat.axes[1].get_ylabel()  # the colour bar
+
+
+def test_probing_plot_shades_the_range_over_probed_seeds(tmp_path, models):
+    """BERT_S probed at two more seeds: the task figure shades its lowest-to-highest accuracy per layer; the table
+    it returns, and so the overview, is the model's own run only."""
+    seeds = [probe_csv(tmp_path / f"b{i}.csv", "bert_s", [1, 2, 3, 4, 5], acc=lambda l, i=i: 0.5 + 0.02 * l + 0.1 * i)
+             for i in (1, 2)]
+    entries = [("pretrained", "pretrained", probe_csv(tmp_path / "p.csv", "teacher", [1, 24]), models["teacher"], []),
+               ("cola", "bert_s", probe_csv(tmp_path / "b.csv", "bert_s", [1, 2, 3, 4, 5]), models["bert_s"], seeds)]
+    table = probing.plot_task(entries, "cola", tmp_path / "cola.png")
+    assert set(table[table["model"] == "bert_s"]["test_acc"]) == {0.5 + 0.01 * layer for layer in range(1, 6)}
+    spread = probing.seed_spread(probing._table(entries, seeds=True))
+    assert set(spread["model"]) == {"bert_s"} and (spread["runs"] == 3).all()
+    layer5 = spread[(spread["layer"] == 5) & (spread["probe_task"] == "bigram_shift")].iloc[0]
+    assert layer5["low"] == pytest.approx(0.55) and layer5["high"] == pytest.approx(0.5 + 0.1 + 0.2)
+    fig = probing.probing_figure(table, "cola", spread=spread)
+    panel = fig.axes[0]
+    assert len(panel.collections) == 1  # one shaded band: BERT_S, mean pooling
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())
+    assert "range over seeds (up to 3)" in {t.get_text() for t in legend.get_texts()}
+    assert probing.seed_spread(probing._table(entries[:1], seeds=True)) is None
 
 
 # ------------------------------------------------------------------------------------------------ predictions
@@ -170,6 +192,14 @@ def test_curve_plots_are_labelled_with_units(tmp_path):
     assert bert_ax.get_ylabel() == "soft cross-entropy x T² (T = 3; nats)"
     assert lstm_ax.get_ylabel() == "logit squared error, class sum (logit²)"
     assert all(labelled(ax) for ax in fig.axes)
+    # two more seeds of BERT_S: thin lines beside its own, named once in each legend
+    seeds = {"bert_s": [curve_csv(tmp_path / f"b{i}.csv", 5) for i in (1, 2)]}
+    curves.plot_students(paths, tmp_path / "metrics.json", "cola", losses, tmp_path / "seeds.png", seeds)
+    fig = curves.students_figure({s: read_curve(p, dev_metrics=True) for s, p in paths.items()}, "cola", losses, 0.4,
+                                 {"bert_s": [read_curve(p, dev_metrics=True) for p in seeds["bert_s"]]})
+    dev_ax, bert_ax, lstm_ax = fig.axes
+    assert "BERT_S: 2 other seed(s)" in {t.get_text() for t in dev_ax.get_legend().get_texts()}
+    assert len(bert_ax.get_lines()) == 3 and len(lstm_ax.get_lines()) == 1
 
 
 def test_bad_curve_files_name_the_file(tmp_path):

@@ -10,7 +10,7 @@ import torch
 
 from kdprobe.errors import ConfigError
 from kdprobe.probing import encoders
-from kdprobe.probing.run import COLUMNS, probe_model
+from kdprobe.probing.run import COLUMNS, probe_model, probe_tasks
 
 WORDS = "the a cat dog sat ran on under mat table quickly slowly big small red blue".split()
 HIDDEN, DEPTH = 16, 2
@@ -182,42 +182,73 @@ def test_probe_model_rejects_missing_settings(bert_dir, tmp_path):
         probe_model("bert_s", bert_dir, _probe_file(tmp_path / "t.txt"), PROBE_SETTINGS, tmp_path / "x.csv", "cpu")
 
 
+def test_probe_tasks_reuses_the_tables_whose_settings_model_and_data_are_unchanged(bert_dir, tmp_path, caplog):
+    """One job probes every task with the model loaded once; rerun after an edit that concerns one task, it reuses
+    the other's saved table (the same rows) and probes that one again; a changed model recomputes both."""
+    import logging
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(bert_dir, model)
+    files = [_probe_file(tmp_path / f"{name}.txt", 20, 10, 10) for name in ("has_cat", "also_cat")]
+    base = dict(PROBE_SETTINGS, layers={"teacher": [1]}, pooling={"teacher": ["mean"]})
+    outs = [tmp_path / "out" / f"{name}.csv" for name in ("has_cat", "also_cat")]
+
+    def run(settings):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="kdprobe.probing.run"):
+            merged = probe_tasks("teacher", model, files, settings, outs, tmp_path / "teacher.csv", tmp_path / "state")
+        return merged, [r.getMessage() for r in caplog.records if "reused" in r.getMessage()]
+
+    first, reused = run({"has_cat": base, "also_cat": base})
+    assert reused == [] and list(first.probe_task) == ["has_cat", "also_cat"] and list(first.columns) == COLUMNS
+    assert pd.read_csv(tmp_path / "teacher.csv").equals(first)
+    kept = pd.read_csv(outs[0])
+    second, reused = run({"has_cat": base, "also_cat": dict(base, grid={"hidden": [7], "dropout": [0.0], "weight_decay": [1e-5]})})
+    assert len(reused) == 1 and reused[0].startswith("has_cat:")
+    assert pd.read_csv(outs[0]).equals(kept) and set(pd.read_csv(outs[1]).hidden) == {7}
+    (model / "extra.txt").write_text("a changed model directory")
+    _, reused = run({"has_cat": base, "also_cat": dict(base, grid={"hidden": [7], "dropout": [0.0], "weight_decay": [1e-5]})})
+    assert reused == []
+
+
 def test_scripts_drive_the_library(bert_dir, tmp_path):
-    """workflow/scripts/probe.py and merge_probes.py, run as Snakemake would (a `snakemake` global), with the
-    input and params names of workflow/rules/probe.smk."""
+    """workflow/scripts/probe.py, run as Snakemake would (a `snakemake` global), with the input, output and params
+    names of workflow/rules/probe.smk."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    probe_file = _probe_file(tmp_path / "has_cat.txt", 20, 10, 10)
+    probe_files = [str(_probe_file(tmp_path / f"{name}.txt", 20, 10, 10)) for name in ("has_cat", "also_cat")]
     settings = dict(PROBE_SETTINGS, layers={"teacher": [1]}, pooling={"teacher": ["mean"]})
-    job = {"root": str(root), "bert": str(bert_dir), "probe_file": str(probe_file), "tmp": str(tmp_path),
-           "settings": settings}
+    job = {"root": str(root), "bert": str(bert_dir), "probe_files": probe_files, "tmp": str(tmp_path),
+           "settings": {"has_cat": settings, "also_cat": settings}}
     driver = r"""
 import json, runpy, sys
 from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, Wildcards
 job = json.loads(sys.argv[1])
-def smk(rule, inputs, outputs, params, log):
-    class S:  # the attributes kdprobe.workflow.run and the scripts read
-        pass
-    s = S()
-    s.rule, s.threads, s.config = rule, 1, {"device": "cpu"}
-    s.input = InputFiles(fromdict=inputs) if isinstance(inputs, dict) else InputFiles(inputs)
-    s.output, s.params = OutputFiles(outputs), Params(fromdict=params)
-    s.wildcards, s.log = Wildcards(fromdict={"task": "sara", "model": "teacher"}), Log([log])
-    return s
 t = job["tmp"]
-runpy.run_path(job["root"] + "/workflow/scripts/probe.py", init_globals={"snakemake": smk(
-    "probe", {"model": job["bert"], "data": job["probe_file"]}, [t + "/teacher/has_cat.csv"],
-    {"kind": "teacher", "model_path": job["bert"], "settings": job["settings"]}, t + "/probe.log")})
-runpy.run_path(job["root"] + "/workflow/scripts/merge_probes.py", init_globals={"snakemake": smk(
-    "merge_probes", [t + "/teacher/has_cat.csv"], [t + "/teacher.csv"], {"probe_tasks": ["has_cat"]}, t + "/merge.log")})
+class S:  # the attributes kdprobe.workflow.run and the script read
+    pass
+s = S()
+s.rule, s.threads, s.config = "probe", 1, {"device": "cpu"}
+s.input = InputFiles([job["bert"], *job["probe_files"]])
+s.input._set_name("model", 0)
+s.input._set_name("data", 1, end=3)
+s.output = OutputFiles([t + "/teacher/has_cat.csv", t + "/teacher/also_cat.csv", t + "/teacher.csv"])
+s.output._set_name("tables", 0, end=2)
+s.output._set_name("merged", 2)
+s.params = Params(fromdict={"kind": "teacher", "model_path": job["bert"], "settings": job["settings"],
+                            "state": t + "/state"})
+s.wildcards, s.log = Wildcards(fromdict={"scope": "sara", "model": "teacher"}), Log([t + "/probe.log"])
+runpy.run_path(job["root"] + "/workflow/scripts/probe.py", init_globals={"snakemake": s})
 """
     proc = subprocess.run([sys.executable, "-c", driver, json.dumps(job)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr + (tmp_path / "probe.log").read_text()
     table = pd.read_csv(tmp_path / "teacher.csv")
-    assert list(table.columns) == COLUMNS and len(table) == 1
+    assert list(table.columns) == COLUMNS and list(table.probe_task) == ["has_cat", "also_cat"]
+    assert len(pd.read_csv(tmp_path / "teacher/also_cat.csv")) == 1 and (tmp_path / "state/has_cat.pt").exists()
     assert "wrote" in (tmp_path / "probe.log").read_text()

@@ -210,7 +210,9 @@ def test_writers_and_plots_render(tmp_path):
     for task in ("cola", "sst2"):
         preds = {"teacher": list(gold), "bert_s": gold[:16] + ["a", "a", "b", "b"], "lstm_s": gold[:12] + ["a"] * 8}
         out = tmp_path / f"summary/{task}.csv"
-        write_task_summary(task, *_task(tmp_path, task, gold, preds), out)
+        labels, splits, predictions, speeds = _task(tmp_path, task, gold, preds)
+        runs = {model: [(42, None, files)] for model, files in predictions.items()}
+        write_task_summary(task, labels, splits, runs, speeds, out, tmp_path / f"summary/seeds/{task}.csv")
         csvs.append(out)
     study = write_study_summary(csvs, tmp_path / "summary/study.csv", tmp_path / "summary/study.png")
     assert list(study.columns) == STUDY_COLUMNS and len(study) == 6
@@ -240,3 +242,35 @@ def test_writers_and_plots_render(tmp_path):
 def test_study_table_needs_tables():
     with pytest.raises(ValueError, match="no task tables"):
         study_table([])
+
+
+def test_seeds_table_and_spread_over_seeds(tmp_path):
+    """Two seeds of BERT_S: the seeds table scores each run from its own files; the task table keeps the own run's
+    score and gives mean and sample standard deviation over both; one seed has no deviation."""
+    gold = ["a", "b"] * 10
+    preds = {"teacher": list(gold), "bert_s": gold[:16] + ["a", "a", "b", "b"], "lstm_s": gold[:12] + ["a"] * 8}
+    labels, splits, predictions, speeds = _task(tmp_path, "sst2", gold, preds)
+    other = {}
+    for split in ("dev", "test"):
+        other[split] = tmp_path / f"bert_s.seed43.{split}.tsv"
+        _write_predictions(other[split], [f"sentence {i}" for i in range(20)], gold, ["a"] * 20)
+    runs = {model: [(42, None, files)] for model, files in predictions.items()}
+    runs["bert_s"].append((43, "seed43", other))
+    out, seeds_csv = tmp_path / "sst2.csv", tmp_path / "seeds/sst2.csv"
+    table = write_task_summary("sst2", labels, splits, runs, speeds, out, seeds_csv).set_index("model")
+    seeds = pd.read_csv(seeds_csv)
+    assert list(zip(seeds.model, seeds.seed, seeds.run)) == [("teacher", 42, "own"), ("bert_s", 42, "own"),
+                                                              ("bert_s", 43, "seed43"), ("lstm_s", 42, "own")]
+    assert list(seeds.dev_score) == [1.0, 0.9, 0.5, 0.8]
+    assert table.loc["bert_s", "dev_score"] == 0.9 and table.loc["bert_s", "seeds"] == 2
+    assert table.loc["bert_s", "dev_score_mean"] == pytest.approx(0.7)
+    assert table.loc["bert_s", "test_score_std"] == pytest.approx(np.std([0.9, 0.5], ddof=1))
+    assert table.loc["lstm_s", "seeds"] == 1 and math.isnan(table.loc["lstm_s", "dev_score_std"])
+    assert table.loc["lstm_s", "dev_score_mean"] == 0.8
+    # the study plot draws the spread of the model with two seeds, and says what the bar is
+    fig = study_figure(study_table([pd.read_csv(out)]))
+    left = fig.axes[0]
+    assert len(left.containers) == 1  # one error bar: BERT_S
+    assert "mean ± std over seeds" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    with pytest.raises(ValueError, match="own run comes first"):
+        write_task_summary("sst2", labels, splits, {**runs, "bert_s": runs["bert_s"][::-1]}, speeds, out, seeds_csv)

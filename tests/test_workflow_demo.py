@@ -270,6 +270,50 @@ def test_task_summary_sets_students_beside_the_teacher(demo, task):
         assert len(speed["cpu"]["latencies_ms"]) == 20 and len(speed["cpu"]["batch_seconds"]) == 2
 
 
+def test_two_seeds_of_both_students_on_sara_are_scored_and_summarised(demo):
+    """config/demo.yaml: both students twice on Sara. The extra seed trains below the student's own directory, is
+    scored on dev and test, and the tables give each seed and the mean and deviation; the own run stays headline."""
+    seeds = pd.read_csv(demo / "results/summary/seeds/sara.csv")
+    assert list(zip(seeds.model, seeds.seed, seeds.run)) == [
+        ("teacher", 42, "own"), ("bert_s", 42, "own"), ("bert_s", 43, "seed43"), ("lstm_s", 42, "own"),
+        ("lstm_s", 43, "seed43")]
+    table = pd.read_csv(demo / "results/summary/sara.csv").set_index("model")
+    for student in ("bert_s", "lstm_s"):
+        own, other = seeds[seeds.model == student].itertuples(index=False)
+        metrics = json.loads((demo / f"results/students/sara/{student}/seed43/metrics.json").read_text())
+        assert other.dev_score == pytest.approx(metrics["dev"]["micro_f1"], abs=0.02)
+        assert json.loads((demo / f"results/students/sara/{student}/seed43/model/student.json").read_text())
+        assert own.dev_score == table.loc[student, "dev_score"] and table.loc[student, "seeds"] == 2
+        assert table.loc[student, "dev_score_mean"] == pytest.approx((own.dev_score + other.dev_score) / 2)
+        assert table.loc[student, "test_score_std"] == pytest.approx(np.std([own.test_score, other.test_score],
+                                                                           ddof=1))
+        log = (demo / f"logs/distil/sara/{student}/seed43.log").read_text()
+        assert "'seed': 43" in log or '"seed": 43' in log or "seed 43" in log
+    assert table.loc["teacher", "seeds"] == 1 and np.isnan(table.loc["teacher", "dev_score_std"])
+    for task in ("cola", "sst2"):
+        assert (pd.read_csv(demo / f"results/summary/{task}.csv").seeds == 1).all()
+    study = pd.read_csv(demo / "results/summary/study.csv")
+    assert study[(study.task == "sara") & (study.model != "teacher")].seeds.tolist() == [2, 2]
+
+
+def test_the_demo_sweep_trains_each_point_and_plots_them(demo):
+    """config/demo.yaml: LSTM_S at two learning rates on CoLA, each its own run directory; the table, the dev-score
+    plot and the curves figure; the configured run is the reference row."""
+    table = pd.read_csv(demo / "results/sweeps/cola/lstm_s_lr_demo.csv")
+    assert list(table.run) == ["configured", "sweeps/lstm_s_lr_demo/lr=0.003", "sweeps/lstm_s_lr_demo/lr=0.03"]
+    assert table.lr.tolist()[1:] == [0.003, 0.03] and (table.metric == "mcc").all()
+    for row in table.itertuples(index=False):
+        where = "" if row.run == "configured" else f"/{row.run}"
+        metrics = json.loads((demo / f"results/students/cola/lstm_s{where}/metrics.json").read_text())
+        assert row.best_dev == pytest.approx(metrics["dev"]["mcc"]) and row.best_epoch == metrics["best_epoch"]
+    for point in ("lr=0.003", "lr=0.03"):
+        curve = pd.read_csv(demo / f"results/students/cola/lstm_s/sweeps/lstm_s_lr_demo/{point}/curve.csv")
+        assert curve.lr.iloc[-1] == float(point.split("=")[1])  # the point's learning rate reached the optimiser
+    for name in ("lstm_s_lr_demo.png", "lstm_s_lr_demo_curves.png"):
+        width, height = png_size(demo / f"results/sweeps/cola/{name}")
+        assert 600 <= width <= 1400 and height >= 300
+
+
 def test_study_table_and_plot(demo):
     study = pd.read_csv(demo / "results/summary/study.csv")
     assert len(study) == len(TASKS) * len(MODELS)
@@ -286,8 +330,10 @@ def test_cost_table_covers_every_stage_and_task(demo):
         tasks = set(per_task[per_task.stage == stage].task)
         assert tasks == (set(TASKS) | {"pretrained"} if stage == "probe" else set(TASKS)), stage
     stages = cost[(cost.task == "all") & (cost.stage != "total")].set_index("stage")
-    assert stages.loc["probe", "jobs"] == 10 * (len(TASKS) * len(MODELS) + 1)
-    assert stages.loc["distil", "jobs"] == 6 and stages.loc["speed", "jobs"] == 9 and stages.loc["sample", "jobs"] == 6
+    assert stages.loc["probe", "jobs"] == len(TASKS) * len(MODELS) + 1  # one job per model, all probing tasks
+    # 6 students, 2 extra seeds and 2 sweep points; 9 models' dev predictions and 2 extra seeds'
+    assert stages.loc["distil", "jobs"] == 6 + 2 + 2 and stages.loc["predict", "jobs"] == 9 + 2
+    assert stages.loc["speed", "jobs"] == 9 and stages.loc["sample", "jobs"] == 6
     assert (cost.wall_s > 0).all() and (cost.max_rss_mb > 0).all() and (cost.gpu_hours == 0).all()  # the demo: CPU
     total = cost[cost.stage == "total"].iloc[0]
     assert total.jobs == stages.jobs.sum() and total.wall_s == pytest.approx(stages.wall_s.sum())

@@ -6,6 +6,7 @@ Each case dry-runs the completed demo with an override file and Snakemake's defa
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 import yaml
@@ -14,10 +15,23 @@ from smk import planned_jobs
 
 pytestmark = pytest.mark.workflow
 
-PROBES = 10
 #: What any finished job changes at the end of the study: the study-wide summary, and the cost table that reads
 #: every job's benchmark file.
 STUDY = {"summary_study": 1, "summary_cost": 1}
+
+
+def add(*parts: dict[str, int]) -> dict[str, int]:
+    """Job counts of several parts of a plan, summed per rule."""
+    return dict(sum((Counter(part) for part in parts), Counter()))
+
+
+def seeds_of(students: int) -> dict[str, int]:
+    """The extra seed of `students` students (config/demo.yaml: both students twice on Sara): trained and scored."""
+    return {"distil_variant": students, "predict_variant": students, "predict_test_variant": students}
+
+
+#: The demo's sweep: two learning rates of LSTM_S on CoLA, and its summary.
+SWEEP = {"distil_variant": 2, "sweep_summary": 1}
 
 
 def plots_of(tasks: int) -> dict[str, int]:
@@ -26,76 +40,77 @@ def plots_of(tasks: int) -> dict[str, int]:
 
 
 def downstream_of_students(n_students: int, tasks: int = 1) -> dict[str, int]:
-    """A student's dev and test predictions, speed, 10 probes and their merge, for `n_students` (task, student)
-    pairs over `tasks` downstream tasks; then those tasks' analysis, curves, plots and summaries."""
+    """A student's dev and test predictions, speed and probing job, for `n_students` (task, student) pairs over
+    `tasks` downstream tasks; then those tasks' analysis, curves, plots and summaries."""
     return {"distil": n_students, "predict": n_students, "predict_test": n_students, "speed": n_students,
-            "probe": PROBES * n_students, "merge_probes": n_students, "analyse_predictions": tasks,
+            "probe": n_students, "analyse_predictions": tasks,
             "plot_student_curves": tasks, "summary_task": tasks, **plots_of(tasks), **STUDY}
 
 
 def downstream_of_teacher(tasks: int) -> dict[str, int]:
     """A teacher's logits (train + 2 shards), both students and all three models' predictions, speed and probes."""
     return {**downstream_of_students(2 * tasks, tasks), "teacher": tasks, "logits": 3 * tasks,
-            "predict": 3 * tasks, "predict_test": 3 * tasks, "speed": 3 * tasks, "probe": PROBES * 3 * tasks,
-            "merge_probes": 3 * tasks, "plot_teacher_curve": tasks}
+            "predict": 3 * tasks, "predict_test": 3 * tasks, "speed": 3 * tasks, "probe": 3 * tasks,
+            "plot_teacher_curve": tasks}
 
 
 CASES = {
     "bert_s learning rate of one task": (
         {"tasks": {"sara": {"students": {"bert_s": {"lr": 2.0e-3}}}}},
-        downstream_of_students(1),
+        add(downstream_of_students(1), seeds_of(1)),
     ),
     "augmentation sentences of one task": (
         {"tasks": {"cola": {"augment": {"sentences": 200}}}},
-        {"sample": 2, "logits": 2, **downstream_of_students(2)},
+        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP),
     ),
     "number of shards": (
         {"tasks": {"sst2": {"augment": {"shards": 3}}}},
         {"sample": 3, "logits": 3, **downstream_of_students(2)},
     ),
-    "probe hidden sizes (not WordContent, probed by logistic regression)": (
+    "probe hidden sizes (every model's probing job; inside, not WordContent's saved table)": (
         {"probe": {"grid": {"hidden": [100]}}},
-        {"probe": (PROBES - 1) * 10, "merge_probes": 10, **plots_of(3)},
+        {"probe": 10, **plots_of(3)},
     ),
-    "probe weight decays (every probe)": (
+    "probe weight decays (every model's probing job)": (
         {"probe": {"grid": {"weight_decay": [1.0e-3]}}},
-        {"probe": PROBES * 10, "merge_probes": 10, **plots_of(3)},
+        {"probe": 10, **plots_of(3)},
     ),
-    "WordContent's logistic regression (WordContent probes only)": (
+    "WordContent's logistic regression (every model's probing job; inside, WordContent only)": (
         {"probe": {"word_content_logreg": False}},
-        {"probe": 10, "merge_probes": 10, **plots_of(3)},
+        {"probe": 10, **plots_of(3)},
     ),
     "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
         {"teacher": {"lr": 7.0e-4}},
-        downstream_of_teacher(3),
+        add(downstream_of_teacher(3), seeds_of(2), SWEEP),
     ),
     "teacher epochs of one task": (
         {"tasks": {"sara": {"teacher": {"epochs": 11}}}},
-        downstream_of_teacher(1),
+        add(downstream_of_teacher(1), seeds_of(2)),
     ),
     "GPT-2 learning rate (not the teacher)": (
         {"gpt2": {"lr": 5.0e-4}},
-        {"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3, **downstream_of_students(6, 3)},
+        add({"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3}, downstream_of_students(6, 3), seeds_of(2),
+            SWEEP),
     ),
     "LSTM_S embedding mode": (
         {"students": {"lstm_s": {"embedding_mode": "static"}}},
-        downstream_of_students(3, 3),
+        add(downstream_of_students(3, 3), seeds_of(1), SWEEP),
     ),
     "teacher probe layers (teacher probes only)": (
         {"probe": {"layers": {"teacher": [2, 4]}}},
-        {"probe": PROBES * 3, "merge_probes": 3, **plots_of(3)},
+        {"probe": 3, **plots_of(3)},
     ),
     "demo BERT pre-training (not the data, GPT-2 or word2vec)": (
         {"demo": {"bert": {"pretrain_steps": 900}}},
-        {"demo_bert": 1, **downstream_of_teacher(3), "probe": PROBES * (3 * 3 + 1), "merge_probes": 3 * 3 + 1},
+        add({"demo_bert": 1}, downstream_of_teacher(3), seeds_of(2), SWEEP, {"probe": 1}),
     ),
     "demo word2vec (LSTM_S only)": (
         {"demo": {"word2vec": {"epochs": 5}}},
-        {"demo_word2vec": 1, **downstream_of_students(3, 3)},
+        add({"demo_word2vec": 1}, downstream_of_students(3, 3), seeds_of(1), SWEEP),
     ),
     "logits batch size of one task": (
         {"tasks": {"cola": {"logits": {"batch_size": 32}}}},
-        {"logits": 3, **downstream_of_students(2)},
+        add({"logits": 3}, downstream_of_students(2), SWEEP),
     ),
     "prediction analysis (analysis only)": (
         {"analysis": {"top_k": 3}},
@@ -104,6 +119,26 @@ CASES = {
     "latency repeats (speed and summaries only)": (
         {"summary": {"latency_repeats": 7}},
         {"speed": 9, "summary_task": 3, **STUDY},
+    ),
+    "one more seed of one student on one task (only that seed, and what reports seeds)": (
+        {"tasks": {"sara": {"seeds": {"lstm_s": 3}}}},
+        add(seeds_of(1), {"summary_task": 1, "plot_student_curves": 1}, STUDY),
+    ),
+    "one seed fewer (nothing trains; the tables and curves drop it)": (
+        {"tasks": {"sara": {"seeds": {"bert_s": 1}}}},
+        {"summary_task": 1, "plot_student_curves": 1, **STUDY},
+    ),
+    "extra seeds probed (their probes and the task's probing plot)": (
+        {"seeds": {"probe": True}},
+        {"probe_variant": 2, "plot_probing": 1, "summary_cost": 1},
+    ),
+    "one value of a sweep's grid (only that point)": (
+        {"sweeps": {"lstm_s_lr_demo": {"grid": {"lr": [3.0e-3, 1.0e-1]}}}},
+        {"distil_variant": 1, "sweep_summary": 1, "summary_cost": 1},
+    ),
+    "a sweep's shared settings (every point of that sweep, no other job)": (
+        {"sweeps": {"lstm_s_lr_demo": {"settings": {"epochs": 5}}}},
+        {**SWEEP, "summary_cost": 1},
     ),
     "TensorBoard event files (no output changes: nothing reruns)": (
         {"tensorboard": True},
@@ -126,7 +161,8 @@ def test_editing_one_script_reruns_only_its_rule(demo):
     try:
         script.write_text(original + "\n# an edit\n")
         assert planned_jobs(demo, "--configfile", "config/demo.yaml") == {
-            "predict": 9, "predict_test": 9, "analyse_predictions": 3, "summary_task": 3, **STUDY}
+            "predict": 9, "predict_test": 9, "predict_variant": 2, "predict_test_variant": 2,
+            "analyse_predictions": 3, "summary_task": 3, **STUDY}
     finally:
         script.write_text(original)
         os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))

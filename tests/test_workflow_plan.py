@@ -30,8 +30,7 @@ def test_headline_target_plans_the_whole_sara_chain(project):
         "sample": 4,  # 4 shards
         "logits": 5,  # train + 4 shards
         "distil": 1,
-        "probe": PROBES,  # one job per SentEval task
-        "merge_probes": 1,
+        "probe": 1,  # one job per model: every SentEval task, the model loaded once
     }
 
 
@@ -44,8 +43,7 @@ def test_default_target_plans_the_whole_study(project):
     assert jobs["distil"] == 2 * tasks
     assert jobs["predict"] == models * tasks
     # every task x model, plus the pre-trained teacher once
-    assert jobs["probe"] == PROBES * (models * tasks + 1)
-    assert jobs["merge_probes"] == models * tasks + 1
+    assert jobs["probe"] == models * tasks + 1
     assert jobs["fetch_word2vec"] == 1 and jobs["fetch_cola"] == 1 and jobs["fetch_sst2"] == 1
 
 
@@ -54,6 +52,25 @@ def test_shards_follow_the_config(project, tmp_path):
     override.write_text(yaml.safe_dump({"augment": {"shards": 6}}))
     jobs = planned_jobs(project, "results/students/cola/lstm_s/metrics.json", "--configfile", str(override))
     assert jobs["sample"] == 6 and jobs["logits"] == 7
+
+
+def test_seeds_and_a_thesis_sweep_plan_one_job_per_run(project, tmp_path):
+    """Three seeds of the teacher on Sara (probed too) and the thesis' BERT_S learning-rate grid on CoLA: one job per
+    extra seed and per grid point, below the models' own directories; the headline target is unchanged."""
+    override = tmp_path / "runs.yaml"
+    override.write_text(yaml.safe_dump({
+        "tasks": {"sara": {"seeds": {"teacher": 3, "probe": True}}},
+        "sweeps": {"bert_s_lr": {"enabled": True, "tasks": ["cola"]}}}))
+    jobs = planned_jobs(project, "--configfile", str(override))
+    assert jobs["teacher_variant"] == 2 and jobs["distil_variant"] == 7 and jobs["sweep_summary"] == 1
+    assert jobs["predict_variant"] == jobs["predict_test_variant"] == 2
+    assert jobs["probe_variant"] == 2
+    proc = snakemake(project, "-n", "results/sweeps/cola/bert_s_lr.csv", "results/summary/seeds/sara.csv",
+                     "--configfile", str(override))
+    text = proc.stdout + proc.stderr
+    assert "results/students/cola/bert_s/sweeps/bert_s_lr/lr=5e-06/model" in text
+    assert "results/teacher/sara/seed44/model" in text and "results/teacher/sara/seed45" not in text
+    assert planned_jobs(project, "results/probe/sara/bert_s.csv", "--configfile", str(override))["distil"] == 1
 
 
 @pytest.mark.parametrize(
@@ -66,6 +83,8 @@ def test_shards_follow_the_config(project, tmp_path):
         ({"tasks": {"mnli": {"data": {"format": "tsv", "train": "x.tsv"}}}}, "tasks"),
         ({"students": {"gru_s": {}}}, "students.gru_s"),
         ({"probe": {"tasks": ["sentence_length", "syntax_magic"]}}, "probe.tasks.1"),
+        ({"seeds": {"bert_s": 0}}, "seeds.bert_s"),
+        ({"sweeps": {"x": {"student": "lstm_s", "grid": {"hiden": [1, 2]}}}}, "sweeps.x.grid.hiden"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(project, tmp_path, override, key):

@@ -39,10 +39,11 @@ from .batching import PackedIds
 from .checkpoint import ResumeState
 from .errors import ConfigError, InputError
 from .io import atomic_dir, write_csv, write_json
+from .logs import progress
 from .losses import distillation_loss, loss_settings
 from .metrics import task_metrics
 from .predict import batched_logits, load_labels, load_split
-from .runtime import autocast, maybe_compile, progress, set_seed, tensor_to, to_device
+from .runtime import autocast, maybe_compile, set_seed, tensor_to, to_device
 from .students import Student, build_student
 from .tasks import HEADLINE_METRIC, STUDENTS
 from .training import fit

@@ -28,7 +28,8 @@ from .data import read_split
 from .errors import InputError
 from .chunks import ChunkStore
 from .digest import content_digests
-from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, progress, to_device
+from .logs import progress
+from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, to_device
 from .batching import pad_batch
 
 log = logging.getLogger(__name__)

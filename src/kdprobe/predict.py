@@ -21,8 +21,8 @@ import torch
 from .data import read_labels, read_split
 from .errors import ConfigError, InputError
 from .io import write_tsv
+from .logs import progress
 from .metrics import accuracy
-from .runtime import progress
 from .tasks import STUDENTS
 
 log = logging.getLogger(__name__)

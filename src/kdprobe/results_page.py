@@ -23,7 +23,6 @@ from typing import Any, Sequence
 
 import pandas as pd
 import yaml
-from sklearn.metrics import f1_score
 
 from . import config as kdconfig
 from .errors import InputError, KdprobeError
@@ -132,6 +131,8 @@ def rare_label_f1(root: Path, task: str, models: Sequence[str], counts: pd.Serie
     """Mean per-label dev F1 of each model on the task's rare labels and on the rest, `{model: (rare, rest)}`, and
     the rare labels: those whose training count (`counts`) is in the lowest quartile of the labels' counts.
     Predictions from `results/predictions/{task}/{model}.tsv`."""
+    from sklearn.metrics import f1_score  # here, not at import: plots import this module, and sklearn takes a second
+
     rare = sorted(counts[counts <= counts.quantile(0.25)].index)
     rest = sorted(set(counts.index) - set(rare))
     paths = {model: root / "results" / "predictions" / task / f"{model}.tsv" for model in models}

@@ -1,5 +1,6 @@
-"""Device choice, seeding, RNG capture and progress bars shared by every stage, and the one place that decides
-how a stage uses its device (bf16 autocast, pinned memory, torch.compile, the sampling batch size)."""
+"""Device choice, thread limits, seeding and RNG capture shared by every stage, and the one place that decides
+how a stage uses its device (bf16 autocast, pinned memory, torch.compile, the sampling batch size). Log set-up
+and progress bars are in `kdprobe.logs` (torch-free)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,15 @@ import os
 import random
 import re
 import socket
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 log = logging.getLogger("kdprobe")
 
@@ -147,26 +146,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def progress(iterable: Iterable | None = None, **kwargs) -> tqdm:
-    """tqdm that writes to stderr (the rule's log), with rate and ETA, readable in a plain log file."""
-    kwargs.setdefault("mininterval", 5.0 if not sys.stderr.isatty() else 0.1)
-    kwargs.setdefault("file", sys.stderr)
-    kwargs.setdefault("dynamic_ncols", False)
-    kwargs.setdefault("ascii", not sys.stderr.isatty())
-    return tqdm(iterable, **kwargs)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log lines with time stamps to stderr (which a Snakemake rule points at its log file)."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    logging.captureWarnings(True)
 
 
 @contextlib.contextmanager

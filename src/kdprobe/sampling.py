@@ -44,7 +44,8 @@ from .data import normalise
 from .errors import ConfigError
 from .chunks import ChunkStore
 from .digest import content_digests
-from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, progress, resolve_sampling_batch
+from .logs import progress
+from .runtime import Lanes, autocast, autocast_dtype, maybe_compile, resolve_sampling_batch
 
 log = logging.getLogger(__name__)
 

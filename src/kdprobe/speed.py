@@ -30,8 +30,8 @@ import torch
 from .batching import pad_batch
 from .errors import ConfigError, InputError
 from .io import write_json
+from .logs import progress
 from .predict import MODEL_KINDS, load_labels, load_split
-from .runtime import progress
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ import torch
 from .batching import epoch_batches
 from .checkpoint import ResumeState, resume_key
 from .errors import ConfigError
-from .runtime import autocast, maybe_compile, progress, rng_state, set_rng_state, to_device
+from .logs import progress
+from .runtime import autocast, maybe_compile, rng_state, set_rng_state, to_device
 from .schedule import make_scheduler, schedule_steps
 
 log = logging.getLogger(__name__)

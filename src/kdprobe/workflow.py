@@ -1,8 +1,9 @@
 """The one adapter between a Snakemake `script:` job and a library call.
 
-`run(snakemake, fn)` points stderr (logging, tqdm, warnings) at the rule's log, limits threads to what the
+`run(snakemake, fn)` points stderr (logging, tqdm, warnings) at the rule's log, limits torch's threads to what the
 scheduler granted, logs what the job reads and writes, calls `fn(device)`, and turns a `KdprobeError` into
-one clear line and a non-zero exit.
+one clear line and a non-zero exit. `run(snakemake, fn, device=False)`, for jobs that only read tables and plot,
+calls `fn()` and never imports torch (about 1.5 s of every job's start-up).
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import sys
 import time
 from typing import Any, Callable
 
-import torch
-
 from .errors import KdprobeError
-from .runtime import configure_logging, limit_threads, pick_device
+from .logs import configure_logging
 
 log = logging.getLogger("kdprobe.workflow")
 
@@ -35,18 +34,30 @@ def _files(named: Any) -> list[str]:
     return [str(f) for f in named]
 
 
-def run(snakemake: Any, fn: Callable[[torch.device], Any]) -> None:
+def _device(snakemake: Any):
+    """The job's torch device (`runtime.pick_device` from the config's `device` and the GPUs the job asked its
+    scheduler for), with torch's threads limited to the job's."""
+    from .runtime import limit_threads, pick_device  # here, not at import: kdprobe.runtime imports torch
+
+    limit_threads(snakemake.threads)
+    gpus = getattr(getattr(snakemake, "resources", None), "gpu", None)
+    return pick_device(str(snakemake.config.get("device", "auto")), None if gpus is None else int(gpus))
+
+
+def run(snakemake: Any, fn: Callable[..., Any], device: bool = True) -> None:
+    """Run `fn(device)` as the job of `snakemake`; with `device=False`, `fn()` (no torch, no device)."""
     original = _redirect_stderr(snakemake.log[0]) if snakemake.log else None
     configure_logging()
-    limit_threads(snakemake.threads)
-    gpus = getattr(getattr(snakemake, "resources", None), "gpu", None)  # the GPUs the job asked its scheduler for
-    device = pick_device(str(snakemake.config.get("device", "auto")), None if gpus is None else int(gpus))
+    chosen = _device(snakemake) if device else None
     log.info("rule %s %s", snakemake.rule, dict(snakemake.wildcards.items()))
     log.info("reads: %s", _files(snakemake.input))
-    log.info("threads: %s, device: %s", snakemake.threads, device)
+    log.info("threads: %s, device: %s", snakemake.threads, chosen if device else "none (no torch)")
     start = time.perf_counter()
     try:
-        fn(device)
+        if device:
+            fn(chosen)
+        else:
+            fn()
     except KdprobeError as err:
         log.error("%s", err)
         if original is not None:

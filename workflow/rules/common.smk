@@ -1,8 +1,10 @@
 # Config access, input functions and resources shared by every rule file.
 import os
+import re
 from pathlib import Path
 
 from kdprobe import config as kdconfig
+from kdprobe import variants as kdvariants
 from kdprobe.data import raw_files
 from kdprobe.errors import ConfigError
 from snakemake.exceptions import WorkflowError
@@ -12,6 +14,9 @@ try:
     # a model path that neither exists nor is made by a rule fails now, not when its first job starts
     kdconfig.check_model_paths(config)
     kdconfig.check_probe_layers(config)
+    kdvariants.check_variants(
+        config, workflow.source_path("../schemas/config.schema.yaml")
+    )
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
@@ -19,6 +24,14 @@ TASKS = list(config["tasks"])
 STUDENTS = list(config["students"])
 MODELS = ["teacher", *STUDENTS]
 PROBE_TASKS = list(config["probe"]["tasks"])
+SWEEPS = sorted(
+    {name for task in TASKS for name in kdvariants.enabled_sweeps(config, task)}
+)
+
+
+def exactly(names):
+    """A wildcard constraint matching exactly one of `names` (nothing when there are none)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 wildcard_constraints:
@@ -29,6 +42,8 @@ wildcard_constraints:
     probe_task="|".join(PROBE_TASKS),
     shard=r"\d+",
     part=r"train|shard\d+",
+    variant=exactly(kdvariants.variant_names(config)),
+    sweep=exactly(SWEEPS),
 
 
 def rule_resources(name):
@@ -80,10 +95,44 @@ def transfer_parts(task):
     ]
 
 
-def model_dir(task, model):
-    if model == "teacher":
-        return f"results/teacher/{task}/model"
-    return f"results/students/{task}/{model}/model"
+def run_dir(task, model, variant=None):
+    """The directory of a training run: the model's own, or one of its variants' (kdprobe.variants) below it."""
+    base = (
+        f"results/teacher/{task}"
+        if model == "teacher"
+        else f"results/students/{task}/{model}"
+    )
+    return f"{base}/{variant}" if variant else base
+
+
+def model_dir(task, model, variant=None):
+    return f"{run_dir(task, model, variant)}/model"
+
+
+def variant_settings(task, model, variant):
+    """The settings of one extra seed or sweep point (kdprobe.variants.find_variant)."""
+    try:
+        return kdvariants.find_variant(config, task, model, variant).settings
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
+
+
+def seed_runs(task, model):
+    """[[seed, variant name or None (the model's own run)], ...]: every seed of `model` on `task`, its own first."""
+    seeds = kdvariants.seeds_of(config, task, model)
+    return [[seed, None if i == 0 else f"seed{seed}"] for i, seed in enumerate(seeds)]
+
+
+def extra_seeds(task, model):
+    return [variant for _, variant in seed_runs(task, model) if variant]
+
+
+def sweep_runs(task, sweep):
+    return kdvariants.sweep_variants(config, task, sweep)
+
+
+def sweep_student(sweep):
+    return config["sweeps"][sweep]["student"]
 
 
 #: The prediction analysis's files that stand for the whole of it (rule analyse_predictions writes them all).
@@ -112,6 +161,13 @@ def all_targets():
         "results/plots/probe/overview.png",
         "results/plots/probe/best_layers.csv",
     ]
+    for task in TASKS:
+        targets.append(f"results/summary/seeds/{task}.csv")
+        for name in kdvariants.enabled_sweeps(config, task):
+            targets += [
+                f"results/sweeps/{task}/{name}{suffix}"
+                for suffix in (".csv", ".png", "_curves.png")
+            ]
     return targets
 
 
@@ -169,7 +225,12 @@ def logits_source(wildcards):
 
 
 def student_inputs(wildcards):
-    settings = kdconfig.student_settings(config, wildcards.task, wildcards.student)
+    variant = getattr(wildcards, "variant", None)
+    settings = (
+        variant_settings(wildcards.task, wildcards.student, variant)
+        if variant
+        else kdconfig.student_settings(config, wildcards.task, wildcards.student)
+    )
     inputs = data_files(wildcards.task) | {
         "transfer": transfer_parts(wildcards.task),
         "teacher": f"results/teacher/{wildcards.task}/model",
@@ -204,7 +265,12 @@ def probe_model_path(wildcards):
 def probe_inputs(wildcards):
     path = probe_model_path(wildcards)
     model = {"model": path} if wildcards.scope != "pretrained" else model_inputs(path)
-    return model | {"data": f"{config['probe']['data_dir']}/{wildcards.probe_task}.txt"}
+    return model | {"data": probe_data()}
+
+
+def probe_data():
+    """The SentEval file of every probing task, in the config's order."""
+    return [f"{config['probe']['data_dir']}/{name}.txt" for name in PROBE_TASKS]
 
 
 # --- input functions of summary.smk ---
@@ -243,19 +309,31 @@ def cost_benchmarks(wildcards):
                 f"benchmarks/predict_test/{task}/{model}.tsv",
                 f"benchmarks/speed/{task}/{model}.tsv",
             ]
-            files += [
-                f"benchmarks/probe/{task}/{model}/{name}.tsv" for name in PROBE_TASKS
-            ]
-    files += [f"benchmarks/probe/pretrained/teacher/{name}.tsv" for name in PROBE_TASKS]
+            files.append(f"benchmarks/probe/{task}/{model}.tsv")
+    files.append("benchmarks/probe/pretrained/teacher.tsv")
+    for task in TASKS:
+        for variant in kdvariants.all_variants(config, task):
+            stage = "teacher" if variant.model == "teacher" else "distil"
+            where = task if variant.model == "teacher" else f"{task}/{variant.model}"
+            files.append(f"benchmarks/{stage}/{where}/{variant.name}.tsv")
+        for model in MODELS:
+            for seed in extra_seeds(task, model):
+                files += [
+                    f"benchmarks/{rule}/{task}/{model}/{seed}.tsv"
+                    for rule in ("predict", "predict_test")
+                ]
+                if kdvariants.probe_seeds(config, task):
+                    files.append(f"benchmarks/probe/{task}/{model}/{seed}.tsv")
     return files
 
 
 # --- input functions of plots.smk ---
 
 
-def probing_plot_entries(tasks):
-    """[scope, model kind, merged probe table, model directory or hub id] of the pre-trained teacher and of every
-    model of `tasks`: the plots normalise layers by the depth of that model (kdprobe.plots.probing).
+def probing_plot_entries(tasks, seeds=True):
+    """[scope, model kind, merged probe table, model directory or hub id, probe tables of its extra seeds] of the
+    pre-trained teacher and of every model of `tasks`: the plots normalise layers by the depth of that model
+    (kdprobe.plots.probing). The extra seeds' tables only with `seeds` and where `seeds.probe` asks for them.
     """
     entries = [
         [
@@ -263,21 +341,34 @@ def probing_plot_entries(tasks):
             "pretrained",
             "results/probe/pretrained/teacher.csv",
             config["teacher"]["model"],
+            [],
         ]
     ]
     for task in tasks:
+        probed = seeds and kdvariants.probe_seeds(config, task)
         entries += [
-            [task, model, f"results/probe/{task}/{model}.csv", model_dir(task, model)]
+            [
+                task,
+                model,
+                f"results/probe/{task}/{model}.csv",
+                model_dir(task, model),
+                [
+                    f"results/probe/{task}/{model}/{seed}.csv"
+                    for seed in extra_seeds(task, model)
+                    if probed
+                ],
+            ]
             for model in MODELS
         ]
     return entries
 
 
-def probing_plot_files(tasks):
+def probing_plot_files(tasks, seeds=True):
     """The files of `probing_plot_entries`: tables and model directories (a hub id is no file)."""
     files = []
-    for scope, kind, table, model in probing_plot_entries(tasks):
+    for scope, kind, table, model, seed_tables in probing_plot_entries(tasks, seeds):
         files += [table, model if scope != "pretrained" else local_model(model)]
+        files += seed_tables
     return [path for path in files if path]
 
 

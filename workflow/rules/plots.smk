@@ -89,7 +89,7 @@ rule plot_probing:
 
 rule plot_probing_overview:
     input:
-        probing_plot_files(TASKS),
+        probing_plot_files(TASKS, seeds=False),
     output:
         plot=report(
             "results/plots/probe/overview.png",
@@ -114,7 +114,7 @@ rule plot_probing_overview:
     resources:
         **rule_resources("plots"),
     params:
-        entries=probing_plot_entries(TASKS),
+        entries=probing_plot_entries(TASKS, seeds=False),
     script:
         "../scripts/plot_probing.py"
 
@@ -176,6 +176,12 @@ rule plot_student_curves:
             for student in STUDENTS
         },
         teacher="results/teacher/{task}/metrics.json",
+        # each student's extra seeds, in the order of params.seeds
+        seeds=lambda wc: [
+            f"{run_dir(wc.task, student, seed)}/curve.csv"
+            for student in STUDENTS
+            for seed in extra_seeds(wc.task, student)
+        ],
     output:
         report(
             "results/plots/curves/{task}/students.png",
@@ -196,5 +202,8 @@ rule plot_student_curves:
         stage="students",
         # what names each student's loss on its axis
         losses=lambda wc: student_losses(wc.task),
+        seeds=lambda wc: {
+            student: extra_seeds(wc.task, student) for student in STUDENTS
+        },
     script:
         "../scripts/plot_curves.py"

@@ -1,16 +1,22 @@
-# Layer-wise probing with the SentEval tasks: one job per (model, probing task), all layers in one pass.
-# {scope} is a task, or `pretrained` for the pre-trained (not fine-tuned) teacher, probed once.
+# Layer-wise probing with the SentEval tasks: one job per model, the model loaded once, every probing task in
+# turn (all requested layers encoded in one pass per task). {scope} is a task, or `pretrained` for the pre-trained
+# (not fine-tuned) teacher, probed once. Each task's table is kept keyed by its own settings and inputs
+# (kdprobe.probing.run.probe_tasks), so an edit that concerns some probing tasks recomputes only those.
 
 
 rule probe:
     input:
         unpack(probe_inputs),
     output:
-        "results/probe/{scope}/{model}/{probe_task}.csv",
+        tables=expand(
+            "results/probe/{{scope}}/{{model}}/{probe_task}.csv",
+            probe_task=PROBE_TASKS,
+        ),
+        merged="results/probe/{scope}/{model}.csv",
     log:
-        "logs/probe/{scope}/{model}/{probe_task}.log",
+        "logs/probe/{scope}/{model}.log",
     benchmark:
-        "benchmarks/probe/{scope}/{model}/{probe_task}.tsv"
+        "benchmarks/probe/{scope}/{model}.tsv"
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("probe")
@@ -19,30 +25,11 @@ rule probe:
     params:
         kind=probe_kind,
         model_path=probe_model_path,
-        settings=lambda wc: kdconfig.probe_settings(
-            config, probe_kind(wc), wc.probe_task
-        ),
+        # {probing task: the settings its table depends on} (kdprobe.config.probe_settings)
+        settings=lambda wc: {
+            name: kdconfig.probe_settings(config, probe_kind(wc), name)
+            for name in PROBE_TASKS
+        },
+        state="results/.state/probe/{scope}/{model}",
     script:
         "../scripts/probe.py"
-
-
-rule merge_probes:
-    input:
-        expand(
-            "results/probe/{{scope}}/{{model}}/{probe_task}.csv",
-            probe_task=PROBE_TASKS,
-        ),
-    output:
-        "results/probe/{scope}/{model}.csv",
-    log:
-        "logs/merge_probes/{scope}/{model}.log",
-    localrule: True
-    conda:
-        "../../envs/kdprobe.yaml"
-    threads: rule_threads("merge")
-    resources:
-        **rule_resources("merge"),
-    params:
-        probe_tasks=PROBE_TASKS,
-    script:
-        "../scripts/merge_probes.py"

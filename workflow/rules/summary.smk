@@ -51,6 +51,13 @@ rule summary_task:
             "results/predictions/{{task}}/{model}.test.tsv", model=MODELS
         ),
         speed=expand("results/summary/speed/{{task}}/{model}.json", model=MODELS),
+        # every extra seed's predictions, dev then test, in the order of params.seeds
+        seed_predictions=lambda wc: [
+            f"results/predictions/{wc.task}/{model}/{variant}{suffix}"
+            for model in MODELS
+            for variant in extra_seeds(wc.task, model)
+            for suffix in (".tsv", ".test.tsv")
+        ],
     output:
         table=report(
             "results/summary/{task}.csv",
@@ -58,6 +65,13 @@ rule summary_task:
             category="Summary",
             subcategory="{task}",
             labels={"content": "teacher and students (table)", "task": "{task}"},
+        ),
+        seeds=report(
+            "results/summary/seeds/{task}.csv",
+            caption="../report/summary_seeds.rst",
+            category="Summary",
+            subcategory="{task}",
+            labels={"content": "every seed (table)", "task": "{task}"},
         ),
     log:
         "logs/summary_task/{task}.log",
@@ -69,6 +83,8 @@ rule summary_task:
         **rule_resources("summary"),
     params:
         models=MODELS,
+        # {model: [[seed, variant name or None for its own run], ...]}
+        seeds=lambda wc: {model: seed_runs(wc.task, model) for model in MODELS},
     script:
         "../scripts/summary_task.py"
 

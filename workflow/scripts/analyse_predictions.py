@@ -11,10 +11,11 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directiv
 
 run(
     snakemake,
-    lambda device: analyse(
+    lambda: analyse(
         {model: str(snakemake.input[model]) for model in snakemake.params.models},
         snakemake.wildcards.task,
         dict(snakemake.params.settings),
         {key: str(snakemake.output[key]) for key in OUTPUTS},
     ),
+    device=False,
 )

@@ -11,4 +11,5 @@ from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-run(snakemake, lambda device: write_demo_data(Path(snakemake.output.corpus).parent, dict(snakemake.params.settings)))
+run(snakemake, lambda: write_demo_data(Path(snakemake.output.corpus).parent, dict(snakemake.params.settings)),
+    device=False)

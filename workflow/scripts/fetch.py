@@ -12,7 +12,7 @@ import sys
 
 def _from_snakemake(smk) -> None:
     from kdprobe.fetch import Source, fetch_source
-    from kdprobe.runtime import configure_logging
+    from kdprobe.logs import configure_logging
 
     with open(smk.log[0], "w", encoding="utf-8") as log_fh:
         sys.stderr = log_fh
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kdprobe.errors import KdprobeError
     from kdprobe.fetch import DEFAULT_CACHE_DIR, fetch_all
-    from kdprobe.runtime import configure_logging
+    from kdprobe.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("keys", nargs="*", help="source keys to fetch (default: all)")

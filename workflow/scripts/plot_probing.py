@@ -14,7 +14,8 @@ task = getattr(snakemake.wildcards, "task", None)
 
 run(
     snakemake,
-    lambda device: plot_task(entries, task, str(snakemake.output[0]))
+    lambda: plot_task(entries, task, str(snakemake.output[0]))
     if task
     else plot_overview(entries, str(snakemake.output.plot), str(snakemake.output.table)),
+    device=False,
 )

@@ -13,7 +13,8 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directiv
 
 run(
     snakemake,
-    lambda device: prepare_task(
+    lambda: prepare_task(
         snakemake.wildcards.task, dict(snakemake.params.source), Path(snakemake.output.train).parent
     ),
+    device=False,
 )

@@ -1,23 +1,26 @@
-"""Probe one model on one SentEval task: `kdprobe.probing.run.probe_model` (rule `probe`).
+"""Probe one model on every SentEval task: `kdprobe.probing.run.probe_tasks` (rule `probe`).
 
 Reads `params.kind` (teacher | pretrained | bert_s | lstm_s), `params.model_path` (model directory, or a hub id
-for the pre-trained teacher), `input.data` (the SentEval `{probe_task}.txt`), `params.settings` (the probe
-settings of this kind and probing task: `kdprobe.config.probe_settings`); writes `output[0]`.
+for the pre-trained teacher), `input.data` (the SentEval `{probe_task}.txt` files, in the config's order),
+`params.settings` ({probing task: its settings}, `kdprobe.config.probe_settings`), `params.state` (the directory of
+the per-task saved tables); writes `output.tables` (one per task, in the same order) and `output.merged`.
 """
 
-from kdprobe.probing.run import probe_model
+from kdprobe.probing.run import probe_tasks
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
 run(
     snakemake,
-    lambda device: probe_model(
+    lambda device: probe_tasks(
         snakemake.params.kind,
         str(snakemake.params.model_path),
-        str(snakemake.input.data),
-        dict(snakemake.params.settings),
-        str(snakemake.output[0]),
+        [str(path) for path in snakemake.input.data],
+        {name: dict(settings) for name, settings in snakemake.params.settings.items()},
+        [str(path) for path in snakemake.output.tables],
+        str(snakemake.output.merged),
+        str(snakemake.params.state),
         device,
     ),
 )

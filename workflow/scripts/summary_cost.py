@@ -11,8 +11,9 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directiv
 
 run(
     snakemake,
-    lambda device: write_cost_summary(
+    lambda: write_cost_summary(
         [str(f) for f in snakemake.input], dict(snakemake.params.gpus), str(snakemake.output.table),
         str(snakemake.output.plot),
     ),
+    device=False,
 )

@@ -10,7 +10,8 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directiv
 
 run(
     snakemake,
-    lambda device: write_study_summary(
+    lambda: write_study_summary(
         [str(f) for f in snakemake.input], str(snakemake.output.table), str(snakemake.output.plot)
     ),
+    device=False,
 )

@@ -43,6 +43,17 @@ def read_curve(path: str | os.PathLike, dev_metrics: bool) -> pd.DataFrame:
     return curve
 
 
+def read_headline_curve(path: str | os.PathLike, task: str) -> pd.DataFrame:
+    """`read_curve` of a teacher's or student's curve, which must have the task's headline dev metric."""
+    from ..tasks import HEADLINE_METRIC
+
+    curve = read_curve(path, dev_metrics=True)
+    column = f"dev_{HEADLINE_METRIC[task]}"
+    if column not in curve.columns:
+        raise InputError(path, f"missing column {column}, the headline metric of {task}")
+    return curve
+
+
 def dev_columns(curve: pd.DataFrame) -> list[str]:
     return [c for c in curve.columns if c.startswith("dev_")]
 

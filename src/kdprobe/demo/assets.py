@@ -13,14 +13,14 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import write_text
-from .models import write_bert, write_gpt2, write_word2vec
 from .probing import write_probing
 from .tasks import write_raw
 
 log = logging.getLogger(__name__)
 
-#: The model writers, by the `demo` config key that holds their settings.
-MODELS = {"bert": write_bert, "gpt2": write_gpt2, "word2vec": write_word2vec}
+#: The demo's models (each `models.write_<kind>`), by the `demo` config key that holds their settings. `models`
+#: (torch, transformers, gensim) is imported only to train one, so writing the text needs none of them.
+MODELS = ("bert", "gpt2", "word2vec")
 #: The settings each part reads: `demo.<key>.<subkey>`.
 REQUIRED = {
     "data": {"seed": (), "sentences": ("cola", "sst2", "sara"), "probing_sentences": ()},
@@ -63,7 +63,9 @@ def write_demo_model(kind: str, out: str | Path, corpus: list[str], settings: di
     if kind not in MODELS:
         raise ConfigError("demo", f"unknown demo model {kind!r}; choose one of {sorted(MODELS)}")
     _check(settings, kind)
-    return MODELS[kind](out, corpus, settings[kind], int(settings["seed"]))
+    from . import models
+
+    return getattr(models, f"write_{kind}")(out, corpus, settings[kind], int(settings["seed"]))
 
 
 def write_demo_assets(out_dir: str | Path, settings: dict) -> dict:

@@ -20,7 +20,8 @@ from transformers import BertConfig, BertForPreTraining, BertTokenizer
 
 from ..embeddings import word_tokenize
 from ..io import atomic_dir, atomic_path
-from ..runtime import progress, single_thread
+from ..logs import progress
+from ..runtime import single_thread
 from ..schedule import linear_warmup_decay
 from ..scratch_models import MAX_POSITIONS, init_gpt2
 

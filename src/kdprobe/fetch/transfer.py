@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import KdprobeError
+from ..logs import progress
 
 log = logging.getLogger("kdprobe.fetch")
 
@@ -146,8 +147,6 @@ def _fetch_once(url: str, tmp: Path, timeout: float, headers: dict[str, str], de
         raise FetchError(f"{url}: {err}") from None
     except (OSError, http.client.HTTPException) as err:
         raise _Retryable(f"connection failed: {err!r}") from None
-
-    from ..runtime import progress  # here, not at import: kdprobe.runtime imports torch
 
     with response:
         length = response.headers.get("Content-Length")

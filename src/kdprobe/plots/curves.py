@@ -10,12 +10,12 @@ loss on its axis.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..analysis.curves import read_curve, shown_metrics
+from ..analysis.curves import read_curve, read_headline_curve, shown_metrics
 from ..errors import InputError
 from ..io import read_json
 from ..results_page import TASK_METRICS
@@ -85,10 +85,12 @@ def gpt2_figure(curve: pd.DataFrame, task: str) -> Figure:
 
 
 def students_figure(curves: Mapping[str, pd.DataFrame], task: str, losses: Mapping[str, Mapping[str, Any]],
-                    teacher_dev: float | None = None) -> Figure:
-    """First panel: each student's dev headline metric per epoch (its best epoch, the one kept, marked) and the
-    fine-tuned teacher's as a dashed line; then one panel per student with its distillation loss (each loss has its
-    own unit)."""
+                    teacher_dev: float | None = None,
+                    seed_curves: Mapping[str, Sequence[pd.DataFrame]] | None = None) -> Figure:
+    """First panel: each student's dev headline metric per epoch (its best epoch, the one kept, marked), its extra
+    seeds' as thin lines (the spread over seeds), and the fine-tuned teacher's as a dashed line; then one panel per
+    student with its distillation loss (each loss has its own unit), extra seeds thin too."""
+    seed_curves = seed_curves or {}
     metric = HEADLINE_METRIC.get(task, "accuracy")
     column = f"dev_{metric}"
     fig, axes = new_figure(3.4 * (1 + len(curves)) + 0.4, 3.8, 1, 1 + len(curves))
@@ -98,16 +100,23 @@ def students_figure(curves: Mapping[str, pd.DataFrame], task: str, losses: Mappi
         dev_ax.plot(curve["epoch"], curve[column], "-o", markersize=3, color=colour, label=model_name(student))
         best = curve.loc[curve[column].idxmax()]
         dev_ax.plot(best["epoch"], best[column], "*", markersize=12, color=colour, markeredgecolor="black")
+        extra = seed_curves.get(student, [])
+        for i, other in enumerate(extra):
+            dev_ax.plot(other["epoch"], other[column], "-", linewidth=1, alpha=0.5, color=colour,
+                        label=f"{model_name(student)}: {len(extra)} other seed(s)" if i == 0 else None)
     if teacher_dev is not None:
         dev_ax.axhline(teacher_dev, color=model_colour("teacher"), linestyle="--", label=model_name("teacher"))
     dev_ax.plot([], [], "*", color="grey", markeredgecolor="black", markersize=10, label="best epoch (kept)")
     dev_ax.set_xlabel(EPOCH)
     dev_ax.set_ylabel(metric_label(metric))
     dev_ax.set_title(f"dev {METRIC_NAMES.get(metric, metric)}")
-    dev_ax.legend(loc="best")
+    dev_ax.legend(loc="best", fontsize=8)
     for ax, (student, curve) in zip(axes[0][1:], curves.items()):
         ax.plot(curve["epoch"], curve["loss"], "-o", markersize=3, color=model_colour(student),
                 label=model_name(student))
+        for i, other in enumerate(seed_curves.get(student, [])):
+            ax.plot(other["epoch"], other["loss"], "-", linewidth=1, alpha=0.5, color=model_colour(student),
+                    label="other seeds" if i == 0 else None)
         ax.set_xlabel(EPOCH)
         ax.set_ylabel(loss_label(losses[student]))
         ax.set_title(f"{model_name(student)}: distillation loss")
@@ -126,20 +135,18 @@ def plot_gpt2(curve_csv: str | os.PathLike, task: str, out_png: str | os.PathLik
 
 
 def plot_students(curve_csvs: Mapping[str, str | os.PathLike], teacher_metrics: str | os.PathLike | None, task: str,
-                  losses: Mapping[str, Mapping[str, Any]], out_png: str | os.PathLike) -> None:
+                  losses: Mapping[str, Mapping[str, Any]], out_png: str | os.PathLike,
+                  seed_curve_csvs: Mapping[str, Sequence[str | os.PathLike]] | None = None) -> None:
     """`curve_csvs`: `{student: curve.csv}`; `teacher_metrics`: the teacher's `metrics.json` (its `dev` headline
-    metric is drawn as the reference) or None."""
+    metric is drawn as the reference) or None; `seed_curve_csvs`: `{student: [curve.csv of each extra seed]}`."""
     metric = f"dev_{HEADLINE_METRIC.get(task, 'accuracy')}"
-    curves = {}
-    for student, path in curve_csvs.items():
-        curve = read_curve(path, dev_metrics=True)
-        if metric not in curve.columns:
-            raise InputError(path, f"missing column {metric}, the headline metric of {task}")
-        curves[student] = curve
+    curves = {student: read_headline_curve(path, task) for student, path in curve_csvs.items()}
+    seeds = {student: [read_headline_curve(path, task) for path in paths]
+             for student, paths in (seed_curve_csvs or {}).items()}
     teacher_dev = None
     if teacher_metrics is not None:
         dev = read_json(teacher_metrics).get("dev") or {}
         if metric.removeprefix("dev_") not in dev:
             raise InputError(teacher_metrics, f"no dev {metric.removeprefix('dev_')}")
         teacher_dev = float(dev[metric.removeprefix("dev_")])
-    save_figure(students_figure(curves, task, losses, teacher_dev), out_png)
+    save_figure(students_figure(curves, task, losses, teacher_dev, seeds), out_png)

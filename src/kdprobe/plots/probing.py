@@ -4,9 +4,10 @@ and the students (one line per model and pooling), with the majority baseline; a
 model's best-layer accuracy per probing task, across the downstream tasks.
 
 Entry points (rules `plot_probing`, `plot_probing_overview`): `plot_task(entries, task, out_png)` and
-`plot_overview(entries, out_png, out_csv)`, `entries` being `(scope, model kind, probe table, model)`: the
-downstream task or `pretrained`, teacher | pretrained | bert_s | lstm_s, the merged probe CSV, and the model
-directory (or hub id) whose depth normalises the layers.
+`plot_overview(entries, out_png, out_csv)`, `entries` being `(scope, model kind, probe table, model, seed tables)`:
+the downstream task or `pretrained`, teacher | pretrained | bert_s | lstm_s, the merged probe CSV, the model
+directory (or hub id) whose depth normalises the layers, and the probe tables of the model's extra seeds (config
+`seeds.probe`; often none), whose range around the model's own line the task figure shades.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from ..analysis.probing import best_layers, majority_by_task, model_depth, model_order, read_probe_tables
+from ..analysis.probing import (best_layers, majority_by_task, model_depth, model_order, read_probe_table,
+                                read_probe_tables)
 from ..io import write_csv
 from .common import POOLING_MARKERS, POOLING_STYLES, model_colour, model_name, new_figure, save_figure
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[str, str, "str | os.PathLike", "str | os.PathLike"]
+Entry = tuple[str, str, "str | os.PathLike", "str | os.PathLike", Sequence["str | os.PathLike"]]
 X_LABEL = "layer / number of layers (0 = embeddings)"
 Y_LABEL = "test accuracy (fraction)"
 
@@ -36,9 +39,10 @@ def _label(name: str) -> str:
     return name.replace("_", " ")
 
 
-def probing_figure(table: pd.DataFrame, title: str, ncols: int = 3) -> Figure:
+def probing_figure(table: pd.DataFrame, title: str, ncols: int = 3, spread: pd.DataFrame | None = None) -> Figure:
     """One panel per probing task (in table order): test accuracy against `position` for each model and pooling
-    (colour: model, line style: pooling), the majority baseline as a black dotted line; one shared legend."""
+    (colour: model, line style: pooling), the majority baseline as a black dotted line; one shared legend. With
+    `spread` (`seed_spread`), each model's range over its seeds is shaded."""
     tasks = list(pd.unique(table["probe_task"]))
     models = model_order(table["model"])
     majority = majority_by_task(table)
@@ -53,6 +57,11 @@ def probing_figure(table: pd.DataFrame, title: str, ncols: int = 3) -> Figure:
                 ax.plot(line["position"], line["test_acc"], POOLING_STYLES.get(pooling, "-"),
                         marker=POOLING_MARKERS.get(pooling, "o"), markersize=4.5, color=model_colour(model),
                         linewidth=1.6)
+        if spread is not None:
+            for (model, pooling), band in spread[spread["probe_task"] == task].groupby(["model", "pooling"]):
+                band = band.sort_values("position")
+                ax.fill_between(band["position"], band["low"], band["high"], color=model_colour(model), alpha=0.2,
+                                linewidth=0)
         ax.axhline(majority[task], color="black", linestyle=":", linewidth=1.2)
         ax.set_title(_label(task))
         ax.set_xlim(-0.05, 1.05)
@@ -70,6 +79,8 @@ def probing_figure(table: pd.DataFrame, title: str, ncols: int = 3) -> Figure:
                        marker=POOLING_MARKERS.get(p, "o"), markersize=4.5,
                        label=f"pooling: {p}") for p in poolings]
     handles.append(Line2D([], [], color="black", linestyle=":", label="majority baseline"))
+    if spread is not None:
+        handles.append(Patch(color="dimgray", alpha=0.3, label=f"range over seeds (up to {spread['runs'].max()})"))
     legend_ax.legend(handles=handles, loc="center", frameon=False, title="model / pooling")
     fig.suptitle(title)
     fig.tight_layout()
@@ -114,21 +125,36 @@ def overview_figure(best: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def _table(entries: Iterable[Entry]) -> pd.DataFrame:
-    resolved = []
-    for scope, kind, path, model in entries:
+def _table(entries: Iterable[Entry], seeds: bool = False) -> pd.DataFrame:
+    """The entries' own probe tables (`seeds`: their extra seeds' too, as `run` 1, 2, ...; the own run is 0)."""
+    resolved, frames = [], []
+    for scope, kind, path, model, seed_paths in entries:
         depth = model_depth(kind, model)
         log.info("%s %s: depth %d (from %s)", scope, kind, depth, model)
         resolved.append((scope, path, depth))
-    return read_probe_tables(resolved)
+        if seeds:
+            frames += [read_probe_table(p, scope, depth).assign(run=i) for i, p in enumerate(seed_paths, 1)]
+    own = read_probe_tables(resolved).assign(run=0)
+    return pd.concat([own, *frames], ignore_index=True) if frames else own
+
+
+def seed_spread(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Per model, pooling, probing task and layer with more than one run: the lowest and highest test accuracy over
+    its runs (`low`, `high`, `runs`); None when no model has extra seeds."""
+    keys = ["scope", "model", "pooling", "probe_task", "layer", "position"]
+    grouped = table.groupby(keys, sort=False)["test_acc"].agg(low="min", high="max", runs="count").reset_index()
+    grouped = grouped[grouped["runs"] > 1]
+    return None if grouped.empty else grouped
 
 
 def plot_task(entries: Sequence[Entry], task: str, out_png: str | os.PathLike) -> pd.DataFrame:
-    """The probing figure of one downstream task (its models and the pre-trained teacher); returns its table."""
-    table = _table(entries)
-    fig = probing_figure(table, f"{task}: probing accuracy by relative layer depth")
+    """The probing figure of one downstream task (its models and the pre-trained teacher, the range over extra
+    seeds shaded where they were probed); returns the models' own table."""
+    table = _table(entries, seeds=True)
+    own = table[table["run"] == 0].drop(columns="run")
+    fig = probing_figure(own, f"{task}: probing accuracy by relative layer depth", spread=seed_spread(table))
     save_figure(fig, out_png)
-    return table
+    return own
 
 
 def plot_overview(entries: Sequence[Entry], out_png: str | os.PathLike, out_csv: str | os.PathLike) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..errors import ConfigError
-from ..runtime import progress
+from ..logs import progress
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..runtime import progress, single_thread
+from ..logs import progress
+from ..runtime import single_thread
 
 log = logging.getLogger(__name__)
 

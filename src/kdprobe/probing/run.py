@@ -1,31 +1,32 @@
-"""Entry points of the probing stage: probe one model on one SentEval task; merge the per-task tables."""
+"""Entry points of the probing stage: probe one model on one SentEval task (`probe_model`), or on several in one
+job with the model loaded once (`probe_tasks`, rule `probe`); merge the per-task tables (`merge_probes`, from
+`tables`, torch-free)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import torch
 
+from ..checkpoint import ResumeState, resume_key
 from ..config import LOGREG_PROBE_TASK
-from ..errors import InputError
-from ..io import read_csv_table, write_csv
+from ..digest import content_digests, model_files
+from ..io import write_csv
 from . import senteval
 from .encoders import MODEL_KINDS, encode, load_encoder, resolve_layers, resolve_poolings
 from .probe import fit_grid, setting
+from .tables import COLUMNS, merge_probes
+
+__all__ = ["COLUMNS", "merge_probes", "probe_model", "probe_tasks"]
 
 log = logging.getLogger(__name__)
 
-#: One row per (layer, pooling): the chosen setting (`hidden` 0: logistic regression; `epochs`: the passes over the
-#: training set it trained) and its scores.
-COLUMNS = [
-    "model", "probe_task", "layer", "pooling", "test_acc", "dev_acc", "hidden", "dropout", "weight_decay", "epochs",
-    "majority_acc", "n_train", "n_dev", "n_test",
-]
 _SPLITS = ("train", "dev", "test")
 
 
@@ -45,9 +46,64 @@ def probe_model(
     `max_epoch`, `seed`, `encode_batch_size`, `max_sentences`; for WordContent `word_content_logreg`, SentEval's
     logistic regression in place of the MLP). Returns the table it wrote (columns `COLUMNS`).
     """
+    _check(model_kind, settings)
+    device = torch.device(device)
+    return _probe(load_encoder(model_kind, str(model_dir), device), model_kind, probe_file, settings, out_csv, device)
+
+
+def probe_tasks(
+    model_kind: str,
+    model_dir: str | os.PathLike,
+    probe_files: Sequence[str | os.PathLike],
+    settings: Mapping[str, dict[str, Any]],
+    out_csvs: Sequence[str | os.PathLike],
+    merged_csv: str | os.PathLike,
+    state_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """`probe_model` on every SentEval task of `probe_files` in one job, the model loaded once; each task's table
+    written to its `out_csvs` entry, and all of them merged into `merged_csv` (`merge_probes`, in the order given).
+    `settings`: `{task: its probe settings}` (`kdprobe.config.probe_settings`).
+
+    Each task's table is also kept in `state_dir/<task>.pt`, keyed by that task's settings and the content of the
+    model and of the task's data file, so a job rerun for an edit that concerns some tasks only (say
+    `probe.word_content_logreg`) reuses the other tasks' tables, and the log says so. Returns the merged table.
+    """
+    for task_settings in settings.values():
+        _check(model_kind, task_settings)
+    device = torch.device(device)
+    files = model_files(model_dir)
+    model = content_digests({"model": files}) if files else {"model": str(model_dir)}
+    encoder, tasks = None, []
+    for probe_file, out_csv in zip(probe_files, out_csvs, strict=True):
+        task = senteval.task_name(probe_file)
+        state = ResumeState(Path(state_dir) / f"{task}.pt",
+                            resume_key(settings[task], {"data": probe_file}, kind=model_kind, model=model))
+        saved = state.load()
+        if saved is not None:
+            write_csv(out_csv, pd.read_csv(io.StringIO(saved["table"])))
+            log.info("%s: its settings, the model and %s are those of its saved table: reused, %s written",
+                     task, probe_file, out_csv)
+        else:
+            if encoder is None:
+                encoder = load_encoder(model_kind, str(model_dir), device)
+            table = _probe(encoder, model_kind, probe_file, settings[task], out_csv, device)
+            state.save({"table": table.to_csv(index=False)})
+        tasks.append(task)
+    return merge_probes([str(path) for path in out_csvs], str(merged_csv), tasks)
+
+
+def _check(model_kind: str, settings: dict[str, Any]) -> None:
+    """The model kind and its pooling and layer settings, checked before a model is loaded."""
     if model_kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {model_kind!r} (expected one of {', '.join(MODEL_KINDS)})")
-    device = torch.device(device)
+    resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
+    setting(settings, "layers", model_kind)
+
+
+def _probe(encoder, model_kind: str, probe_file: str | os.PathLike, settings: dict[str, Any],
+           out_csv: str | os.PathLike, device: torch.device) -> pd.DataFrame:
+    """`probe_model` with the model already loaded (`encoders.load_encoder`)."""
     task = senteval.task_name(probe_file)
     poolings = resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
     layer_spec = setting(settings, "layers", model_kind)
@@ -59,7 +115,6 @@ def probe_model(
     log.info("read %s: task %s, %s sentences, %d classes", probe_file, task,
              "/".join(f"{counts[s]} {s}" for s in _SPLITS), len(labels))
 
-    encoder = load_encoder(model_kind, str(model_dir), device)
     layers = resolve_layers(encoder, layer_spec)
     log.info("encoding layers %s with pooling %s", layers, poolings)
     if logistic:
@@ -69,9 +124,6 @@ def probe_model(
     features = encode(encoder, sentences, layers, poolings, int(settings.get("encode_batch_size", 128)),
                       desc=f"{model_kind} {task}")
     log.info("encoded %d sentences in %.1f s", len(sentences), time.perf_counter() - start)
-    del encoder  # free the model (and its GPU memory) before the probes train
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
     bounds, offset = {}, 0
     for split in _SPLITS:
@@ -97,52 +149,4 @@ def probe_model(
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_csv(out_csv, table)
     log.info("wrote %s: %d rows", out_csv, len(table))
-    return table
-
-
-def merge_probes(
-    in_csvs: Sequence[str | os.PathLike],
-    out_csv: str | os.PathLike,
-    expected_tasks: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Concatenate per-task probe tables into one, checking they are complete and consistent.
-
-    Rows are ordered by model (first appearance), then probe task (the order of `expected_tasks` when given,
-    else alphabetical), then as written (layer, pooling). Every input must have `COLUMNS` and at least one row;
-    each (model, probe_task, layer, pooling) may occur once; with `expected_tasks` (the config's `probe.tasks`)
-    every expected task must be present for every model and no other task may appear.
-    """
-    if not in_csvs:
-        raise ValueError("merge_probes: no input tables")
-    frames = []
-    for path in in_csvs:
-        frame = read_csv_table(path, COLUMNS)
-        frames.append(frame[COLUMNS])
-        log.info("read %s: %d rows", path, len(frame))
-    table = pd.concat(frames, ignore_index=True)
-    where = str(Path(os.path.commonpath([os.path.abspath(p) for p in in_csvs])))
-
-    dup = table.duplicated(["model", "probe_task", "layer", "pooling"], keep=False)
-    if dup.any():
-        first = table[dup].iloc[0]
-        raise InputError(where, f"duplicate result for model {first.model}, task {first.probe_task}, "
-                                f"layer {first.layer}, pooling {first.pooling}")
-    tasks = list(expected_tasks) if expected_tasks is not None else sorted(table["probe_task"].unique())
-    if expected_tasks is not None:
-        for model, group in table.groupby("model", sort=False):
-            present = set(group["probe_task"])
-            lacking = [t for t in tasks if t not in present]
-            if lacking:
-                raise InputError(where, f"model {model}: no results for probe tasks {lacking}")
-            extra = sorted(present - set(tasks))
-            if extra:
-                raise InputError(where, f"model {model}: probe tasks {extra} are not in probe.tasks")
-    model_rank = {m: i for i, m in enumerate(pd.unique(table["model"]))}
-    task_rank = {t: i for i, t in enumerate(tasks)}
-    table = table.assign(_m=table["model"].map(model_rank), _t=table["probe_task"].map(task_rank),
-                         _r=range(len(table)))
-    table = table.sort_values(["_m", "_t", "_r"], kind="stable").drop(columns=["_m", "_t", "_r"])
-    table = table.reset_index(drop=True)
-    write_csv(out_csv, table)
-    log.info("wrote %s: %d rows, %d models x %d probe tasks", out_csv, len(table), len(model_rank), len(tasks))
     return table

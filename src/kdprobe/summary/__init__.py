@@ -3,6 +3,7 @@
 - `scores`: per task, the teacher and both students side by side (task metrics on dev and test from the prediction
   files, the students' share of the teacher's score, parameters and their ratio to the teacher's, size on disk,
   measured CPU/GPU latency and throughput from `kdprobe.speed`), and the study-wide table.
+- `seeds`: every seed of every model scored, and each model's mean and standard deviation over its seeds.
 - `cost`: wall time, CPU time, peak memory and GPU-hours per stage and task, from Snakemake's benchmark files.
 - `plots`: score against size and against CPU latency; the cost per stage.
 
@@ -22,6 +23,7 @@ import pandas as pd
 from ..io import write_csv
 from .cost import benchmark_jobs, cost_table
 from .scores import read_task_table, study_table, task_table
+from .seeds import Run, seed_spread, seed_table
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +31,24 @@ __all__ = ["write_task_summary", "write_study_summary", "write_cost_summary"]
 
 
 def write_task_summary(task: str, labels_path: str | Path, splits: Mapping[str, str | Path],
-                       predictions: Mapping[str, Mapping[str, str | Path]], speeds: Mapping[str, str | Path],
-                       out_csv: str | Path) -> pd.DataFrame:
-    """`scores.task_table`, written to `out_csv` (`results/summary/{task}.csv`)."""
-    frame = task_table(task, labels_path, splits, predictions, speeds)
+                       runs: Mapping[str, Sequence[Run]], speeds: Mapping[str, str | Path], out_csv: str | Path,
+                       out_seeds_csv: str | Path) -> pd.DataFrame:
+    """`seeds.seed_table` of every run into `out_seeds_csv`, and `scores.task_table` of each model's own run with
+    its spread over seeds into `out_csv` (`results/summary/{task}.csv`). `runs`: {model: [(seed, None, {'dev':
+    predictions, 'test': predictions}), (seed, variant name, {...}), ...]}, the teacher first."""
+    seeds = seed_table(task, labels_path, splits, runs)
+    frame = task_table(task, labels_path, splits, {model: model_runs[0][2] for model, model_runs in runs.items()},
+                       speeds, spread=seed_spread(seeds))
+    write_csv(out_seeds_csv, seeds)
+    log.info("wrote %d runs (%s) to %s", len(seeds),
+             ", ".join(f"{model}: {len(model_runs)} seed(s)" for model, model_runs in runs.items()), out_seeds_csv)
     write_csv(out_csv, frame)
     for row in frame.itertuples(index=False):
-        log.info("%s %s: dev %s %.4f (share %.3f), test %.4f; %d parameters (%.3f of the teacher's); CPU %.2f ms, "
-                 "%.1f sentences/s", task, row.model, row.metric, row.dev_score, row.dev_share, row.test_score,
-                 row.params, row.params_ratio, row.cpu_latency_ms, row.cpu_throughput)
+        log.info("%s %s: dev %s %.4f (share %.3f), test %.4f; over %d seed(s): dev %.4f +- %.4f, test %.4f +- "
+                 "%.4f; %d parameters (%.3f of the teacher's); CPU %.2f ms, %.1f sentences/s", task, row.model,
+                 row.metric, row.dev_score, row.dev_share, row.test_score, row.seeds, row.dev_score_mean,
+                 row.dev_score_std, row.test_score_mean, row.test_score_std, row.params, row.params_ratio,
+                 row.cpu_latency_ms, row.cpu_throughput)
     log.info("wrote %d rows to %s", len(frame), out_csv)
     return frame
 

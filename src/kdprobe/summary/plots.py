@@ -72,6 +72,9 @@ def study_figure(study: pd.DataFrame) -> Figure:
                 continue
             ax.scatter(x, y, s=70, color=colours[row.task], marker=markers[row.model], edgecolor="black",
                        linewidth=0.6, zorder=3)
+            if row.seeds > 1:  # the spread over seeds: mean +- standard deviation
+                ax.errorbar(x, row.test_score_mean, yerr=row.test_score_std, fmt="_", markersize=12, capsize=4,
+                            color=colours[row.task], zorder=2)
             points.append((x, y, f"{task_name(row.task)} {model_name(row.model).split(' (')[0]}"))
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
@@ -83,6 +86,9 @@ def study_figure(study: pd.DataFrame) -> Figure:
                for t in tasks]
     handles += [Line2D([], [], linestyle="", marker=markers[m], markersize=8, color="white", markeredgecolor="black",
                        label=model_name(m).split(" (")[0]) for m in models]
+    if (study["seeds"] > 1).any():
+        handles.append(Line2D([], [], color="dimgray", marker="_", markersize=12,
+                              label="mean ± std over seeds"))
     axes[0][1].legend(handles=handles, title="task (colour), model (marker)", loc="best")
     note = " (CoLA, SST-2: test = dev, GLUE test labels hidden)" if study["test_is_dev"].any() else ""
     fig.suptitle(f"Distillation: score against size and speed{note}")

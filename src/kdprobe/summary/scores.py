@@ -8,6 +8,8 @@
 - `test_is_dev`: whether `test.tsv` repeats `dev.tsv` (CoLA and SST-2: GLUE's test labels are hidden);
 - `dev_share`, `test_share`: the headline score as a share of the teacher's (1 for the teacher; empty when the
   teacher's score is not positive, where a share means nothing);
+- `seeds`, `dev_score_mean`, `dev_score_std`, `test_score_mean`, `test_score_std`: the headline score over the
+  model's seeds (`kdprobe.summary.seeds`; one seed: its score, no deviation); the other columns are its own run's;
 - `params`, `params_without_embeddings` and their `_ratio` to the teacher's; `disk_mb` (weight files, 10^6 bytes);
 - `cpu_latency_ms` (median, one sentence), `cpu_throughput` (sentences/s at `throughput_batch`), `cpu_device`,
   `cpu_threads`, and the same `gpu_*` columns (empty without a GPU); `latency_repeats`, `throughput_batch`.
@@ -36,6 +38,7 @@ SPLITS = ("dev", "test")
 #: Columns of the study-wide table (and the first columns of each task's table).
 STUDY_COLUMNS = [
     "task", "model", "metric", "dev_score", "test_score", "test_is_dev", "dev_share", "test_share",
+    "seeds", "dev_score_mean", "dev_score_std", "test_score_mean", "test_score_std",
     "params", "params_without_embeddings", "params_ratio", "params_without_embeddings_ratio", "disk_mb",
     "cpu_latency_ms", "cpu_throughput", "cpu_device", "cpu_threads",
     "gpu_latency_ms", "gpu_throughput", "gpu_device", "latency_repeats", "throughput_batch", "n_dev", "n_test",
@@ -129,9 +132,11 @@ def _device_columns(record: dict, slot: str) -> dict[str, Any]:
 
 
 def task_table(task: str, labels_path: str | Path, splits: Mapping[str, str | Path],
-               predictions: Mapping[str, Mapping[str, str | Path]], speeds: Mapping[str, str | Path]) -> pd.DataFrame:
+               predictions: Mapping[str, Mapping[str, str | Path]], speeds: Mapping[str, str | Path],
+               spread: pd.DataFrame | None = None) -> pd.DataFrame:
     """The task's summary (module docstring). `splits`: {'dev': path, 'test': path}; `predictions`: {model: {'dev':
-    path, 'test': path}} with the teacher first; `speeds`: {model: speed JSON path}."""
+    path, 'test': path}} with the teacher first; `speeds`: {model: speed JSON path}; `spread`: the models' scores
+    over their seeds (`seeds.seed_spread`; None: one seed each)."""
     models = list(predictions)
     if not models or models[0] != "teacher":
         raise ValueError(f"the teacher comes first in a task table, got models {models}")
@@ -159,6 +164,13 @@ def task_table(task: str, labels_path: str | Path, splits: Mapping[str, str | Pa
             row |= {f"{split}_{name}": value for name, value in sorted(scores[split].items())}
         rows.append(row)
     frame = pd.DataFrame(rows)
+    if spread is None:
+        spread = pd.DataFrame({"model": models, "seeds": 1, "dev_score_mean": frame["dev_score"],
+                               "dev_score_std": math.nan, "test_score_mean": frame["test_score"],
+                               "test_score_std": math.nan})
+    if sorted(spread["model"]) != sorted(models):
+        raise ValueError(f"seed spread for {sorted(spread['model'])}, predictions for {sorted(models)}")
+    frame = frame.merge(spread, on="model", how="left", validate="one_to_one")
     teacher = frame.iloc[0]
     for split in SPLITS:
         frame[f"{split}_share"] = [share(s, teacher[f"{split}_score"]) for s in frame[f"{split}_score"]]

@@ -1,0 +1,182 @@
+"""Repeated seeds and declared sweeps: which extra runs of which models a config asks for, with their settings and
+readable names.
+
+A *variant* is one extra training run of a model of one task, written below that model's own directory under a
+readable name (never a hash), so each variant is one job and editing one reruns only it:
+- extra seeds (config `seeds`, per task `tasks.<task>.seeds`): `seeds.<model>: K` trains `teacher` or a student K
+  times, with the model's `seed`, `seed + 1`, ... `seed + K - 1`. The first is the model itself (the study's
+  paths keep their meaning); the others are the variants `seed<N>`, e.g. `results/students/sara/bert_s/seed43/`.
+- sweeps (config `sweeps.<name>`): a grid over settings of one student, per task; every grid point is the
+  variant `sweeps/<name>/<label>` with the label made of the grid values, e.g.
+  `results/students/cola/lstm_s/sweeps/lr/lr=0.001/`. Grid keys are the student's settings, plus the size
+  multipliers `width` (the student's width settings, `WIDTH_KEYS`) and `depth` (its `layers`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .config import section, student_settings
+from .errors import ConfigError
+
+#: The settings that `width` multiplies, per student; `depth` multiplies `layers`.
+WIDTH_KEYS = {"bert_s": ("hidden", "intermediate"), "lstm_s": ("hidden", "fc")}
+MULTIPLIERS = ("width", "depth")
+SEED_PREFIX = "seed"
+SWEEP_PREFIX = "sweeps"
+#: Characters a sweep label keeps; any other character of a value becomes `-`.
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One extra run: `model` (teacher or a student) of `task`, `name` its path below the model's directory,
+    `settings` its whole settings section, `values` what distinguishes it (`{"seed": N}` or the grid values) and
+    `sweep` the sweep it belongs to (None for a seed)."""
+
+    task: str
+    model: str
+    name: str
+    settings: dict[str, Any] = field(compare=False)
+    values: dict[str, Any] = field(compare=False)
+    sweep: str | None = None
+
+
+def model_settings(config: dict, task: str, model: str) -> dict[str, Any]:
+    """The settings section of `model` on `task`: the teacher's, or the student's with the task's overrides."""
+    return section(config, task, "teacher") if model == "teacher" else student_settings(config, task, model)
+
+
+def seed_count(config: dict, task: str, model: str) -> int:
+    """K, the number of seeds `model` is trained with on `task` (1 when `seeds` does not name it)."""
+    return int(section(config, task, "seeds").get(model, 1))
+
+
+def seeds_of(config: dict, task: str, model: str) -> list[int]:
+    """The seeds of `model` on `task`, the model's own (its headline run) first."""
+    base = int(model_settings(config, task, model)["seed"])
+    return [base + i for i in range(seed_count(config, task, model))]
+
+
+def probe_seeds(config: dict, task: str) -> bool:
+    """Whether the extra seeds of `task`'s models are probed too (`seeds.probe`)."""
+    return bool(section(config, task, "seeds").get("probe", False))
+
+
+def seed_variants(config: dict, task: str, model: str) -> list[Variant]:
+    """The extra seeds of `model` on `task` (every seed but the first)."""
+    settings = model_settings(config, task, model)
+    return [Variant(task, model, f"{SEED_PREFIX}{seed}", settings | {"seed": seed}, {"seed": seed})
+            for seed in seeds_of(config, task, model)[1:]]
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(_label_value(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _LABEL_UNSAFE.sub("-", str(value))
+
+
+def sweep_label(values: dict[str, Any]) -> str:
+    """The readable name of one grid point: `key=value` joined by `,` in grid order (`lr=0.001,batch_size=64`)."""
+    return ",".join(f"{key}={_label_value(value)}" for key, value in values.items())
+
+
+def apply_multipliers(student: str, settings: dict[str, Any], width: int = 1, depth: int = 1) -> dict[str, Any]:
+    """`settings` with the student's width settings times `width` and `layers` times `depth`."""
+    out = dict(settings)
+    for key in WIDTH_KEYS[student]:
+        out[key] = int(out[key]) * int(width)
+    out["layers"] = int(out["layers"]) * int(depth)
+    return out
+
+
+def enabled_sweeps(config: dict, task: str) -> dict[str, dict]:
+    """The sweeps that run on `task`: enabled, and `tasks` (default: every task) naming it."""
+    return {name: sweep for name, sweep in (config.get("sweeps") or {}).items()
+            if sweep.get("enabled", True) and task in sweep.get("tasks", list(config["tasks"]))}
+
+
+def sweep_variants(config: dict, task: str, name: str) -> list[Variant]:
+    """Every grid point of sweep `name` on `task`, in grid order (the first key varies slowest)."""
+    sweep = config["sweeps"][name]
+    student = sweep["student"]
+    base = student_settings(config, task, student) | copy.deepcopy(sweep.get("settings", {}))
+    keys = list(sweep["grid"])
+    variants = []
+    for point in itertools.product(*(sweep["grid"][key] for key in keys)):
+        values = dict(zip(keys, point))
+        settings = base | {k: copy.deepcopy(v) for k, v in values.items() if k not in MULTIPLIERS}
+        settings = apply_multipliers(student, settings, values.get("width", 1), values.get("depth", 1))
+        variants.append(Variant(task, student, f"{SWEEP_PREFIX}/{name}/{sweep_label(values)}", settings, values,
+                                sweep=name))
+    return variants
+
+
+def all_variants(config: dict, task: str) -> list[Variant]:
+    """Every extra run of `task`: the extra seeds of each model, then every enabled sweep's grid points."""
+    models = ["teacher", *config["students"]]
+    out = [v for model in models for v in seed_variants(config, task, model)]
+    for name in enabled_sweeps(config, task):
+        out += sweep_variants(config, task, name)
+    return out
+
+
+def find_variant(config: dict, task: str, model: str, name: str) -> Variant:
+    """The variant `name` of `model` on `task`; a ConfigError when the config declares no such run."""
+    for variant in all_variants(config, task):
+        if variant.model == model and variant.name == name:
+            return variant
+    raise ConfigError("seeds / sweeps", f"no run {name!r} of {model} on {task} is declared")
+
+
+def variant_names(config: dict) -> list[str]:
+    """Every variant name of every task (for the workflow's wildcard constraint)."""
+    return sorted({v.name for task in config["tasks"] for v in all_variants(config, task)})
+
+
+def check_variants(config: dict, schema_path: str | Path) -> None:
+    """ConfigError naming the key for an enabled sweep of an unknown student or task, an unknown grid key, two grid
+    points with one label, or a grid point whose settings the student's schema rejects. (A disabled sweep is only
+    checked by the schema: it may name a student this config leaves out.)"""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    for name, sweep in (config.get("sweeps") or {}).items():
+        if not sweep.get("enabled", True):
+            continue
+        key = f"sweeps.{name}"
+        student = sweep["student"]
+        if student not in config["students"]:
+            raise ConfigError(f"{key}.student", f"unknown student {student!r} (students: {sorted(config['students'])})")
+        for task in sweep.get("tasks", []):
+            if task not in config["tasks"]:
+                raise ConfigError(f"{key}.tasks", f"unknown task {task!r} (tasks: {sorted(config['tasks'])})")
+        known = set(config["students"][student]) | set(MULTIPLIERS)
+        for grid_key in sweep["grid"]:
+            if grid_key not in known:
+                raise ConfigError(f"{key}.grid.{grid_key}", f"not a setting of students.{student} nor a multiplier "
+                                  f"({', '.join(MULTIPLIERS)})")
+        for setting in sweep.get("settings", {}):
+            if setting not in config["students"][student]:
+                raise ConfigError(f"{key}.settings.{setting}", f"not a setting of students.{student}")
+        validator = jsonschema.Draft202012Validator(
+            {"$defs": schema["$defs"], **schema["properties"]["students"]["properties"][student]})
+        for task in sweep.get("tasks", list(config["tasks"])):
+            variants = sweep_variants(config, task, name)
+            labels = [v.name for v in variants]
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"{key}.grid", f"two grid points share a name: {labels}")
+            for variant in variants:
+                error = next(iter(validator.iter_errors(variant.settings)), None)
+                if error is not None:
+                    where = ".".join(str(p) for p in error.path)
+                    raise ConfigError(key, f"grid point {variant.name} on {task}: students.{student}.{where}: "
+                                      f"{error.message}")
