@@ -48,14 +48,7 @@ from typing import Any, Callable
 
 _started = time.perf_counter()  # the budget counts from here, imports included
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "src"))
+from bench_env import ROOT  # noqa: E402  (first: Hugging Face offline, src/ on the import path)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

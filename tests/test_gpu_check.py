@@ -30,6 +30,8 @@ def page_state():
 
 @pytest.fixture(scope="module")
 def gpu_check():
+    if str(SCRIPT.parent) not in sys.path:  # as when it runs as a script: benchmarks/ on the path (bench_env)
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
