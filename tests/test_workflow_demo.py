@@ -288,7 +288,7 @@ def test_two_seeds_of_both_students_on_sara_are_scored_and_summarised(demo):
         assert table.loc[student, "test_score_std"] == pytest.approx(np.std([own.test_score, other.test_score],
                                                                            ddof=1))
         log = (demo / f"logs/distil/sara/{student}/seed43.log").read_text()
-        assert "'seed': 43" in log or '"seed": 43' in log or "seed 43" in log
+        assert ", seed 43" in log  # the job's log says which seed it trained with
     assert table.loc["teacher", "seeds"] == 1 and np.isnan(table.loc["teacher", "dev_score_std"])
     for task in ("cola", "sst2"):
         assert (pd.read_csv(demo / f"results/summary/{task}.csv").seeds == 1).all()

@@ -252,7 +252,8 @@ def distil(
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     loss = DistilLoss(model, train_ids, teacher_logits, loss_name, temperature, mse_reduction, device, settings)
-    log.info("distilling %s on %s: loss %s (T=%g, MSE %s)", kind, task, loss_name, temperature, mse_reduction)
+    log.info("distilling %s on %s: loss %s (T=%g, MSE %s), seed %d", kind, task, loss_name, temperature,
+             mse_reduction, seed)
 
     # ---- train (resumable), keep the best dev epoch
     result = fit(

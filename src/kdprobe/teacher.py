@@ -76,6 +76,7 @@ def finetune(
     dev_y = _label_ids(data_dir / "dev.tsv", dev_names, labels)
 
     set_seed(int(settings.get("seed", 0)))  # the new classifier's initialisation
+    log.info("fine-tuning %s on %s with seed %d", model, task, int(settings.get("seed", 0)))
     tokenizer = AutoTokenizer.from_pretrained(model)
     net = AutoModelForSequenceClassification.from_pretrained(
         model,
