@@ -160,8 +160,12 @@ class Reader:
             caption = self.page.locator("li.prose")
             self.captions[path] = caption.inner_html() if caption.count() else ""
             self.collect_links(path)
-            self.page.locator("nav ol").get_by_text(subcategory, exact=True).click()
-            self.page.wait_for_function("() => app.state.navbarMode === 'subcategory'")
+            crumb = self.page.locator("nav ol").get_by_text(subcategory, exact=True)
+            if crumb.count():  # back through the breadcrumbs
+                crumb.click()
+                self.page.wait_for_function("() => app.state.navbarMode === 'subcategory'")
+            else:  # a category of one subcategory (Sweeps: CoLA only) shows none in its breadcrumbs
+                self.open_subcategory(category, subcategory)
         return shown
 
     def follow_front_page_links(self) -> list[str]:

@@ -4,12 +4,13 @@ job with the model loaded once (`probe_tasks`, rule `probe`); merge the per-task
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -48,7 +49,8 @@ def probe_model(
     """
     _check(model_kind, settings)
     device = torch.device(device)
-    return _probe(load_encoder(model_kind, str(model_dir), device), model_kind, probe_file, settings, out_csv, device)
+    return _probe(lambda: load_encoder(model_kind, str(model_dir), device), model_kind, probe_file, settings, out_csv,
+                  device)
 
 
 def probe_tasks(
@@ -74,7 +76,8 @@ def probe_tasks(
     device = torch.device(device)
     files = model_files(model_dir)
     model = content_digests({"model": files}) if files else {"model": str(model_dir)}
-    encoder, tasks = None, []
+    encoder = functools.cache(lambda: load_encoder(model_kind, str(model_dir), device))  # once, when first needed
+    tasks = []
     for probe_file, out_csv in zip(probe_files, out_csvs, strict=True):
         task = senteval.task_name(probe_file)
         state = ResumeState(Path(state_dir) / f"{task}.pt",
@@ -85,8 +88,6 @@ def probe_tasks(
             log.info("%s: its settings, the model and %s are those of its saved table: reused, %s written",
                      task, probe_file, out_csv)
         else:
-            if encoder is None:
-                encoder = load_encoder(model_kind, str(model_dir), device)
             table = _probe(encoder, model_kind, probe_file, settings[task], out_csv, device)
             state.save({"table": table.to_csv(index=False)})
         tasks.append(task)
@@ -101,9 +102,9 @@ def _check(model_kind: str, settings: dict[str, Any]) -> None:
     setting(settings, "layers", model_kind)
 
 
-def _probe(encoder, model_kind: str, probe_file: str | os.PathLike, settings: dict[str, Any],
+def _probe(get_encoder: Callable[[], Any], model_kind: str, probe_file: str | os.PathLike, settings: dict[str, Any],
            out_csv: str | os.PathLike, device: torch.device) -> pd.DataFrame:
-    """`probe_model` with the model already loaded (`encoders.load_encoder`)."""
+    """`probe_model`, the model from `get_encoder()` (`encoders.load_encoder`), asked for once the data is read."""
     task = senteval.task_name(probe_file)
     poolings = resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
     layer_spec = setting(settings, "layers", model_kind)
@@ -115,6 +116,7 @@ def _probe(encoder, model_kind: str, probe_file: str | os.PathLike, settings: di
     log.info("read %s: task %s, %s sentences, %d classes", probe_file, task,
              "/".join(f"{counts[s]} {s}" for s in _SPLITS), len(labels))
 
+    encoder = get_encoder()
     layers = resolve_layers(encoder, layer_spec)
     log.info("encoding layers %s with pooling %s", layers, poolings)
     if logistic:
