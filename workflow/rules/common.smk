@@ -119,8 +119,9 @@ def variant_settings(task, model, variant):
 
 def seed_runs(task, model):
     """[[seed, variant name or None (the model's own run)], ...]: every seed of `model` on `task`, its own first."""
-    seeds = kdvariants.seeds_of(config, task, model)
-    return [[seed, None if i == 0 else f"seed{seed}"] for i, seed in enumerate(seeds)]
+    own = kdvariants.seeds_of(config, task, model)[0]
+    extra = kdvariants.seed_variants(config, task, model)
+    return [[own, None]] + [[v.values["seed"], v.name] for v in extra]
 
 
 def extra_seeds(task, model):
