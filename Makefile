@@ -27,4 +27,4 @@ test: setup
 	$(BIN)/pytest
 
 clean-demo:
-	rm -rf results resources/demo resources/data logs benchmarks/*/ .snakemake
+	rm -rf results resources/demo resources/data logs .snakemake

@@ -57,9 +57,9 @@ import yaml  # noqa: E402
 
 import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
-from kdprobe import logits as kd_logits  # noqa: E402
+import kdprobe.transfer as kd_logits  # noqa: E402
 from kdprobe import runtime  # noqa: E402
-from kdprobe import sampling as kd_sampling  # noqa: E402
+import kdprobe.augment.sample as kd_sampling  # noqa: E402
 from kdprobe.batching import PackedIds  # noqa: E402
 from kdprobe.distil import DistilLoss, make_optimizer  # noqa: E402
 from kdprobe.io import write_json, write_text  # noqa: E402

@@ -43,9 +43,9 @@ import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
 from kdprobe import batching as kd_batching  # noqa: E402
 from kdprobe import distil as kd_distil  # noqa: E402
-from kdprobe import logits as kd_logits  # noqa: E402
+import kdprobe.transfer as kd_logits  # noqa: E402
 from kdprobe import runtime  # noqa: E402
-from kdprobe import sampling as kd_sampling  # noqa: E402
+import kdprobe.augment.sample as kd_sampling  # noqa: E402
 from kdprobe.losses import distillation_loss  # noqa: E402
 from kdprobe.schedule import linear_warmup_decay  # noqa: E402
 from kdprobe.students import build_student  # noqa: E402

@@ -1,4 +1,4 @@
-"""Prediction analysis (kdprobe.analysis): ECE by hand, agreement, unique and shared mistakes, top-k, bad input."""
+"""Prediction analysis (kdprobe.report.predictions, kdprobe.report.analysis): ECE by hand, agreement, unique and shared mistakes, top-k, bad input."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdprobe.analysis.calibration import bin_index, expected_calibration_error, reliability_table
-from kdprobe.analysis.predictions import (
-    OUTPUTS, agreement, agreement_matrix, analyse, mistake_sets, model_summary, read_predictions, top_mistakes,
+from kdprobe.report.analysis import analyse
+from kdprobe.report.calibration import bin_index, expected_calibration_error, reliability_table
+from kdprobe.report.predictions import (
+    OUTPUTS, agreement, agreement_matrix, mistake_sets, model_summary, read_predictions, top_mistakes,
     wrong_sentences,
 )
 from kdprobe.errors import InputError

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from kdprobe import io as kio
-from kdprobe.data import prepare_task
+from kdprobe.data.prepare import prepare_task
 
 
 def _enospc(*_args, **_kwargs):
@@ -165,7 +165,7 @@ def test_prepare_task_is_all_or_nothing_on_a_full_disk(tmp_path, monkeypatch):
 
 def test_write_transfer_interrupted_mid_stream(tmp_path, monkeypatch):
     """The logits stage streams row groups into its temporary file; a failure in a later chunk leaves no parquet."""
-    from kdprobe import logits
+    from kdprobe import transfer as logits
     from kdprobe.students.testing import make_teacher, synthetic_sentences
 
     sentences, _ = synthetic_sentences(40, 0)

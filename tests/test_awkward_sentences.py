@@ -15,7 +15,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from kdprobe import logits
+from kdprobe import transfer as logits
+from kdprobe.splits import read_sentences
 from kdprobe.distil import distil, read_transfer
 from kdprobe.io import write_parquet
 from kdprobe.students.testing import (FILLER, NEGATIVE, POSITIVE, make_task, make_teacher, make_word2vec,
@@ -73,11 +74,11 @@ def transfer(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(logits, "STREAM_BATCHES", 1)  # chunks of 4: several row groups, the last one short
     try:
-        sentences, labels = logits.read_sentences(augment)
+        sentences, labels = read_sentences(augment)
         shard = root / "transfer" / "shard0.parquet"
         assert logits.write_transfer(teacher, sentences, labels, settings, shard, "cpu") == len(AWKWARD)
         train = root / "transfer" / "train.parquet"
-        train_x, train_y = logits.read_sentences(root / "data" / "train.tsv")
+        train_x, train_y = read_sentences(root / "data" / "train.tsv")
         logits.write_transfer(teacher, train_x, train_y, settings, train, "cpu")
     finally:
         mp.undo()

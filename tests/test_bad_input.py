@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from kdprobe.config import check_model_paths, is_hub_id, is_local_model
-from kdprobe.data import MAX_LINE_CHARS, prepare_task
+from kdprobe.data.prepare import prepare_task
+from kdprobe.io import MAX_LINE_CHARS
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.probing import senteval
-from kdprobe.probing.run import probe_model
+from kdprobe.probe import senteval
+from kdprobe.probe.run import probe_model
 from smk import copy_project, planned_jobs, snakemake
 
 # --------------------------------------------------------------------------------------------- raw files

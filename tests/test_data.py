@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kdprobe.data import (Example, normalise, prepare_task, read_cola, read_labels, read_rasa_md, read_split,
-                          read_sst2, read_tsv, split_size, stratified_split)
+from kdprobe.data.prepare import Example, prepare_task, read_cola, read_rasa_md, read_sst2, read_tsv, split_size, stratified_split
+
+from kdprobe.splits import normalise, read_labels, read_split
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.rasa import strip_entities
+from kdprobe.data.rasa import strip_entities
 
 RAW = Path(__file__).parent / "fixtures" / "raw"
 

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdprobe.data import prepare_task, read_split
+from kdprobe.data.prepare import prepare_task
+
+from kdprobe.splits import read_split
 from kdprobe.demo import write_demo_assets
 from kdprobe.demo.grammar import NOUN_CLASS, ODD_CLASSES, VERB_OF
 from kdprobe.demo.probing import LABELS, PROBING_TASKS, WORD_CONTENT, length_label, probing_examples
-from kdprobe.probing import senteval
+from kdprobe.probe import senteval
 
 SETTINGS = {
     "seed": 3,

@@ -116,11 +116,11 @@ if job["distil"]:
     from kdprobe.distil import distil
     distil("lstm_s", "sst2", job["settings"], job["transfer"], job["data"], job["teacher"], str(out / "model"), None,
            "cpu", word2vec=job["w2v"])
-from kdprobe.predict import write_predictions
+from kdprobe.predict.predictions import write_predictions
 write_predictions("lstm_s", out / "model", job["data"], out / "dev.tsv", "cpu")
-from kdprobe.probing.encoders import encode, load_encoder
+from kdprobe.probe.encoders import encode, load_encoder
 assert len(encode(load_encoder("lstm_s", str(out / "model")), ["a good film ."], [1], ["last", "max"])) == 2
-from kdprobe.speed import measure_model
+from kdprobe.predict.speed import measure_model
 measure_model("lstm_s", out / "model", job["data"], out / "speed.json", "cpu",
               {"latency_repeats": 1, "throughput_batch": 4, "throughput_batches": 1, "warmup": 0})
 """

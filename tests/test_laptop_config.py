@@ -93,7 +93,7 @@ def test_minilm_loads_offline_as_a_classifier_with_a_new_head(minilm):
 
 
 def test_minilm_is_a_probing_encoder(minilm):
-    from kdprobe.probing.encoders import encode, load_encoder, resolve_layers
+    from kdprobe.probe.encoders import encode, load_encoder, resolve_layers
 
     encoder = load_encoder("pretrained", str(minilm))
     assert encoder.depth == 6
@@ -107,7 +107,7 @@ def test_minilm_is_a_probing_encoder(minilm):
 
 def test_teacher_finetunes_minilm(minilm, tmp_path):
     from kdprobe import teacher
-    from kdprobe.probing.encoders import load_encoder
+    from kdprobe.probe.encoders import load_encoder
     from kdprobe.students.testing import make_task
 
     make_task(tmp_path / "data", n_train=16, n_dev=8, n_test=8, seed=2)

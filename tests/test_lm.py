@@ -12,7 +12,7 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
 from kdprobe.io import write_tsv
-from kdprobe.lm import finetune, frame_sentences
+from kdprobe.augment.gpt2 import finetune, frame_sentences
 from kdprobe.batching import pad_batch
 from kdprobe.training import TrainingInterrupted
 

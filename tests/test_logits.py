@@ -12,7 +12,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kdprobe.errors import InputError
 from kdprobe.io import write_tsv
-from kdprobe.logits import read_sentences, write_transfer
+from kdprobe.transfer import write_transfer
+from kdprobe.splits import read_sentences
 
 from test_teacher import make_sentences, make_tiny_bert
 
@@ -87,7 +88,7 @@ def test_rejects_mismatched_labels(teacher, tmp_path):
 
 
 def test_streams_in_chunks_in_input_order(teacher, tmp_path, monkeypatch):
-    import kdprobe.logits as logits_module
+    import kdprobe.transfer as logits_module
 
     sentences = make_sentences(23, seed=4)
     labels = [f"l{i % 3}" for i in range(23)]
@@ -105,9 +106,9 @@ def test_streams_in_chunks_in_input_order(teacher, tmp_path, monkeypatch):
 
 
 def kill_logits_at_chunk(monkeypatch, chunk: int) -> dict:
-    """Make `kdprobe.logits.infer_logits` raise KeyboardInterrupt (a killed job) at its `chunk`-th call; returns
+    """Make `kdprobe.transfer.infer_logits` raise KeyboardInterrupt (a killed job) at its `chunk`-th call; returns
     the call counter `{"n": calls, "real": the real function}`."""
-    import kdprobe.logits as logits_module
+    import kdprobe.transfer as logits_module
 
     calls = {"n": 0, "real": logits_module.infer_logits}
 
@@ -122,7 +123,7 @@ def kill_logits_at_chunk(monkeypatch, chunk: int) -> dict:
 
 
 def test_a_killed_shard_resumes_at_its_first_missing_chunk(teacher, tmp_path, monkeypatch):
-    import kdprobe.logits as logits_module
+    import kdprobe.transfer as logits_module
 
     sentences = make_sentences(23, seed=5)
     monkeypatch.setattr(logits_module, "STREAM_BATCHES", 2)  # chunks of 6 sentences: 4 chunks
@@ -148,7 +149,7 @@ def test_a_killed_shard_resumes_at_its_first_missing_chunk(teacher, tmp_path, mo
 
 
 def test_lanes_give_the_same_logits(teacher):
-    from kdprobe.logits import infer_logits
+    from kdprobe.models import infer_logits
     from kdprobe.runtime import Lanes
 
     tok = AutoTokenizer.from_pretrained(teacher)

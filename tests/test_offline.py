@@ -11,7 +11,7 @@ import pytest
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.offline import pretrain_gpt2, write_corpus, write_probing
 from kdprobe.offline.probing import length_label, probing_rows, shift_bigram
-from kdprobe.probing import senteval
+from kdprobe.probe import senteval
 
 WORDS = "the a film movie is was good bad very not quite funny dull story plot acting and but it this".split()
 

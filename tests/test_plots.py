@@ -1,4 +1,4 @@
-"""Probing on a common depth axis (kdprobe.analysis.probing) and the plots of kdprobe.plots: each figure's axes carry
+"""Probing on a common depth axis (kdprobe.report.probing) and the plots of kdprobe.report: each figure's axes carry
 labels with units, titles and legends, and the PNG files are written."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdprobe.analysis.curves import read_curve
-from kdprobe.analysis.predictions import agreement, calibration, model_summary
-from kdprobe.analysis.probing import best_layers, layer_position, model_depth, read_probe_table
+from kdprobe.report.curves import read_curve
+from kdprobe.report.predictions import agreement, calibration, model_summary
+from kdprobe.report.probing import best_layers, layer_position, model_depth, read_probe_table
 from kdprobe.errors import InputError
-from kdprobe.plots import curves, predictions, probing
-from kdprobe.plots.common import save_figure
+from kdprobe.report import curve_plots as curves, prediction_plots as predictions, probing_plots as probing
+from kdprobe.report.figures import save_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PROBE_TASKS = ("sentence_length", "bigram_shift", "odd_man_out")

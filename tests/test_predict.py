@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.predict import write_predictions
+from kdprobe.predict.predictions import write_predictions
 from kdprobe.students import build_student
 from kdprobe.students.testing import LABELS, make_task, make_teacher
 

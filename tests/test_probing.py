@@ -11,8 +11,8 @@ import yaml
 
 from kdprobe import config as kdconfig
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.probing import probe, run, senteval
-from kdprobe.probing.run import COLUMNS, merge_probes
+from kdprobe.probe import classifier as probe, run, senteval
+from kdprobe.probe.run import COLUMNS, merge_probes
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from kdprobe.errors import ConfigError
-from kdprobe.probing import encoders
-from kdprobe.probing.run import COLUMNS, probe_model, probe_tasks
+from kdprobe.probe import encoders
+from kdprobe.probe.run import COLUMNS, probe_model, probe_tasks
 
 WORDS = "the a cat dog sat ran on under mat table quickly slowly big small red blue".split()
 HIDDEN, DEPTH = 16, 2
@@ -196,7 +196,7 @@ def test_probe_tasks_reuses_the_tables_whose_settings_model_and_data_are_unchang
 
     def run(settings):
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="kdprobe.probing.run"):
+        with caplog.at_level(logging.INFO, logger="kdprobe.probe.run"):
             merged = probe_tasks("teacher", model, files, settings, outs, tmp_path / "teacher.csv", tmp_path / "state")
         return merged, [r.getMessage() for r in caplog.records if "reused" in r.getMessage()]
 

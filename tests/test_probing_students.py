@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from kdprobe.probing import encoders
-from kdprobe.probing.run import COLUMNS, probe_model
+from kdprobe.probe import encoders
+from kdprobe.probe.run import COLUMNS, probe_model
 from kdprobe.students import build_student, load_student
 from kdprobe.students.testing import make_teacher, make_word2vec, synthetic_sentences
 

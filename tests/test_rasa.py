@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdprobe.data import load_examples, prepare_task, raw_files, read_rasa_md, read_rasa_yaml, read_split
+from kdprobe.data.prepare import load_examples, prepare_task, raw_files, read_rasa_md, read_rasa_yaml
+
+from kdprobe.splits import read_split
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.rasa import Pseudonymiser
+from kdprobe.data.rasa import Pseudonymiser
 from smk import copy_project, planned_jobs, snakemake
 
 SARA = Path(__file__).parent / "fixtures" / "raw" / "sara"

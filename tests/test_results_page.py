@@ -1,4 +1,4 @@
-"""kdprobe.results_page on a small results tree that the test writes (never this machine's results)."""
+"""kdprobe.report.results_page on a small results tree that the test writes (never this machine's results)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from kdprobe import results_page
+from kdprobe.report import results_page
 from kdprobe.errors import InputError
 from smk import ROOT
 
@@ -95,9 +95,9 @@ def tree(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"sentence": ["w", "x", "y", "z"], "gold": gold, "pred": pred, "confidence": 0.9}).to_csv(
             path, sep="\t", index=False)
-    _bench(tmp_path / "benchmarks/teacher/cola.tsv", 60, 50)
-    _bench(tmp_path / "benchmarks/teacher/sst2.tsv", 120, 100)
-    _bench(tmp_path / "benchmarks/distil/cola/bert_s.tsv", 300, 290)
+    _bench(tmp_path / "logs/benchmarks/teacher/cola.tsv", 60, 50)
+    _bench(tmp_path / "logs/benchmarks/teacher/sst2.tsv", 120, 100)
+    _bench(tmp_path / "logs/benchmarks/distil/cola/bert_s.tsv", 300, 290)
     return tmp_path
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from kdprobe import sampling
-from kdprobe.sampling import chunk_generator, next_tokens, sample_batch, sample_shard
+from kdprobe.augment import sample as sampling
+from kdprobe.augment.sample import chunk_generator, next_tokens, sample_batch, sample_shard
 
 from test_lm import make_tiny_gpt2
 

@@ -98,8 +98,10 @@ def evil_model(tmp_path_factory):
 
 
 def _loaders(evil):
-    from kdprobe import lm, logits, predict, sampling, teacher
-    from kdprobe.probing.encoders import load_encoder
+    from kdprobe import teacher, transfer as logits
+    from kdprobe.augment import gpt2 as lm, sample as sampling
+    from kdprobe.predict import predictions as predict
+    from kdprobe.probe.encoders import load_encoder
     from kdprobe.students.common import WordPieceInput
 
     model, data, out = evil["model"], evil["data"], evil["root"] / "out"
@@ -244,7 +246,7 @@ def test_config_values_with_shell_syntax_run_as_plain_paths(project, tmp_path):
     assert "prepare_data" in dry.stdout + dry.stderr
     snakemake(project, "--cores", "1", target, "--configfile", override)
     _no_marker(project)
-    from kdprobe.data import read_split
+    from kdprobe.splits import read_split
 
     train = read_split(project / target)
     assert len(train) == 6 and train.sentence[4] == 'He said "hello" to me.'

@@ -1,4 +1,4 @@
-"""Size and speed measurement (`kdprobe.speed`) on tiny models, and test-split predictions (`predict`, split=test)."""
+"""Size and speed measurement (`kdprobe.predict.speed`) on tiny models, and test-split predictions (`predict`, split=test)."""
 
 import json
 
@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.predict import write_predictions
-from kdprobe.speed import (check_settings, embedding_parameter_names, measure_model, parameter_counts, time_forward,
+from kdprobe.predict.predictions import write_predictions
+from kdprobe.models import embedding_parameter_names, parameter_counts
+from kdprobe.predict.speed import (check_settings, measure_model, time_forward,
                            timing_devices, weight_bytes)
 from kdprobe.students import build_student
 from kdprobe.students.testing import LABELS, make_task, make_teacher

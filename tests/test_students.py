@@ -436,8 +436,8 @@ def test_bert_s_with_word2vec_distils_and_stands_alone(small_task, tmp_path):
     """BERT_S with word2vec multichannel embeddings through `distil`: it reads words (not the stored teacher ids),
     learns, and its directory (vocab.txt, no tokenizer) serves predictions and probing without the teacher or the
     word2vec file."""
-    from kdprobe.predict import write_predictions
-    from kdprobe.probing import encoders
+    from kdprobe.predict.predictions import write_predictions
+    from kdprobe.probe import encoders
 
     settings = {**TINY_BERT_S, **DISTIL, "embeddings": "word2vec", "embedding_mode": "multichannel",
                 "epochs": 8, "lr": 1e-2, "clip_norm": 0}  # the tiny BERT needs ~5 epochs to start separating

@@ -1,4 +1,4 @@
-"""Summary tables and plots (`kdprobe.summary`) on small inputs built here: task tables, shares and parameter ratios,
+"""Summary tables and plots (`kdprobe.report.summary`) on small inputs built here: task tables, shares and parameter ratios,
 the benchmark-file parser, GPU-hours, and clear errors on missing or malformed inputs."""
 
 import json
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from kdprobe.errors import InputError
-from kdprobe.summary import write_cost_summary, write_study_summary, write_task_summary
-from kdprobe.summary.cost import benchmark_jobs, benchmark_key, cost_table, read_benchmark
-from kdprobe.summary.plots import cost_figure, study_figure
-from kdprobe.summary.scores import STUDY_COLUMNS, read_speed, score_predictions, share, study_table, task_table
+from kdprobe.report.summary import write_cost_summary, write_study_summary, write_task_summary
+from kdprobe.report.cost import benchmark_jobs, benchmark_key, cost_table, read_benchmark
+from kdprobe.report.summary_plots import cost_figure, study_figure
+from kdprobe.report.scores import STUDY_COLUMNS, read_speed, score_predictions, share, study_table, task_table
 
 MODELS = ("teacher", "bert_s", "lstm_s")
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

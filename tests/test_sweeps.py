@@ -1,4 +1,4 @@
-"""A sweep's summary (kdprobe.summary.sweeps): the table from each grid point's metrics.json, the dev-score plot
+"""A sweep's summary (kdprobe.report.sweeps): the table from each grid point's metrics.json, the dev-score plot
 against the setting, every point's curves in one figure, and errors naming the file."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from kdprobe.errors import InputError
-from kdprobe.summary.sweeps import CONFIGURED, curves_figure, sweep_figure, sweep_table, write_sweep_summary
+from kdprobe.report.sweeps import CONFIGURED, curves_figure, sweep_figure, sweep_table, write_sweep_summary
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

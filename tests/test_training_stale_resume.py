@@ -16,13 +16,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from kdprobe import logits as logits_module
-from kdprobe import sampling
+import kdprobe.transfer as logits_module
+from kdprobe.augment import sample as sampling
 from kdprobe.distil import distil
 from kdprobe.io import read_json, write_parquet, write_tsv
-from kdprobe.lm import finetune as finetune_lm
-from kdprobe.logits import write_transfer
-from kdprobe.sampling import sample_shard
+from kdprobe.augment.gpt2 import finetune as finetune_lm
+from kdprobe.transfer import write_transfer
+from kdprobe.augment.sample import sample_shard
 from kdprobe.students.testing import FILLER, NEGATIVE, POSITIVE, make_student_task, make_word2vec
 from kdprobe.teacher import finetune as finetune_teacher
 from kdprobe.training import TrainingInterrupted

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from kdprobe.config import shard_sizes
-from kdprobe.data import read_labels, read_split
-from kdprobe.probing.senteval import load as load_probing
+from kdprobe.splits import read_labels, read_split
+from kdprobe.probe.senteval import load as load_probing
 from smk import snakemake
 
 pytestmark = pytest.mark.workflow

@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 import torch
 
-from .digest import content_digests, what_changed
-from .io import atomic_path
+from kdprobe.digest import content_digests, what_changed
+from kdprobe.io import atomic_path
 
 log = logging.getLogger(__name__)
 

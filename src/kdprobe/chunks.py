@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .digest import what_changed
-from .io import atomic_path, read_json, write_json
+from kdprobe.digest import what_changed
+from kdprobe.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 

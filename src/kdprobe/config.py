@@ -16,7 +16,8 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from kdprobe.errors import ConfigError
+from kdprobe.registry import STUDENT, STUDENTS
 
 
 def _key(path) -> str:
@@ -199,7 +200,7 @@ def check_probe_layers(config: dict) -> None:
     Depths known before any job runs: a teacher given as an existing local directory (its `config.json`; the
     fine-tuned teacher has the depth of the model it starts from), BERT_S and LSTM_S (`students.<kind>.layers`,
     per-task overrides included: transformer or BiLSTM layers). A hub id not yet downloaded is checked when its probe job
-    loads it (`kdprobe.probing.encoders.resolve_layers`). Layer 0 (embeddings) exists for BERT teachers only.
+    loads it (`kdprobe.probe.encoders.resolve_layers`). Layer 0 (embeddings) exists for BERT teachers only.
     """
     probe_layers = (config.get("probe") or {}).get("layers") or {}
     depths: dict[str, list[tuple[int, int, str]]] = {}  # kind -> [(first layer, depth, model)]
@@ -214,9 +215,9 @@ def check_probe_layers(config: dict) -> None:
                 depths.setdefault("pretrained", []).append((0, depth, str(model)))
     students = config.get("students") or {}
     for task in config["tasks"]:
-        for kind in ("bert_s", "lstm_s"):
+        for kind in STUDENTS:
             if kind in students:
-                depth = int(student_settings(config, task, kind)["layers"])
+                depth = int(student_settings(config, task, kind)[STUDENT[kind].depth_key])
                 depths.setdefault(kind, []).append((1, depth, f"{kind.upper()} of {task}"))
     for kind, spec in probe_layers.items():
         if not isinstance(spec, list):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import InputError
+from kdprobe.errors import InputError
 
 log = logging.getLogger(__name__)
 

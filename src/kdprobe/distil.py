@@ -35,18 +35,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .batching import PackedIds
-from .checkpoint import ResumeState
-from .errors import ConfigError, InputError
-from .io import atomic_dir, write_csv, write_json
-from .logs import progress
-from .losses import distillation_loss, loss_settings
-from .metrics import task_metrics
-from .predict import batched_logits, load_labels, load_split
-from .runtime import autocast, maybe_compile, set_seed, tensor_to, to_device
-from .students import Student, build_student
-from .tasks import HEADLINE_METRIC, STUDENTS
-from .training import fit
+from kdprobe.batching import PackedIds
+from kdprobe.checkpoint import ResumeState
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.io import atomic_dir, write_csv, write_json
+from kdprobe.logs import progress
+from kdprobe.losses import distillation_loss, loss_settings
+from kdprobe.metrics import task_metrics
+from kdprobe.models import batched_logits
+from kdprobe.splits import load_labels, load_split
+from kdprobe.runtime import autocast, maybe_compile, set_seed, tensor_to, to_device
+from kdprobe.students import Student, build_student
+from kdprobe.registry import HEADLINE_METRIC, STUDENTS
+from kdprobe.training import fit
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +229,10 @@ def distil(
     vocab_info: dict[str, Any] = {"teacher_dir": str(teacher_dir), "labels": labels}
     if word2vec:
         vocab_info["word2vec"] = str(word2vec)
-    from .students import reads_words
+    from kdprobe.students import reads_words
 
     if reads_words(kind, settings):
-        from .embeddings import build_vocab
+        from kdprobe.embeddings import build_vocab
 
         vocab_info["words"] = build_vocab(sentences)
         log.info("word vocabulary of the transfer set: %d entries", len(vocab_info["words"]))

@@ -24,8 +24,8 @@ from typing import IO, Iterable, Iterator
 import numpy as np
 import torch
 
-from .errors import InputError
-from .io import write_text
+from kdprobe.errors import InputError
+from kdprobe.io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def load_word2vec(
 
 def write_word2vec(path: str | Path, words: list[str], vectors: np.ndarray, binary: bool = True) -> None:
     """Write vectors in word2vec format (used for tests and demo assets)."""
-    from .io import atomic_path
+    from kdprobe.io import atomic_path
 
     vectors = np.asarray(vectors, dtype=np.float32)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from .errors import InputError
+from kdprobe.errors import InputError
 
 
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
@@ -122,3 +122,27 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
 def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+#: Longest line (in characters) any reader accepts. Real lines are far shorter (SST-2 < 300, SentEval < 600); a
+#: longer one means lost line breaks (old Mac CR-only line ends, a quote swallowing newlines) or a binary file.
+MAX_LINE_CHARS = 10_000
+
+
+def read_lines(path: str | Path, max_chars: int = MAX_LINE_CHARS) -> list[tuple[int, str]]:
+    """`(line number, text)` of every line of a UTF-8 file; a BOM and CR line ends are dropped.
+
+    `InputError` (naming the line) for bytes that are not UTF-8 and for a line longer than `max_chars`.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(path, f"not valid UTF-8 ({err.reason} at byte {err.start})",
+                         data[: err.start].count(b"\n") + 1) from None
+    lines = [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), start=1)]
+    for n, line in lines:
+        if len(line) > max_chars:
+            raise InputError(path, f"line of {len(line)} characters (limit {max_chars}): a missing line break?", n)
+    return lines

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from kdprobe.errors import ConfigError
 
 
 def soft_cross_entropy(

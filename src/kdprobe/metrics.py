@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdprobe.registry import TASK
+
 
 def accuracy(gold: np.ndarray, pred: np.ndarray) -> float:
     gold, pred = np.asarray(gold), np.asarray(pred)
@@ -41,10 +43,11 @@ def f1_scores(gold: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
 
 
 def task_metrics(task: str, gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """All metrics reported for `task`; the headline one is `tasks.HEADLINE_METRIC[task]`."""
+    """All metrics reported for `task`; the headline one is `registry.TASK[task].headline`."""
+    reported = TASK[task].metrics
     out = {"accuracy": accuracy(gold, pred)}
-    if task == "cola":
+    if "mcc" in reported:
         out["mcc"] = mcc(gold, pred)
-    if task == "sara":
+    if "micro_f1" in reported:
         out["micro_f1"], out["macro_f1"] = f1_scores(gold, pred)
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ConfigError
+from kdprobe.errors import ConfigError
 
 SCHEDULES = ("linear", "constant", "none")
 

@@ -14,7 +14,7 @@ import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
-from .runtime import single_thread
+from kdprobe.runtime import single_thread
 
 END = "<|endoftext|>"
 MAX_POSITIONS = 256

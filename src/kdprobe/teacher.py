@@ -18,26 +18,18 @@ import pandas as pd
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .batching import PackedIds
-from .checkpoint import ResumeState
-from .data import read_labels
-from .digest import model_files
-from .errors import InputError
-from .io import atomic_dir, write_csv, write_json
-from .logits import infer_logits, read_sentences
-from .metrics import task_metrics
-from .runtime import set_seed
-from .training import adamw, fit, hf_batch_loss
+from kdprobe.batching import PackedIds
+from kdprobe.checkpoint import ResumeState
+from kdprobe.digest import model_files
+from kdprobe.errors import InputError
+from kdprobe.io import atomic_dir, write_csv, write_json
+from kdprobe.models import infer_logits
+from kdprobe.metrics import task_metrics
+from kdprobe.runtime import set_seed
+from kdprobe.splits import label_ids, read_labels, read_sentences
+from kdprobe.training import adamw, fit, hf_batch_loss
 
 log = logging.getLogger(__name__)
-
-
-def _label_ids(path: Path, names: list[str], labels: list[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(labels)}
-    for line, name in enumerate(names, start=2):
-        if name not in index:
-            raise InputError(path, f"label {name!r} is not in labels.txt ({', '.join(labels)})", line)
-    return np.array([index[n] for n in names], dtype=np.int64)
 
 
 def finetune(
@@ -72,8 +64,8 @@ def finetune(
     dev_x, dev_names = read_sentences(data_dir / "dev.tsv")
     if not train_x:
         raise InputError(data_dir / "train.tsv", "no training examples")
-    train_y = _label_ids(data_dir / "train.tsv", train_names, labels)
-    dev_y = _label_ids(data_dir / "dev.tsv", dev_names, labels)
+    train_y = label_ids(data_dir / "train.tsv", train_names, labels)
+    dev_y = label_ids(data_dir / "dev.tsv", dev_names, labels)
 
     set_seed(int(settings.get("seed", 0)))  # the new classifier's initialisation
     log.info("fine-tuning %s on %s with seed %d", model, task, int(settings.get("seed", 0)))

@@ -40,12 +40,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .batching import epoch_batches
-from .checkpoint import ResumeState, resume_key
-from .errors import ConfigError
-from .logs import progress
-from .runtime import autocast, maybe_compile, rng_state, set_rng_state, to_device
-from .schedule import make_scheduler, schedule_steps
+from kdprobe.batching import epoch_batches
+from kdprobe.checkpoint import ResumeState, resume_key
+from kdprobe.errors import ConfigError
+from kdprobe.logs import progress
+from kdprobe.runtime import autocast, maybe_compile, rng_state, set_rng_state, to_device
+from kdprobe.schedule import make_scheduler, schedule_steps
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ readable name (never a hash), so each variant is one job and editing one reruns 
 - sweeps (config `sweeps.<name>`): a grid over settings of one student, per task; every grid point is the
   variant `sweeps/<name>/<label>` with the label made of the grid values, e.g.
   `results/students/cola/lstm_s/sweeps/lr/lr=0.001/`. Grid keys are the student's settings, plus the size
-  multipliers `width` (the student's width settings, `WIDTH_KEYS`) and `depth` (its `layers`).
+  multipliers `width` (the student's width settings, `registry.STUDENT[kind].width_keys`) and `depth` (its `depth_key`, `layers`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .config import section, student_settings
-from .errors import ConfigError
+from kdprobe.config import section, student_settings
+from kdprobe.errors import ConfigError
+from kdprobe.registry import STUDENT
 
-#: The settings that `width` multiplies, per student; `depth` multiplies `layers`.
-WIDTH_KEYS = {"bert_s": ("hidden", "intermediate"), "lstm_s": ("hidden", "fc")}
 MULTIPLIERS = ("width", "depth")
 SEED_PREFIX = "seed"
 SWEEP_PREFIX = "sweeps"
@@ -94,9 +93,10 @@ def sweep_label(values: dict[str, Any]) -> str:
 def apply_multipliers(student: str, settings: dict[str, Any], width: int = 1, depth: int = 1) -> dict[str, Any]:
     """`settings` with the student's width settings times `width` and `layers` times `depth`."""
     out = dict(settings)
-    for key in WIDTH_KEYS[student]:
+    kind = STUDENT[student]
+    for key in kind.width_keys:
         out[key] = int(out[key]) * int(width)
-    out["layers"] = int(out["layers"]) * int(depth)
+    out[kind.depth_key] = int(out[kind.depth_key]) * int(depth)
     return out
 
 

@@ -14,8 +14,8 @@ import sys
 import time
 from typing import Any, Callable
 
-from .errors import KdprobeError
-from .logs import configure_logging
+from kdprobe.errors import KdprobeError
+from kdprobe.logs import configure_logging
 
 log = logging.getLogger("kdprobe.workflow")
 
@@ -37,7 +37,7 @@ def _files(named: Any) -> list[str]:
 def _device(snakemake: Any):
     """The job's torch device (`runtime.pick_device` from the config's `device` and the GPUs the job asked its
     scheduler for), with torch's threads limited to the job's."""
-    from .runtime import limit_threads, pick_device  # here, not at import: kdprobe.runtime imports torch
+    from kdprobe.runtime import limit_threads, pick_device  # here, not at import: kdprobe.runtime imports torch
 
     limit_threads(snakemake.threads)
     gpus = getattr(getattr(snakemake, "resources", None), "gpu", None)

@@ -10,7 +10,7 @@ rule gpt2:
     log:
         "logs/gpt2/{task}.log",
     benchmark:
-        "benchmarks/gpt2/{task}.tsv"
+        "logs/benchmarks/gpt2/{task}.tsv"
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("gpt2")
@@ -31,7 +31,7 @@ rule sample:
     log:
         "logs/sample/{task}/shard{shard}.log",
     benchmark:
-        "benchmarks/sample/{task}/shard{shard}.tsv"
+        "logs/benchmarks/sample/{task}/shard{shard}.tsv"
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("sample")

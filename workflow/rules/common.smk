@@ -5,7 +5,7 @@ from pathlib import Path
 
 from kdprobe import config as kdconfig
 from kdprobe import variants as kdvariants
-from kdprobe.data import raw_files
+from kdprobe.data.prepare import raw_files
 from kdprobe.errors import ConfigError
 from snakemake.exceptions import WorkflowError
 
@@ -46,11 +46,22 @@ wildcard_constraints:
     sweep=exactly(SWEEPS),
 
 
-def rule_resources(name):
-    """Resources of a rule from `config.resources` (falling back to `default`); memory and runtime grow
-    with the attempt number, so a retried job asks for more. `gpu_model` (the GPU type a cluster knows) is
-    only passed to rules that ask for a GPU."""
-    spec = {**config["resources"]["default"], **config["resources"].get(name, {})}
+def resource_spec(rule, stage=None):
+    """`config.resources.<rule>` over `resources.<stage>` (the rule file's stage, for rules that share one entry:
+    summary, analysis, demo, fetch, offline) over `resources.default`."""
+    entries = config["resources"]
+    return {
+        **entries["default"],
+        **(entries.get(stage, {}) if stage else {}),
+        **entries.get(rule, {}),
+    }
+
+
+def rule_resources(rule, stage=None):
+    """Resources of `rule` (`resource_spec`); memory and runtime grow with the attempt number, so a retried job
+    asks for more. `gpu_model` (the GPU type a cluster knows) is only passed to rules that ask for a GPU.
+    """
+    spec = resource_spec(rule, stage)
     mem, runtime, gpus = spec["mem_mb"], spec["runtime"], spec.get("gpu", 0)
     out = {
         "mem_mb": lambda wildcards, attempt: mem * attempt,
@@ -62,10 +73,8 @@ def rule_resources(name):
     return out
 
 
-def rule_threads(name):
-    return {**config["resources"]["default"], **config["resources"].get(name, {})}[
-        "threads"
-    ]
+def rule_threads(rule, stage=None):
+    return resource_spec(rule, stage)["threads"]
 
 
 def local_model(value):
@@ -176,7 +185,7 @@ def all_targets():
 
 
 def raw_inputs(wildcards):
-    """The task's raw files: a path, a list of paths, or a directory's files (`kdprobe.data.raw_files`), so a
+    """The task's raw files: a path, a list of paths, or a directory's files (`kdprobe.data.prepare.raw_files`), so a
     change to any of them reruns prepare_data."""
     source = kdconfig.section(config, wildcards.task, "data")
     return {
@@ -213,7 +222,7 @@ def shard_settings(wildcards):
         raise WorkflowError(str(err)) from None
 
 
-# --- input functions of logits.smk ---
+# --- input functions of transfer.smk ---
 
 
 def logits_source(wildcards):
@@ -222,7 +231,7 @@ def logits_source(wildcards):
     return f"results/augment/{wildcards.task}/{wildcards.part}.parquet"
 
 
-# --- input functions of students.smk ---
+# --- input functions of distil.smk ---
 
 
 def student_inputs(wildcards):
@@ -276,18 +285,23 @@ def probe_data():
 
 # --- input functions of summary.smk ---
 
-#: The `resources:` entry of each rule whose benchmark the cost table reads (its GPUs make the GPU-hours).
-COST_RESOURCES = {
-    "teacher": "teacher",
-    "gpt2": "gpt2",
-    "sample": "sample",
-    "logits": "logits",
-    "distil": "student",
-    "predict": "predict",
-    "predict_test": "predict",
-    "probe": "probe",
-    "speed": "speed",
-}
+#: The rules whose benchmark files the cost table reads (their GPUs make the GPU-hours).
+COST_RULES = (
+    "teacher",
+    "gpt2",
+    "sample",
+    "logits",
+    "distil",
+    "predict",
+    "predict_test",
+    "probe",
+    "speed",
+)
+
+
+def rule_gpus(rule):
+    """The GPUs a defined rule asks for (`use rule ... as` rules keep their parent's resources)."""
+    return workflow.get_rule(rule).resources.get("gpu", 0)
 
 
 def cost_benchmarks(wildcards):
@@ -295,46 +309,51 @@ def cost_benchmarks(wildcards):
     them makes the cost table wait for, and follow, every job they time)."""
     files = []
     for task in TASKS:
-        files += [f"benchmarks/teacher/{task}.tsv", f"benchmarks/gpt2/{task}.tsv"]
         files += [
-            f"benchmarks/sample/{task}/shard{i}.tsv" for i in range(n_shards(task))
+            f"logs/benchmarks/teacher/{task}.tsv",
+            f"logs/benchmarks/gpt2/{task}.tsv",
         ]
         files += [
-            f"benchmarks/logits/{task}/{Path(part).stem}.tsv"
+            f"logs/benchmarks/sample/{task}/shard{i}.tsv" for i in range(n_shards(task))
+        ]
+        files += [
+            f"logs/benchmarks/logits/{task}/{Path(part).stem}.tsv"
             for part in transfer_parts(task)
         ]
-        files += [f"benchmarks/distil/{task}/{student}.tsv" for student in STUDENTS]
+        files += [
+            f"logs/benchmarks/distil/{task}/{student}.tsv" for student in STUDENTS
+        ]
         for model in MODELS:
             files += [
-                f"benchmarks/predict/{task}/{model}.tsv",
-                f"benchmarks/predict_test/{task}/{model}.tsv",
-                f"benchmarks/speed/{task}/{model}.tsv",
+                f"logs/benchmarks/predict/{task}/{model}.tsv",
+                f"logs/benchmarks/predict_test/{task}/{model}.tsv",
+                f"logs/benchmarks/speed/{task}/{model}.tsv",
             ]
-            files.append(f"benchmarks/probe/{task}/{model}.tsv")
-    files.append("benchmarks/probe/pretrained/teacher.tsv")
+            files.append(f"logs/benchmarks/probe/{task}/{model}.tsv")
+    files.append("logs/benchmarks/probe/pretrained/teacher.tsv")
     for task in TASKS:
         for variant in kdvariants.all_variants(config, task):
             stage = "teacher" if variant.model == "teacher" else "distil"
             where = task if variant.model == "teacher" else f"{task}/{variant.model}"
-            files.append(f"benchmarks/{stage}/{where}/{variant.name}.tsv")
+            files.append(f"logs/benchmarks/{stage}/{where}/{variant.name}.tsv")
         for model in MODELS:
             for seed in extra_seeds(task, model):
                 files += [
-                    f"benchmarks/{rule}/{task}/{model}/{seed}.tsv"
+                    f"logs/benchmarks/{rule}/{task}/{model}/{seed}.tsv"
                     for rule in ("predict", "predict_test")
                 ]
                 if kdvariants.probe_seeds(config, task):
-                    files.append(f"benchmarks/probe/{task}/{model}/{seed}.tsv")
+                    files.append(f"logs/benchmarks/probe/{task}/{model}/{seed}.tsv")
     return files
 
 
-# --- input functions of plots.smk ---
+# --- input functions of summary.smk (probing plots, curves) ---
 
 
 def probing_plot_entries(tasks, seeds=True):
     """[scope, model kind, merged probe table, model directory or hub id, probe tables of its extra seeds] of the
     pre-trained teacher and of every model of `tasks`: the plots normalise layers by the depth of that model
-    (kdprobe.plots.probing). The extra seeds' tables only with `seeds` and where `seeds.probe` asks for them.
+    (kdprobe.report.probing_plots). The extra seeds' tables only with `seeds` and where `seeds.probe` asks for them.
     """
     entries = [
         [

@@ -23,9 +23,9 @@ if "demo" in config:
             "logs/demo_data.log",
         conda:
             "../../envs/kdprobe.yaml"
-        threads: rule_threads("demo_data")
+        threads: rule_threads("demo_data", "demo")
         resources:
-            **rule_resources("demo_data"),
+            **rule_resources("demo_data", "demo"),
         params:
             settings={
                 k: config["demo"].get(k)
@@ -47,9 +47,9 @@ if "demo" in config:
                 f"logs/demo_{_kind}.log",
             conda:
                 "../../envs/kdprobe.yaml"
-            threads: rule_threads("demo_model")
+            threads: rule_threads(f"demo_{_kind}", "demo")
             resources:
-                **rule_resources("demo_model"),
+                **rule_resources(f"demo_{_kind}", "demo"),
             params:
                 kind=_kind,
                 settings={

@@ -68,9 +68,9 @@ for _src in FETCH_SOURCES:
         localrule: True
         conda:
             "../../envs/kdprobe.yaml"
-        threads: rule_threads("fetch")
+        threads: rule_threads(_src.rule_name, "fetch")
         resources:
-            **rule_resources("fetch"),
+            **rule_resources(_src.rule_name, "fetch"),
         params:
             key=_src.key,
             section=_src.section,

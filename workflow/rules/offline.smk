@@ -19,9 +19,9 @@ if "offline" in config:
             "logs/offline/teacher.log",
         conda:
             "../../envs/kdprobe.yaml"
-        threads: rule_threads("offline")
+        threads: rule_threads("offline_teacher", "offline")
         resources:
-            **rule_resources("offline"),
+            **rule_resources("offline_teacher", "offline"),
         params:
             kind="teacher",
         script:
@@ -36,9 +36,9 @@ if "offline" in config:
             "logs/offline/corpus.log",
         conda:
             "../../envs/kdprobe.yaml"
-        threads: rule_threads("offline")
+        threads: rule_threads("offline_corpus", "offline")
         resources:
-            **rule_resources("offline"),
+            **rule_resources("offline_corpus", "offline"),
         params:
             kind="corpus",
         script:
@@ -53,12 +53,12 @@ if "offline" in config:
         log:
             "logs/offline/gpt2.log",
         benchmark:
-            "benchmarks/offline/gpt2.tsv"
+            "logs/benchmarks/offline/gpt2.tsv"
         conda:
             "../../envs/kdprobe.yaml"
-        threads: rule_threads("offline")
+        threads: rule_threads("offline_gpt2", "offline")
         resources:
-            **rule_resources("offline"),
+            **rule_resources("offline_gpt2", "offline"),
         params:
             kind="gpt2",
             settings=config["offline"]["gpt2"],
@@ -76,9 +76,9 @@ if "offline" in config:
             "logs/offline/probing.log",
         conda:
             "../../envs/kdprobe.yaml"
-        threads: rule_threads("offline")
+        threads: rule_threads("offline_probing", "offline")
         resources:
-            **rule_resources("offline"),
+            **rule_resources("offline_probing", "offline"),
         params:
             kind="probing",
             format=OFFLINE_PROBING_DATA["format"],

@@ -1,7 +1,7 @@
 # Layer-wise probing with the SentEval tasks: one job per model, the model loaded once, every probing task in
 # turn (all requested layers encoded in one pass per task). {scope} is a task, or `pretrained` for the pre-trained
 # (not fine-tuned) teacher, probed once. Each task's table is kept keyed by its own settings and inputs
-# (kdprobe.probing.run.probe_tasks), so an edit that concerns some probing tasks recomputes only those.
+# (kdprobe.probe.run.probe_tasks), so an edit that concerns some probing tasks recomputes only those.
 
 
 rule probe:
@@ -16,7 +16,7 @@ rule probe:
     log:
         "logs/probe/{scope}/{model}.log",
     benchmark:
-        "benchmarks/probe/{scope}/{model}.tsv"
+        "logs/benchmarks/probe/{scope}/{model}.tsv"
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("probe")

@@ -1,44 +1,8 @@
-# The study's answer per task (teacher and students side by side: scores on dev and test, shares of the teacher's,
-# size, measured speed), study-wide, and what the study cost (from the jobs' benchmark files): results/summary/.
-# Library: kdprobe.summary, kdprobe.speed.
-
-
-use rule predict as predict_test with:
-    output:
-        "results/predictions/{task}/{model}.test.tsv",
-    log:
-        "logs/predict_test/{task}/{model}.log",
-    benchmark:
-        "benchmarks/predict_test/{task}/{model}.tsv"
-    params:
-        split="test",  # merged with predict's params (max_length)
-
-
-rule speed:
-    input:
-        dev="resources/data/{task}/dev.tsv",
-        labels="resources/data/{task}/labels.txt",
-        model=lambda wc: model_dir(wc.task, wc.model),
-    output:
-        "results/summary/speed/{task}/{model}.json",
-    log:
-        "logs/speed/{task}/{model}.log",
-    benchmark:
-        "benchmarks/speed/{task}/{model}.tsv"
-    conda:
-        "../../envs/kdprobe.yaml"
-    threads: rule_threads("speed")
-    resources:
-        **rule_resources("speed"),
-    params:
-        max_length=lambda wc: kdconfig.model_max_length(config, wc.task, wc.model),
-        settings=config["summary"],
-        # what the measurement runs on: the CPU threads and GPUs asked for, and the device setting
-        threads=rule_threads("speed"),
-        gpus=rule_resources("speed")["gpu"],
-        device=config.get("device", "auto"),
-    script:
-        "../scripts/speed.py"
+# Stage summary: the study's answer as tables and plots. Per task the teacher and students side by side (scores on
+# dev and test, shares of the teacher's, size, measured speed), study-wide, and what the study cost (from the jobs'
+# benchmark files): results/summary/. Probing accuracy by relative layer depth: results/plots/probe/. Training
+# curves of the teacher, GPT-2 and the students: results/plots/curves/{task}/. Each sweep: results/sweeps/{task}/.
+# Cheap jobs (seconds): local rules, run where Snakemake runs. Library: kdprobe.report.
 
 
 rule summary_task:
@@ -78,9 +42,9 @@ rule summary_task:
     localrule: True
     conda:
         "../../envs/kdprobe.yaml"
-    threads: rule_threads("summary")
+    threads: rule_threads("summary_task", "summary")
     resources:
-        **rule_resources("summary"),
+        **rule_resources("summary_task", "summary"),
     params:
         models=MODELS,
         # {model: [[seed, variant name or None for its own run], ...]}
@@ -112,9 +76,9 @@ rule summary_study:
     localrule: True
     conda:
         "../../envs/kdprobe.yaml"
-    threads: rule_threads("summary")
+    threads: rule_threads("summary_study", "summary")
     resources:
-        **rule_resources("summary"),
+        **rule_resources("summary_study", "summary"),
     script:
         "../scripts/summary_study.py"
 
@@ -142,10 +106,208 @@ rule summary_cost:
     localrule: True
     conda:
         "../../envs/kdprobe.yaml"
-    threads: rule_threads("summary")
+    threads: rule_threads("summary_cost", "summary")
     resources:
-        **rule_resources("summary"),
+        **rule_resources("summary_cost", "summary"),
     params:
-        gpus={rule: rule_resources(key)["gpu"] for rule, key in COST_RESOURCES.items()},
+        gpus=lambda wc: {rule: rule_gpus(rule) for rule in COST_RULES},
     script:
         "../scripts/summary_cost.py"
+
+
+rule plot_probing:
+    input:
+        lambda wc: probing_plot_files([wc.task]),
+    output:
+        report(
+            "results/plots/probe/{task}.png",
+            caption="../report/probe_task.rst",
+            category="Probing",
+            subcategory="{task}",
+            labels={"content": "accuracy by relative layer depth", "task": "{task}"},
+        ),
+    log:
+        "logs/plot_probing/{task}.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("plot_probing", "summary")
+    resources:
+        **rule_resources("plot_probing", "summary"),
+    params:
+        entries=lambda wc: probing_plot_entries([wc.task]),
+    script:
+        "../scripts/plot_probing.py"
+
+
+rule plot_probing_overview:
+    input:
+        probing_plot_files(TASKS, seeds=False),
+    output:
+        plot=report(
+            "results/plots/probe/overview.png",
+            caption="../report/probe_overview.rst",
+            category="Probing",
+            subcategory="all tasks",
+            labels={"content": "best-layer accuracy (heatmap)", "task": "all"},
+        ),
+        table=report(
+            "results/plots/probe/best_layers.csv",
+            caption="../report/probe_best_layers.rst",
+            category="Probing",
+            subcategory="all tasks",
+            labels={"content": "best layers (table)", "task": "all"},
+        ),
+    log:
+        "logs/plot_probing/overview.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("plot_probing_overview", "summary")
+    resources:
+        **rule_resources("plot_probing_overview", "summary"),
+    params:
+        entries=probing_plot_entries(TASKS, seeds=False),
+    script:
+        "../scripts/plot_probing.py"
+
+
+rule plot_teacher_curve:
+    input:
+        "results/teacher/{task}/curve.csv",
+    output:
+        report(
+            "results/plots/curves/{task}/teacher.png",
+            caption="../report/curves_teacher.rst",
+            category="Training curves",
+            subcategory="{task}",
+            labels={"content": "teacher", "task": "{task}"},
+        ),
+    log:
+        "logs/plot_curves/{task}/teacher.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("plot_teacher_curve", "summary")
+    resources:
+        **rule_resources("plot_teacher_curve", "summary"),
+    params:
+        stage="teacher",
+    script:
+        "../scripts/plot_curves.py"
+
+
+rule plot_gpt2_curve:
+    input:
+        "results/gpt2/{task}/curve.csv",
+    output:
+        report(
+            "results/plots/curves/{task}/gpt2.png",
+            caption="../report/curves_gpt2.rst",
+            category="Training curves",
+            subcategory="{task}",
+            labels={"content": "GPT-2", "task": "{task}"},
+        ),
+    log:
+        "logs/plot_curves/{task}/gpt2.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("plot_gpt2_curve", "summary")
+    resources:
+        **rule_resources("plot_gpt2_curve", "summary"),
+    params:
+        stage="gpt2",
+    script:
+        "../scripts/plot_curves.py"
+
+
+rule plot_student_curves:
+    input:
+        **{
+            student: f"results/students/{{task}}/{student}/curve.csv"
+            for student in STUDENTS
+        },
+        teacher="results/teacher/{task}/metrics.json",
+        # each student's extra seeds, in the order of params.seeds
+        seeds=lambda wc: [
+            f"{run_dir(wc.task, student, seed)}/curve.csv"
+            for student in STUDENTS
+            for seed in extra_seeds(wc.task, student)
+        ],
+    output:
+        report(
+            "results/plots/curves/{task}/students.png",
+            caption="../report/curves_students.rst",
+            category="Training curves",
+            subcategory="{task}",
+            labels={"content": "students", "task": "{task}"},
+        ),
+    log:
+        "logs/plot_curves/{task}/students.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("plot_student_curves", "summary")
+    resources:
+        **rule_resources("plot_student_curves", "summary"),
+    params:
+        stage="students",
+        # what names each student's loss on its axis
+        losses=lambda wc: student_losses(wc.task),
+        seeds=lambda wc: {
+            student: extra_seeds(wc.task, student) for student in STUDENTS
+        },
+    script:
+        "../scripts/plot_curves.py"
+
+
+rule sweep_summary:
+    input:
+        base=lambda wc: f"{run_dir(wc.task, sweep_student(wc.sweep))}/metrics.json",
+        metrics=lambda wc: [
+            f"{run_dir(wc.task, v.model, v.name)}/metrics.json"
+            for v in sweep_runs(wc.task, wc.sweep)
+        ],
+        curves=lambda wc: [
+            f"{run_dir(wc.task, v.model, v.name)}/curve.csv"
+            for v in sweep_runs(wc.task, wc.sweep)
+        ],
+    output:
+        table=report(
+            "results/sweeps/{task}/{sweep}.csv",
+            caption="../report/sweep_table.rst",
+            category="Sweeps",
+            subcategory="{task}",
+            labels={"content": "{sweep} (table)", "task": "{task}"},
+        ),
+        plot=report(
+            "results/sweeps/{task}/{sweep}.png",
+            caption="../report/sweep_plot.rst",
+            category="Sweeps",
+            subcategory="{task}",
+            labels={"content": "{sweep}: dev score", "task": "{task}"},
+        ),
+        curves=report(
+            "results/sweeps/{task}/{sweep}_curves.png",
+            caption="../report/sweep_curves.rst",
+            category="Sweeps",
+            subcategory="{task}",
+            labels={"content": "{sweep}: training curves", "task": "{task}"},
+        ),
+    log:
+        "logs/sweep_summary/{task}/{sweep}.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("sweep_summary", "summary")
+    resources:
+        **rule_resources("sweep_summary", "summary"),
+    params:
+        student=lambda wc: sweep_student(wc.sweep),
+        # each point's name and grid values, in grid order
+        points=lambda wc: [
+            {"name": v.name, "values": v.values} for v in sweep_runs(wc.task, wc.sweep)
+        ],
+    script:
+        "../scripts/sweep_summary.py"

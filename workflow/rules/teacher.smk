@@ -11,7 +11,7 @@ rule teacher:
     log:
         "logs/teacher/{task}.log",
     benchmark:
-        "benchmarks/teacher/{task}.tsv"
+        "logs/benchmarks/teacher/{task}.tsv"
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("teacher")

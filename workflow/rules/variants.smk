@@ -1,6 +1,7 @@
 # Extra seeds and sweep points (config `seeds`, `sweeps`; kdprobe.variants): each run one job below its model's
 # own directory under a readable {variant} name, seed<N> or sweeps/<sweep>/<label>; its own log and benchmark.
-# Extra seeds are scored on dev and test (and probed with `seeds.probe`); each sweep is summarised per task.
+# Extra seeds are scored on dev and test (and probed with `seeds.probe`); each sweep is summarised per task by
+# rule sweep_summary (summary.smk).
 
 
 use rule teacher as teacher_variant with:
@@ -11,7 +12,7 @@ use rule teacher as teacher_variant with:
     log:
         "logs/teacher/{task}/{variant}.log",
     benchmark:
-        "benchmarks/teacher/{task}/{variant}.tsv"
+        "logs/benchmarks/teacher/{task}/{variant}.tsv"
     params:
         settings=lambda wc: variant_settings(wc.task, "teacher", wc.variant),
         state="results/.state/teacher/{task}/{variant}.pt",
@@ -25,7 +26,7 @@ use rule distil as distil_variant with:
     log:
         "logs/distil/{task}/{student}/{variant}.log",
     benchmark:
-        "benchmarks/distil/{task}/{student}/{variant}.tsv"
+        "logs/benchmarks/distil/{task}/{student}/{variant}.tsv"
     params:
         settings=lambda wc: variant_settings(wc.task, wc.student, wc.variant),
         state="results/.state/students/{task}/{student}/{variant}.pt",
@@ -40,7 +41,7 @@ use rule predict as predict_variant with:
     log:
         "logs/predict/{task}/{model}/{variant}.log",
     benchmark:
-        "benchmarks/predict/{task}/{model}/{variant}.tsv"
+        "logs/benchmarks/predict/{task}/{model}/{variant}.tsv"
     params:
         max_length=lambda wc: variant_settings(wc.task, wc.model, wc.variant)[
             "max_length"
@@ -53,7 +54,7 @@ use rule predict_variant as predict_test_variant with:
     log:
         "logs/predict_test/{task}/{model}/{variant}.log",
     benchmark:
-        "benchmarks/predict_test/{task}/{model}/{variant}.tsv"
+        "logs/benchmarks/predict_test/{task}/{model}/{variant}.tsv"
     params:
         max_length=lambda wc: variant_settings(wc.task, wc.model, wc.variant)[
             "max_length"
@@ -74,58 +75,7 @@ use rule probe as probe_variant with:
     log:
         "logs/probe/{scope}/{model}/{variant}.log",
     benchmark:
-        "benchmarks/probe/{scope}/{model}/{variant}.tsv"
+        "logs/benchmarks/probe/{scope}/{model}/{variant}.tsv"
     params:
         model_path=lambda wc: model_dir(wc.scope, wc.model, wc.variant),
         state="results/.state/probe/{scope}/{model}/{variant}",
-
-
-rule sweep_summary:
-    input:
-        base=lambda wc: f"{run_dir(wc.task, sweep_student(wc.sweep))}/metrics.json",
-        metrics=lambda wc: [
-            f"{run_dir(wc.task, v.model, v.name)}/metrics.json"
-            for v in sweep_runs(wc.task, wc.sweep)
-        ],
-        curves=lambda wc: [
-            f"{run_dir(wc.task, v.model, v.name)}/curve.csv"
-            for v in sweep_runs(wc.task, wc.sweep)
-        ],
-    output:
-        table=report(
-            "results/sweeps/{task}/{sweep}.csv",
-            caption="../report/sweep_table.rst",
-            category="Sweeps",
-            subcategory="{task}",
-            labels={"content": "{sweep} (table)", "task": "{task}"},
-        ),
-        plot=report(
-            "results/sweeps/{task}/{sweep}.png",
-            caption="../report/sweep_plot.rst",
-            category="Sweeps",
-            subcategory="{task}",
-            labels={"content": "{sweep}: dev score", "task": "{task}"},
-        ),
-        curves=report(
-            "results/sweeps/{task}/{sweep}_curves.png",
-            caption="../report/sweep_curves.rst",
-            category="Sweeps",
-            subcategory="{task}",
-            labels={"content": "{sweep}: training curves", "task": "{task}"},
-        ),
-    log:
-        "logs/sweep_summary/{task}/{sweep}.log",
-    localrule: True
-    conda:
-        "../../envs/kdprobe.yaml"
-    threads: rule_threads("plots")
-    resources:
-        **rule_resources("plots"),
-    params:
-        student=lambda wc: sweep_student(wc.sweep),
-        # each point's name and grid values, in grid order
-        points=lambda wc: [
-            {"name": v.name, "values": v.values} for v in sweep_runs(wc.task, wc.sweep)
-        ],
-    script:
-        "../scripts/sweep_summary.py"

@@ -1,10 +1,11 @@
-"""Prediction analysis of one task: `kdprobe.analysis.predictions.analyse` (rule `analyse_predictions`).
+"""Prediction analysis of one task: `kdprobe.report.analysis.analyse` (rule `analyse_predictions`).
 
 Expects one input per model (named by model, `params.models` giving their order), `params.settings` (the
-`analysis` config section) and the named outputs of `kdprobe.analysis.predictions.OUTPUTS`.
+`analysis` config section) and the named outputs of `kdprobe.report.predictions.OUTPUTS`.
 """
 
-from kdprobe.analysis.predictions import OUTPUTS, analyse
+from kdprobe.report.analysis import analyse
+from kdprobe.report.predictions import OUTPUTS
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -1,11 +1,11 @@
-"""Fine-tune GPT-2 on one task's training sentences: `kdprobe.lm.finetune`.
+"""Fine-tune GPT-2 on one task's training sentences: `kdprobe.augment.gpt2.finetune`.
 
 Expects `input.train`, optional `input.base` (a local model directory; else `params.settings["model"]`),
 `params.settings` (the task's `gpt2` section), `params.state`, and outputs `model` (directory) and `curve`; with
 `config["tensorboard"]`, TensorBoard events beside `log[0]`.
 """
 
-from kdprobe.lm import finetune
+from kdprobe.augment.gpt2 import finetune
 from kdprobe.training import tensorboard_dir
 from kdprobe.workflow import run
 

@@ -1,11 +1,13 @@
-"""Teacher logits for one part of the transfer set: `kdprobe.logits.write_transfer`.
+"""Teacher logits for one part of the transfer set: `kdprobe.transfer.write_transfer`.
 
 Expects `input.teacher` (model directory), `input.sentences` (a split TSV with labels, or an augmentation
 parquet), `params.settings` (the task's `logits` section), `params.chunk_dir` (resumable chunks), and one
 output parquet.
 """
 
-from kdprobe.logits import read_sentences, write_transfer
+from kdprobe.transfer import write_transfer
+
+from kdprobe.splits import read_sentences
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -8,7 +8,7 @@
   `params.tasks`, sizes `params.sizes`, seed `params.seed`, one output per task (named by task).
 """
 
-from kdprobe.data import load_examples
+from kdprobe.data.prepare import load_examples
 from kdprobe.offline import export_teacher, pretrain_gpt2, write_corpus, write_probing
 from kdprobe.workflow import run
 

@@ -1,11 +1,11 @@
 """Training-curve plots (rules `plot_teacher_curve`, `plot_gpt2_curve`, `plot_student_curves`):
-`kdprobe.plots.curves.plot_teacher` / `plot_gpt2` (one input, the curve CSV) or `plot_students` (one input per
+`kdprobe.report.curve_plots.plot_teacher` / `plot_gpt2` (one input, the curve CSV) or `plot_students` (one input per
 student, named by student, `input.teacher`, the teacher's metrics.json, and `input.seeds`, the extra seeds' curves
 in the order of `params.seeds`, {student: [variant, ...]}; `params.losses` names each loss), chosen by
 `params.stage`.
 """
 
-from kdprobe.plots import curves
+from kdprobe.report import curve_plots as curves
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

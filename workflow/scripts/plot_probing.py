@@ -1,10 +1,10 @@
-"""Probing plots (rules `plot_probing`, `plot_probing_overview`): `kdprobe.plots.probing.plot_task` for one
+"""Probing plots (rules `plot_probing`, `plot_probing_overview`): `kdprobe.report.probing_plots.plot_task` for one
 downstream task (`wildcards.task`), else `plot_overview` (outputs `plot` and `table`).
 
 `params.entries`: `[scope, model kind, probe table, model directory or hub id]` of every model to plot.
 """
 
-from kdprobe.plots.probing import plot_overview, plot_task
+from kdprobe.report.probing_plots import plot_overview, plot_task
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

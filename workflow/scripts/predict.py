@@ -1,4 +1,4 @@
-"""Dev-set (or test-set) predictions of one model on one task: `kdprobe.predict.write_predictions`.
+"""Dev-set (or test-set) predictions of one model on one task: `kdprobe.predict.predictions.write_predictions`.
 
 Expects `wildcards.model` (teacher | bert_s | lstm_s; or `params.model_kind`), `input.model` (its directory),
 `input.dev` (with `labels.txt` and `test.tsv` beside it), `params.max_length` (the token limit the model was trained
@@ -7,7 +7,7 @@ with), one output TSV; optional `params.batch_size` and `params.split` (dev, the
 
 from pathlib import Path
 
-from kdprobe.predict import write_predictions
+from kdprobe.predict.predictions import write_predictions
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

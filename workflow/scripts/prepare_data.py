@@ -1,4 +1,4 @@
-"""Normalise one task's raw data: `kdprobe.data.prepare_task`.
+"""Normalise one task's raw data: `kdprobe.data.prepare.prepare_task`.
 
 Expects `wildcards.task`, `params.source` (the task's `tasks.<task>.data` section) and outputs `train`, `dev`,
 `test`, `labels`, all in one directory.
@@ -6,7 +6,7 @@ Expects `wildcards.task`, `params.source` (the task's `tasks.<task>.data` sectio
 
 from pathlib import Path
 
-from kdprobe.data import prepare_task
+from kdprobe.data.prepare import prepare_task
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

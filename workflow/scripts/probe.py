@@ -1,4 +1,4 @@
-"""Probe one model on every SentEval task: `kdprobe.probing.run.probe_tasks` (rule `probe`).
+"""Probe one model on every SentEval task: `kdprobe.probe.run.probe_tasks` (rule `probe`).
 
 Reads `params.kind` (teacher | pretrained | bert_s | lstm_s), `params.model_path` (model directory, or a hub id
 for the pre-trained teacher), `input.data` (the SentEval `{probe_task}.txt` files, in the config's order),
@@ -6,7 +6,7 @@ for the pre-trained teacher), `input.data` (the SentEval `{probe_task}.txt` file
 the per-task saved tables); writes `output.tables` (one per task, in the same order) and `output.merged`.
 """
 
-from kdprobe.probing.run import probe_tasks
+from kdprobe.probe.run import probe_tasks
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -1,10 +1,10 @@
-"""Sample one augmentation shard from the fine-tuned GPT-2: `kdprobe.sampling.sample_shard`.
+"""Sample one augmentation shard from the fine-tuned GPT-2: `kdprobe.augment.sample.sample_shard`.
 
 Expects `input.model`, `params.settings` (the `augment` sampling settings plus this shard's `sentences` and
 `seed`), `params.chunk_dir` (resumable chunks, not an output), and one output parquet.
 """
 
-from kdprobe.sampling import sample_shard
+from kdprobe.augment.sample import sample_shard
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -1,4 +1,4 @@
-"""Size and speed of one model on one task, measured on this job's machine: `kdprobe.speed.measure_model`.
+"""Size and speed of one model on one task, measured on this job's machine: `kdprobe.predict.speed.measure_model`.
 
 Expects `wildcards.model` (teacher | bert_s | lstm_s), `input.model` (its directory), `input.dev` (with
 `labels.txt` beside it), `params.max_length` (the token limit the model was trained with), `params.settings` (the
@@ -8,7 +8,7 @@ when the job was given one (`resources.gpu`).
 
 from pathlib import Path
 
-from kdprobe.speed import measure_model
+from kdprobe.predict.speed import measure_model
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -1,10 +1,10 @@
-"""What the study cost, from the jobs' benchmark files: `kdprobe.summary.write_cost_summary` (rule `summary_cost`).
+"""What the study cost, from the jobs' benchmark files: `kdprobe.report.summary.write_cost_summary` (rule `summary_cost`).
 
 Expects the benchmark files as `input` (`benchmarks/<rule>/<task>...tsv`) and `params.gpus` (GPUs per rule, from
 `resources:`); writes `output.table` (CSV) and `output.plot` (PNG).
 """
 
-from kdprobe.summary import write_cost_summary
+from kdprobe.report.summary import write_cost_summary
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -1,4 +1,4 @@
-"""One task's summary tables: `kdprobe.summary.write_task_summary` (rule `summary_task`).
+"""One task's summary tables: `kdprobe.report.summary.write_task_summary` (rule `summary_task`).
 
 Expects `input.labels`, `input.dev`, `input.test` (the task's splits), `input.predictions_dev`,
 `input.predictions_test` and `input.speed` (one file per model, in the order of `params.models`, the teacher first),
@@ -6,7 +6,7 @@ Expects `input.labels`, `input.dev`, `input.test` (the task's splits), `input.pr
 {model: [[seed, variant or None], ...]}); writes `output.table` and `output.seeds` (CSV).
 """
 
-from kdprobe.summary import write_task_summary
+from kdprobe.report.summary import write_task_summary
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -1,11 +1,11 @@
-"""One sweep's table and plots on one task: `kdprobe.summary.sweeps.write_sweep_summary` (rule `sweep_summary`).
+"""One sweep's table and plots on one task: `kdprobe.report.sweeps.write_sweep_summary` (rule `sweep_summary`).
 
 Expects `wildcards.task`, `wildcards.sweep`; `input.base` (the student's own `metrics.json`), `input.metrics` and
 `input.curves` (each grid point's, in the order of `params.points`: [{name, values}]), `params.student`; writes
 `output.table` (CSV), `output.plot` and `output.curves` (PNG).
 """
 
-from kdprobe.summary.sweeps import write_sweep_summary
+from kdprobe.report.sweeps import write_sweep_summary
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -5,6 +5,6 @@ the corpus of all their sentences; `write_demo_model(kind, out, corpus, settings
 (with a tokenizer trained on the corpus) or a word2vec binary; `write_demo_assets` does all of it.
 """
 
-from .assets import read_corpus, write_demo_assets, write_demo_data, write_demo_model
+from kdprobe.demo.assets import read_corpus, write_demo_assets, write_demo_data, write_demo_model
 
 __all__ = ["read_corpus", "write_demo_assets", "write_demo_data", "write_demo_model"]

@@ -11,10 +11,10 @@ import logging
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..io import write_text
-from .probing import write_probing
-from .tasks import write_raw
+from kdprobe.errors import ConfigError
+from kdprobe.io import write_text
+from kdprobe.demo.probing import write_probing
+from kdprobe.demo.tasks import write_raw
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def write_demo_model(kind: str, out: str | Path, corpus: list[str], settings: di
     if kind not in MODELS:
         raise ConfigError("demo", f"unknown demo model {kind!r}; choose one of {sorted(MODELS)}")
     _check(settings, kind)
-    from . import models
+    from kdprobe.demo import models
 
     return getattr(models, f"write_{kind}")(out, corpus, settings[kind], int(settings["seed"]))
 

@@ -18,12 +18,12 @@ from gensim.models import Word2Vec
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertForPreTraining, BertTokenizer
 
-from ..embeddings import word_tokenize
-from ..io import atomic_dir, atomic_path
-from ..logs import progress
-from ..runtime import single_thread
-from ..schedule import linear_warmup_decay
-from ..scratch_models import MAX_POSITIONS, init_gpt2
+from kdprobe.embeddings import word_tokenize
+from kdprobe.io import atomic_dir, atomic_path
+from kdprobe.logs import progress
+from kdprobe.runtime import single_thread
+from kdprobe.schedule import linear_warmup_decay
+from kdprobe.scratch_models import MAX_POSITIONS, init_gpt2
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ConfigError
-from ..io import write_text
-from .grammar import (NOUN_CLASS, NOUNS, ODD_CLASSES, PAST, PL, PRES, SG, TRANSITIVE, VERB_OF, Grammar, Tree,
+from kdprobe.errors import ConfigError
+from kdprobe.io import write_text
+from kdprobe.demo.grammar import (NOUN_CLASS, NOUNS, ODD_CLASSES, PAST, PL, PRES, SG, TRANSITIVE, VERB_OF, Grammar, Tree,
                       main_start, probe_text)
 
 log = logging.getLogger(__name__)

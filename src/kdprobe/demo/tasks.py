@@ -17,9 +17,9 @@ import random
 from pathlib import Path
 from typing import Callable
 
-from ..rasa import strip_entities
-from ..io import write_text
-from .grammar import PL, PRES, SG, VERB_OF, Grammar, main_start, plain_text
+from kdprobe.data.rasa import strip_entities
+from kdprobe.io import write_text
+from kdprobe.demo.grammar import PL, PRES, SG, VERB_OF, Grammar, main_start, plain_text
 
 log = logging.getLogger(__name__)
 

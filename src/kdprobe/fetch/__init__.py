@@ -8,8 +8,8 @@
 - `snapshot_model(repo_id, out_dir, revision)`: a Hugging Face model directory, safetensors weights only.
 """
 
-from .archive import UnsafeArchiveError, archive_format, extract
-from .sources import (
+from kdprobe.fetch.archive import UnsafeArchiveError, archive_format, extract
+from kdprobe.fetch.sources import (
     DEFAULT_CACHE_DIR,
     MODEL_FILES,
     Source,
@@ -20,7 +20,7 @@ from .sources import (
     parse_sources,
     snapshot_model,
 )
-from .transfer import (
+from kdprobe.fetch.transfer import (
     ChecksumError,
     FetchError,
     copy_verified,

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import ConfigError
-from .archive import extract as extract_archive
-from .transfer import FetchError, copy_verified, download, normalise_sha256, sha256_file, verify_file
+from kdprobe.errors import ConfigError
+from kdprobe.fetch.archive import extract as extract_archive
+from kdprobe.fetch.transfer import FetchError, copy_verified, download, normalise_sha256, sha256_file, verify_file
 
 log = logging.getLogger("kdprobe.fetch")
 
@@ -267,7 +267,7 @@ def snapshot_model(
     `revision` should be a commit hash; a branch or tag is resolved to its commit first (with a warning) so all
     files come from one commit, which is recorded in `out_dir/.kdprobe-source.json` with every file's sha256.
     """
-    from ..io import atomic_dir, write_json  # lazily: kdprobe.io imports pandas
+    from kdprobe.io import atomic_dir, write_json  # lazily: kdprobe.io imports pandas
 
     patterns = list(allow_patterns)
     resolved = revision
@@ -294,7 +294,7 @@ def snapshot_model(
 
 def copy_model_dir(src_dir: str | Path, out_dir: str | Path, allow_patterns: Iterable[str] = MODEL_FILES) -> Path:
     """Air-gapped counterpart of `snapshot_model`: copy a local model directory with the same file filter."""
-    from ..io import atomic_dir, write_json
+    from kdprobe.io import atomic_dir, write_json
 
     src_dir = Path(src_dir)
     if not src_dir.is_dir():
@@ -334,7 +334,7 @@ def fetch_source(
     Archives are downloaded to `cache_dir/<key>/<file name>` (kept, with their `.sha256` sidecar, so a later run
     verifies instead of downloading again) and the configured members copied atomically onto their outputs.
     """
-    from ..io import atomic_path
+    from kdprobe.io import atomic_path
 
     if src.names:
         raise ValueError(f"{src.key}: expand `names` first (fetch_source takes one concrete source)")

@@ -29,8 +29,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Callable
 
-from ..errors import KdprobeError
-from ..logs import progress
+from kdprobe.errors import KdprobeError
+from kdprobe.logs import progress
 
 log = logging.getLogger("kdprobe.fetch")
 

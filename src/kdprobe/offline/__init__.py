@@ -7,9 +7,9 @@ corpus from `write_corpus`); SentEval-format probing files are built from real S
 (`write_probing`) for the probing tasks that need no parser.
 """
 
-from .corpus import read_corpus, write_corpus
-from .gpt2 import pretrain_gpt2
-from .probing import BUILDABLE, write_probing
-from .teacher import export_teacher
+from kdprobe.offline.corpus import read_corpus, write_corpus
+from kdprobe.offline.gpt2 import pretrain_gpt2
+from kdprobe.offline.probing import BUILDABLE, write_probing
+from kdprobe.offline.teacher import export_teacher
 
 __all__ = ["BUILDABLE", "export_teacher", "pretrain_gpt2", "read_corpus", "write_corpus", "write_probing"]

@@ -8,9 +8,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..data import read_split
-from ..errors import InputError
-from ..io import write_tsv
+from kdprobe.splits import read_split
+from kdprobe.errors import InputError
+from kdprobe.io import write_tsv
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A small GPT-2 for the offline study: byte-level BPE tokenizer trained on the corpus, random initialisation
 (`kdprobe.scratch_models.init_gpt2`), then causal-LM pre-training on the corpus with the study's own LM training
-(`kdprobe.lm.finetune`). The `gpt2` rule then fine-tunes it per task like a downloaded GPT-2."""
+(`kdprobe.augment.gpt2.finetune`). The `gpt2` rule then fine-tunes it per task like a downloaded GPT-2."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from ..scratch_models import init_gpt2
-from ..errors import ConfigError
-from ..lm import finetune
-from .corpus import read_corpus
+from kdprobe.scratch_models import init_gpt2
+from kdprobe.errors import ConfigError
+from kdprobe.augment.gpt2 import finetune
+from kdprobe.offline.corpus import read_corpus
 
 log = logging.getLogger(__name__)
 

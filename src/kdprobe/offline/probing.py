@@ -21,8 +21,8 @@ import random
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import ConfigError, InputError
-from ..io import write_text
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.io import write_text
 
 log = logging.getLogger(__name__)
 

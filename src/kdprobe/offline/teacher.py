@@ -6,8 +6,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..io import atomic_dir
+from kdprobe.errors import ConfigError
+from kdprobe.io import atomic_dir
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from types import ModuleType
 import torch
 from safetensors.torch import load_file
 
-from ..errors import ConfigError, InputError
-from ..io import read_json
-from .common import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, Student
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.io import read_json
+from kdprobe.students.common import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, Student
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from ..errors import ConfigError
-from .channels import MODES, ChannelEmbedding, teacher_vectors, word2vec_vectors, word_input
-from .common import Student, WordInput, WordPieceInput, choice, load_input, setting
+from kdprobe.errors import ConfigError
+from kdprobe.students.channels import MODES, ChannelEmbedding, teacher_vectors, word2vec_vectors, word_input
+from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, load_input, setting
 
 KIND = "bert_s"
 SOURCES = ("random", "teacher", "word2vec")

@@ -25,9 +25,9 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from ..embeddings import CLS, PAD, SEP, UNK, build_vocab, load_word2vec
-from ..errors import ConfigError, InputError
-from .common import WEIGHTS_FILE, WordInput, WordPieceInput
+from kdprobe.embeddings import CLS, PAD, SEP, UNK, build_vocab, load_word2vec
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.students.common import WEIGHTS_FILE, WordInput, WordPieceInput
 
 MODES = ("static", "non-static", "multichannel")
 COMBINE = ("concat", "mean")

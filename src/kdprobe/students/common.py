@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..batching import pad_batch
-from ..embeddings import CLS, PAD, SEP, UNK, encode_words, read_vocab, word_tokenize, write_vocab
-from ..errors import ConfigError, InputError
-from ..io import atomic_path, write_json
+from kdprobe.batching import pad_batch
+from kdprobe.embeddings import CLS, PAD, SEP, UNK, encode_words, read_vocab, word_tokenize, write_vocab
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 

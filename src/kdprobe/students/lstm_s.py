@@ -33,9 +33,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .bilstm import bilstm
-from .channels import MODES, ChannelEmbedding, teacher_vectors, uniform_embeddings, word2vec_vectors, word_input
-from .common import Student, WordInput, WordPieceInput, choice, load_input, setting
+from kdprobe.students.bilstm import bilstm
+from kdprobe.students.channels import MODES, ChannelEmbedding, teacher_vectors, uniform_embeddings, word2vec_vectors, word_input
+from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, load_input, setting
 
 KIND = "lstm_s"
 SOURCES = ("word2vec", "teacher", "random")

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..embeddings import word_tokenize, write_word2vec
-from ..io import write_parquet, write_text, write_tsv
+from kdprobe.embeddings import word_tokenize, write_word2vec
+from kdprobe.io import write_parquet, write_text, write_tsv
 
 POSITIVE = ["good", "great", "fine", "nice", "superb"]
 NEGATIVE = ["bad", "awful", "poor", "sad", "dull"]

@@ -1,0 +1,155 @@
+"""Entry points of the probing stage: probe one model on one SentEval task (`probe_model`), or on several in one
+job with the model loaded once (`probe_tasks`, rule `probe`); merge the per-task tables (`merge_probes`, from
+`tables`, torch-free)."""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from kdprobe.checkpoint import ResumeState, resume_key
+from kdprobe.config import LOGREG_PROBE_TASK
+from kdprobe.digest import content_digests, model_files
+from kdprobe.io import write_csv
+from kdprobe.probe import senteval
+from kdprobe.probe.encoders import encode, load_encoder, resolve_layers, resolve_poolings
+from kdprobe.probe.classifier import fit_grid, setting
+from kdprobe.registry import PROBE_KINDS
+from kdprobe.probe.tables import COLUMNS, merge_probes
+
+__all__ = ["COLUMNS", "merge_probes", "probe_model", "probe_tasks"]
+
+log = logging.getLogger(__name__)
+
+_SPLITS = ("train", "dev", "test")
+
+
+def probe_model(
+    model_kind: str,
+    model_dir: str | os.PathLike,
+    probe_file: str | os.PathLike,
+    settings: dict[str, Any],
+    out_csv: str | os.PathLike,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """Probe every requested (layer, pooling) of one model on one SentEval task; write one CSV row for each.
+
+    `model_kind`: teacher | pretrained | bert_s | lstm_s; `model_dir`: the model directory (for `pretrained` also
+    a hub id); `probe_file`: a SentEval `*.txt` file (task = its stem); `settings`: the `probe` config section
+    (`layers.<kind>`, `pooling.<kind>`, `grid`, `standardise`, `lr`, `batch_size`, `epoch_size`, `tenacity`,
+    `max_epoch`, `seed`, `encode_batch_size`, `max_sentences`; for WordContent `word_content_logreg`, SentEval's
+    logistic regression in place of the MLP). Returns the table it wrote (columns `COLUMNS`).
+    """
+    _check(model_kind, settings)
+    device = torch.device(device)
+    return _probe(lambda: load_encoder(model_kind, str(model_dir), device), model_kind, probe_file, settings, out_csv,
+                  device)
+
+
+def probe_tasks(
+    model_kind: str,
+    model_dir: str | os.PathLike,
+    probe_files: Sequence[str | os.PathLike],
+    settings: Mapping[str, dict[str, Any]],
+    out_csvs: Sequence[str | os.PathLike],
+    merged_csv: str | os.PathLike,
+    state_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """`probe_model` on every SentEval task of `probe_files` in one job, the model loaded once; each task's table
+    written to its `out_csvs` entry, and all of them merged into `merged_csv` (`merge_probes`, in the order given).
+    `settings`: `{task: its probe settings}` (`kdprobe.config.probe_settings`).
+
+    Each task's table is also kept in `state_dir/<task>.pt`, keyed by that task's settings and the content of the
+    model and of the task's data file, so a job rerun for an edit that concerns some tasks only (say
+    `probe.word_content_logreg`) reuses the other tasks' tables, and the log says so. Returns the merged table.
+    """
+    for task_settings in settings.values():
+        _check(model_kind, task_settings)
+    device = torch.device(device)
+    files = model_files(model_dir)
+    model = content_digests({"model": files}) if files else {"model": str(model_dir)}
+    encoder = functools.cache(lambda: load_encoder(model_kind, str(model_dir), device))  # once, when first needed
+    tasks = []
+    for probe_file, out_csv in zip(probe_files, out_csvs, strict=True):
+        task = senteval.task_name(probe_file)
+        state = ResumeState(Path(state_dir) / f"{task}.pt",
+                            resume_key(settings[task], {"data": probe_file}, kind=model_kind, model=model))
+        saved = state.load()
+        if saved is not None:
+            write_csv(out_csv, pd.read_csv(io.StringIO(saved["table"])))
+            log.info("%s: its settings, the model and %s are those of its saved table: reused, %s written",
+                     task, probe_file, out_csv)
+        else:
+            table = _probe(encoder, model_kind, probe_file, settings[task], out_csv, device)
+            state.save({"table": table.to_csv(index=False)})
+        tasks.append(task)
+    return merge_probes([str(path) for path in out_csvs], str(merged_csv), tasks)
+
+
+def _check(model_kind: str, settings: dict[str, Any]) -> None:
+    """The model kind and its pooling and layer settings, checked before a model is loaded."""
+    if model_kind not in PROBE_KINDS:
+        raise ValueError(f"unknown model kind {model_kind!r} (expected one of {', '.join(PROBE_KINDS)})")
+    resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
+    setting(settings, "layers", model_kind)
+
+
+def _probe(get_encoder: Callable[[], Any], model_kind: str, probe_file: str | os.PathLike, settings: dict[str, Any],
+           out_csv: str | os.PathLike, device: torch.device) -> pd.DataFrame:
+    """`probe_model`, the model from `get_encoder()` (`encoders.load_encoder`), asked for once the data is read."""
+    task = senteval.task_name(probe_file)
+    poolings = resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
+    layer_spec = setting(settings, "layers", model_kind)
+    logistic = task == LOGREG_PROBE_TASK and bool(setting(settings, "word_content_logreg"))
+
+    data = senteval.load(probe_file, int(settings.get("max_sentences", 0) or 0))
+    labels = senteval.label_index(data)
+    counts = {split: len(data[split][0]) for split in _SPLITS}
+    log.info("read %s: task %s, %s sentences, %d classes", probe_file, task,
+             "/".join(f"{counts[s]} {s}" for s in _SPLITS), len(labels))
+
+    encoder = get_encoder()
+    layers = resolve_layers(encoder, layer_spec)
+    log.info("encoding layers %s with pooling %s", layers, poolings)
+    if logistic:
+        log.info("%s: logistic regression in place of the MLP, as SentEval (probe.word_content_logreg)", task)
+    start = time.perf_counter()
+    sentences = [s for split in _SPLITS for s in data[split][0]]
+    features = encode(encoder, sentences, layers, poolings, int(settings.get("encode_batch_size", 128)),
+                      desc=f"{model_kind} {task}")
+    log.info("encoded %d sentences in %.1f s", len(sentences), time.perf_counter() - start)
+
+    bounds, offset = {}, 0
+    for split in _SPLITS:
+        bounds[split] = (offset, offset + counts[split])
+        offset += counts[split]
+    y = {split: torch.tensor([labels[label] for label in data[split][1]], dtype=torch.long) for split in _SPLITS}
+
+    rows = []
+    for layer in layers:
+        for pooling in poolings:
+            x = features.pop((layer, pooling))
+            parts = [(x[a:b], y[split]) for split, (a, b) in bounds.items()]
+            start = time.perf_counter()
+            result = fit_grid(*parts, settings=settings, n_classes=len(labels), device=device, logistic=logistic,
+                              desc=f"{model_kind} {task} layer {layer} {pooling}")
+            log.info(
+                "%s %s layer %d %s (d=%d): test %.4f dev %.4f (hidden %d, dropout %.2f, weight decay %g, %d passes;"
+                " %d settings), majority %.4f [%.1f s]", model_kind, task, layer, pooling, x.shape[1],
+                result.test_acc, result.dev_acc, result.hidden, result.dropout, result.weight_decay, result.epochs,
+                len(result.grid), result.majority_acc, time.perf_counter() - start,
+            )
+            rows.append({"model": model_kind, "probe_task": task, "layer": layer, "pooling": pooling, **result.row()})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    write_csv(out_csv, table)
+    log.info("wrote %s: %d rows", out_csv, len(table))
+    return table
