@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kdprobe-installed
 CORES ?= 2
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo test clean-demo rulegraph
 
 setup: $(STAMP)
 
@@ -28,3 +28,10 @@ test: setup
 
 clean-demo:
 	rm -rf results resources/demo resources/data logs .snakemake
+
+# docs/rulegraph.svg, the picture in the README: `snakemake --rulegraph` of the thesis config (config/config.yaml),
+# drawn by Graphviz's `dot` (Debian: apt-get install graphviz). It plans only, so nothing is downloaded.
+rulegraph: setup
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --rulegraph > docs/rulegraph.dot.tmp || { rm -f docs/rulegraph.dot.tmp; exit 1; }
+	dot -Tsvg -o docs/rulegraph.svg docs/rulegraph.dot.tmp
+	rm docs/rulegraph.dot.tmp

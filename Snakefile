@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
+# One rule file per stage, in pipeline order (docs/internals.md has the stage table).
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/demo.smk"
@@ -18,12 +19,12 @@ include: "workflow/rules/offline.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/augment.smk"
-include: "workflow/rules/logits.smk"
-include: "workflow/rules/students.smk"
-include: "workflow/rules/analysis.smk"
+include: "workflow/rules/transfer.smk"
+include: "workflow/rules/distil.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/summary.smk"
-include: "workflow/rules/plots.smk"
 include: "workflow/rules/variants.smk"
 
 

@@ -151,6 +151,15 @@ def gpt2_flops_per_token(model: GPT2LMHeadModel, context: int) -> float:
     return 2.0 * weights + 4.0 * context * cfg.n_embd * cfg.n_layer
 
 
+def sampled_flops(model: GPT2LMHeadModel, samples: list[list[int]], max_length: int) -> float:
+    """Effective forward FLOPs of sampled rows: one token per step up to each row's end token (at most
+    `max_length` steps), each at its context; the same count whichever way sampled them."""
+    cfg = model.config
+    steps = np.array([min(len(x) + 1, max_length) for x in samples], dtype=np.float64)
+    attention = 4.0 * cfg.n_embd * cfg.n_layer * steps * (steps + 1) / 2
+    return float(np.sum(gpt2_flops_per_token(model, 0) * steps + attention))
+
+
 def student_epoch_flops(model: torch.nn.Module, lengths: np.ndarray) -> float:
     """Training FLOPs (forward + backward = 3 x forward) of one epoch over sentences of `lengths` real tokens, on
     real tokens only: per token 2 x the weights a token passes through (LSTM_S: the BiLSTM's matrices; BERT_S: the

@@ -21,6 +21,7 @@ from kdprobe.distil import distil, read_transfer
 from kdprobe.io import write_parquet
 from kdprobe.students.testing import (FILLER, NEGATIVE, POSITIVE, make_task, make_teacher, make_word2vec,
                                       synthetic_sentences)
+from kdprobe.training import RunFiles
 
 AWKWARD = [
     "a tab\tinside",
@@ -141,9 +142,9 @@ def test_students_train_on_awkward_sentences(transfer, tmp_path, kind, settings)
         make_word2vec(word2vec, POSITIVE + NEGATIVE + FILLER, dim=8)
     out = tmp_path / kind
     metrics = distil(kind, "sst2", settings, [transfer["train"], transfer["shard"]], transfer["root"] / "data",
-                     transfer["teacher"], out, tmp_path / "state.pt", "cpu", word2vec=word2vec)
+                     transfer["teacher"], RunFiles.in_dir(out), tmp_path / "state.pt", "cpu", word2vec=word2vec)
     assert metrics["transfer_size"] == transfer["n_train"] + len(AWKWARD)
     assert metrics["transfer_labelled"] == transfer["n_train"]
     curve = pd.read_csv(out / "curve.csv")
     assert len(curve) == settings["epochs"] and np.isfinite(curve["loss"]).all()
-    assert (out / "model.safetensors").exists() and (out / "student.json").exists()
+    assert (out / "model" / "model.safetensors").exists() and (out / "model" / "student.json").exists()

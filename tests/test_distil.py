@@ -16,6 +16,7 @@ from kdprobe.errors import ConfigError, InputError
 from kdprobe.io import read_json, write_parquet
 from kdprobe.students import load_student
 from kdprobe.students.testing import make_student_task
+from kdprobe.training import EpochEnd, RunFiles
 
 BERT_S = {"layers": 2, "hidden": 32, "intermediate": 64, "heads": 2, "dropout": 0.1, "max_length": 32,
           "embeddings": "random", "loss": "soft_ce", "temperature": 3.0, "optimizer": "adam", "lr": 3e-3,
@@ -38,9 +39,11 @@ def task(tmp_path_factory):
     return {**task, "majority": max(collections.Counter(dev_labels).values()) / len(dev_labels)}
 
 
-def _run(task, kind, settings, out, state=None, **kw):
-    return distil(kind, "sst2", settings, task["transfer"], task["data"], task["teacher"], out,
-                  state, "cpu", word2vec=task["w2v"] if kind == "lstm_s" else None, **kw)
+def _run(task, kind, settings, out, state=None, on_epoch_end=None):
+    """Distil into the run directory `out` (`out/model/`, `out/metrics.json`, `out/curve.csv`)."""
+    return distil(kind, "sst2", settings, task["transfer"], task["data"], task["teacher"], RunFiles.in_dir(out),
+                  state, "cpu", word2vec=task["w2v"] if kind == "lstm_s" else None,
+                  callbacks=[EpochEnd(on_epoch_end)] if on_epoch_end else [])
 
 
 @pytest.mark.parametrize("kind,settings", [("bert_s", BERT_S), ("lstm_s", LSTM_S)])
@@ -50,8 +53,8 @@ def test_distillation_beats_majority_and_writes_outputs(task, tmp_path, kind, se
     assert metrics["dev"]["accuracy"] >= task["majority"] + 0.2, (metrics, task["majority"])
     assert metrics["dev"]["accuracy"] >= 0.8
     assert not state.exists()
-    files = {p.name for p in out.iterdir()}
-    assert {"student.json", "model.safetensors", "metrics.json", "curve.csv"} <= files
+    assert {"student.json", "model.safetensors"} <= {p.name for p in (out / "model").iterdir()}
+    assert {"model", "metrics.json", "curve.csv"} == {p.name for p in out.iterdir()}
     saved = read_json(out / "metrics.json")
     assert saved == metrics
     assert set(saved) >= {"dev", "test", "best_epoch", "n_params", "n_params_without_embeddings", "transfer_size"}
@@ -64,7 +67,7 @@ def test_distillation_beats_majority_and_writes_outputs(task, tmp_path, kind, se
     assert curve["dev_accuracy"].iloc[saved["best_epoch"] - 1] == pytest.approx(saved["dev"]["accuracy"])
     assert curve["loss"].iloc[-1] < curve["loss"].iloc[0]
     # the written student is the best-dev one and predicts as reported
-    student = load_student(out, "cpu")
+    student = load_student(out / "model", "cpu")
     assert student.labels == ["negative", "positive"]
     dev = pd.read_csv(task["data"] / "dev.tsv", sep="\t")
     with torch.inference_mode():
@@ -73,21 +76,21 @@ def test_distillation_beats_majority_and_writes_outputs(task, tmp_path, kind, se
         saved["dev"]["accuracy"])
 
 
-def test_warmup_and_decay_in_curve_and_separate_metric_files(task, tmp_path):
+def test_warmup_and_decay_in_curve_and_metric_files_beside_the_model(task, tmp_path):
     settings = {**BERT_S, "epochs": 4, "warmup_epochs": 2}
-    _run(task, "bert_s", settings, tmp_path / "out", metrics_path=tmp_path / "m.json", curve_path=tmp_path / "c.csv")
-    assert not (tmp_path / "out" / "metrics.json").exists() and not (tmp_path / "out" / "curve.csv").exists()
-    assert read_json(tmp_path / "m.json")["best_epoch"] >= 1
-    lr = pd.read_csv(tmp_path / "c.csv")["lr"].tolist()
+    _run(task, "bert_s", settings, tmp_path / "out")
+    assert not (tmp_path / "out" / "model" / "metrics.json").exists()
+    assert read_json(tmp_path / "out" / "metrics.json")["best_epoch"] >= 1
+    lr = pd.read_csv(tmp_path / "out" / "curve.csv")["lr"].tolist()
     assert lr[0] < lr[1] and lr[1] == pytest.approx(settings["lr"]) and lr[3] < lr[2] < lr[1]
 
 
 def test_schedules_none_and_constant_in_curve_and_bad_settings(task, tmp_path):
-    _run(task, "lstm_s", {**LSTM_S, "epochs": 3}, tmp_path / "a", curve_path=tmp_path / "a.csv")
-    assert pd.read_csv(tmp_path / "a.csv")["lr"].tolist() == [LSTM_S["lr"]] * 3  # LSTM_S: not annealed
+    _run(task, "lstm_s", {**LSTM_S, "epochs": 3}, tmp_path / "a")
+    assert pd.read_csv(tmp_path / "a" / "curve.csv")["lr"].tolist() == [LSTM_S["lr"]] * 3  # LSTM_S: not annealed
     settings = {**BERT_S, "epochs": 4, "schedule": "constant", "warmup_epochs": 2}
-    _run(task, "bert_s", settings, tmp_path / "b", curve_path=tmp_path / "b.csv")
-    lr = pd.read_csv(tmp_path / "b.csv")["lr"].tolist()
+    _run(task, "bert_s", settings, tmp_path / "b")
+    lr = pd.read_csv(tmp_path / "b" / "curve.csv")["lr"].tolist()
     assert lr[0] < lr[1] and lr[1:] == pytest.approx([settings["lr"]] * 3)  # warm-up, then no decay
     with pytest.raises(ConfigError, match="students.lstm_s.warmup_epochs"):
         _run(task, "lstm_s", {**LSTM_S, "warmup_epochs": 1}, tmp_path / "c")
@@ -101,7 +104,7 @@ class Stop(Exception):
 
 
 def _weights(out):
-    return load_file(str(out / "model.safetensors"))
+    return load_file(str(out / "model" / "model.safetensors"))
 
 
 def test_resume_after_an_epoch_is_bit_for_bit(task, tmp_path):
@@ -115,7 +118,7 @@ def test_resume_after_an_epoch_is_bit_for_bit(task, tmp_path):
 
     with pytest.raises(Stop):
         _run(task, "bert_s", settings, tmp_path / "out", state, on_epoch_end=stop_after_first)
-    assert state.exists() and not (tmp_path / "out").exists()
+    assert state.exists() and not (tmp_path / "out" / "model").exists()
     resumed = _run(task, "bert_s", settings, tmp_path / "out", state)
     assert resumed == ref
     a, b = _weights(tmp_path / "ref"), _weights(tmp_path / "out")
@@ -182,11 +185,11 @@ def test_bad_transfer_files(task, tmp_path):
     write_parquet(tmp_path / "bad.parquet", bad)
     with pytest.raises(InputError, match="expected 2 logits"):
         distil("bert_s", "sst2", BERT_S, [tmp_path / "bad.parquet"], task["data"], task["teacher"],
-               tmp_path / "out", None, "cpu")
+               RunFiles.in_dir(tmp_path / "out"), None, "cpu")
     write_parquet(tmp_path / "noids.parquet", frame.drop(columns=["input_ids"]))
     with pytest.raises(InputError, match="input_ids"):
         distil("bert_s", "sst2", BERT_S, [tmp_path / "noids.parquet"], task["data"], task["teacher"],
-               tmp_path / "out", None, "cpu")
+               RunFiles.in_dir(tmp_path / "out"), None, "cpu")
     assert not (tmp_path / "out").exists()
 
 

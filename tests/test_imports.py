@@ -114,7 +114,8 @@ job = json.loads(sys.argv[1])
 out = Path(job["out"])
 if job["distil"]:
     from kdprobe.distil import distil
-    distil("lstm_s", "sst2", job["settings"], job["transfer"], job["data"], job["teacher"], str(out / "model"), None,
+    from kdprobe.training import RunFiles
+    distil("lstm_s", "sst2", job["settings"], job["transfer"], job["data"], job["teacher"], RunFiles.in_dir(out), None,
            "cpu", word2vec=job["w2v"])
 from kdprobe.predict.predictions import write_predictions
 write_predictions("lstm_s", out / "model", job["data"], out / "dev.tsv", "cpu")

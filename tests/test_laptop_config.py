@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from kdprobe import config as kdconfig
+from kdprobe.training import RunFiles
 from smk import ROOT, copy_project, planned_jobs
 
 PROBES = 10
@@ -113,7 +114,7 @@ def test_teacher_finetunes_minilm(minilm, tmp_path):
     make_task(tmp_path / "data", n_train=16, n_dev=8, n_test=8, seed=2)
     settings = {"epochs": 1, "batch_size": 8, "lr": 1e-4, "betas": [0.9, 0.999], "warmup_fraction": 0.1,
                 "dropout": 0.1, "max_length": 24, "evals_per_epoch": 1, "seed": 0}
-    metrics = teacher.finetune(str(minilm), tmp_path / "data", "sst2", settings, tmp_path / "teacher" / "model",
+    metrics = teacher.finetune(str(minilm), tmp_path / "data", "sst2", settings, RunFiles.in_dir(tmp_path / "teacher"),
                                tmp_path / "state.pt", "cpu")
     assert metrics["steps"] == 2 and 0.0 <= metrics["dev"]["accuracy"] <= 1.0
     out = tmp_path / "teacher" / "model"

@@ -15,6 +15,7 @@ from kdprobe.io import write_tsv
 from kdprobe.augment.gpt2 import finetune, frame_sentences
 from kdprobe.batching import pad_batch
 from kdprobe.training import TrainingInterrupted
+from kdprobe.training import RunFiles, StopAfter, tensorboard
 
 from test_teacher import make_sentences
 from test_tensorboard import as_scalars, read_scalars
@@ -63,8 +64,8 @@ def test_frame_sentences(setup):
 def test_finetune_outputs_and_resume(setup, tmp_path, caplog):
     model, train = setup
     full, cut = tmp_path / "full", tmp_path / "cut"
-    curve = finetune(str(model), train, SETTINGS, full / "model", full / "state.pt", "cpu",
-                     tensorboard_dir=full / "gpt2.tensorboard")
+    curve = finetune(str(model), train, SETTINGS, RunFiles.in_dir(full, metrics=False), full / "state.pt", "cpu",
+                     callbacks=tensorboard(full / "gpt2.tensorboard"))
     assert [r["step"] for r in curve] == [4, 8, 12, 16]  # 8 batches per epoch, 2 rows per epoch
     assert list(pd.read_csv(full / "curve.csv").columns) == ["step", "epoch", "loss", "lr"]
     assert read_scalars(full / "gpt2.tensorboard") == as_scalars(curve)
@@ -73,9 +74,10 @@ def test_finetune_outputs_and_resume(setup, tmp_path, caplog):
     assert lm.config.use_cache and AutoTokenizer.from_pretrained(full / "model").eos_token == "<|endoftext|>"
 
     with pytest.raises(TrainingInterrupted):  # killed at step 6: resumes from step 4
-        finetune(str(model), train, SETTINGS, cut / "model", cut / "state.pt", "cpu", stop_after_steps=6)
+        finetune(str(model), train, SETTINGS, RunFiles.in_dir(cut, metrics=False), cut / "state.pt", "cpu",
+                 callbacks=[StopAfter(6)])
     with caplog.at_level(logging.INFO):
-        finetune(str(model), train, SETTINGS, cut / "model", cut / "state.pt", "cpu")
+        finetune(str(model), train, SETTINGS, RunFiles.in_dir(cut, metrics=False), cut / "state.pt", "cpu")
     assert "epoch 0, step 4" in caplog.text
     a = AutoModelForCausalLM.from_pretrained(full / "model").state_dict()
     b = AutoModelForCausalLM.from_pretrained(cut / "model").state_dict()

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from kdprobe.errors import ConfigError
-from kdprobe.losses import LOSSES, distillation_loss, logit_mse, loss_settings, soft_cross_entropy
+from kdprobe.losses import LOSSES, distillation_loss, logit_mse, soft_cross_entropy
+from kdprobe.settings import LossSettings
 
 
 def _logits(seed=0, b=6, c=4, scale=3.0):
@@ -81,13 +82,13 @@ def test_mse_gradient_is_2_diff_over_batch_or_also_over_classes(reduction, scale
 
 
 def test_loss_settings_defaults_and_errors():
-    assert loss_settings({}, "students.lstm_s", "mse") == ("mse", 1.0, "sum")
-    assert loss_settings({"loss": "soft_ce", "temperature": 3, "mse_reduction": "mean"}, "students.bert_s",
-                         "mse") == ("soft_ce", 3.0, "mean")
+    assert LossSettings.from_section({}, "students.lstm_s", "mse") == LossSettings("students.lstm_s", "mse", 1.0, "sum")
+    assert LossSettings.from_section({"loss": "soft_ce", "temperature": 3, "mse_reduction": "mean"},
+                                     "students.bert_s", "mse") == LossSettings("students.bert_s", "soft_ce", 3.0, "mean")
     with pytest.raises(ConfigError, match=r"students.lstm_s.mse_reduction"):
-        loss_settings({"mse_reduction": "avg"}, "students.lstm_s", "mse")
+        LossSettings.from_section({"mse_reduction": "avg"}, "students.lstm_s", "mse")
     with pytest.raises(ConfigError, match=r"students.bert_s.loss"):
-        loss_settings({"loss": "kl"}, "students.bert_s", "soft_ce")
+        LossSettings.from_section({"loss": "kl"}, "students.bert_s", "soft_ce")
 
 
 def test_lookup_by_config_name():

@@ -103,6 +103,7 @@ def _loaders(evil):
     from kdprobe.predict import predictions as predict
     from kdprobe.probe.encoders import load_encoder
     from kdprobe.students.common import WordPieceInput
+    from kdprobe.training import RunFiles
 
     model, data, out = evil["model"], evil["data"], evil["root"] / "out"
     train = {"epochs": 1, "batch_size": 4, "lr": 1e-3, "betas": [0.9, 0.999], "warmup_fraction": 0.1,
@@ -111,8 +112,10 @@ def _loaders(evil):
     return {
         "probing encoder (pretrained)": lambda: load_encoder("pretrained", str(model)),
         "probing encoder (teacher)": lambda: load_encoder("teacher", str(model)),
-        "teacher fine-tuning": lambda: teacher.finetune(model, data, "sst2", train, out / "teacher", None, "cpu"),
-        "GPT-2 fine-tuning": lambda: lm.finetune(model, data / "train.tsv", train, out / "gpt2", None, "cpu"),
+        "teacher fine-tuning": lambda: teacher.finetune(model, data, "sst2", train, RunFiles.in_dir(out / "teacher"),
+                                                        None, "cpu"),
+        "GPT-2 fine-tuning": lambda: lm.finetune(model, data / "train.tsv", train,
+                                                 RunFiles.in_dir(out / "gpt2", metrics=False), None, "cpu"),
         "sampling": lambda: sampling.sample_shard(model, 4, 0, sample, out / "s.parquet", out / "chunks", "cpu"),
         "teacher logits": lambda: logits.write_transfer(model, ["a"], None, train, out / "t.parquet", "cpu"),
         "predictions": lambda: predict.write_predictions("teacher", model, data, out / "p.tsv", max_length=16),

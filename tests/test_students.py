@@ -413,9 +413,10 @@ DISTIL = {"loss": "mse", "temperature": 1.0, "optimizer": "adam", "lr": 3e-3, "b
 
 def _distil(task, kind, settings, out):
     from kdprobe.distil import distil
+    from kdprobe.training import RunFiles
 
-    return distil(kind, "sst2", settings, task["transfer"], task["data"], task["teacher"], out, None, "cpu",
-                  word2vec=task["w2v"])
+    return distil(kind, "sst2", settings, task["transfer"], task["data"], task["teacher"], RunFiles.in_dir(out), None,
+                  "cpu", word2vec=task["w2v"])
 
 
 @pytest.mark.parametrize("kind,student", [("bert_s", TINY_BERT_S), ("lstm_s", TINY_LSTM_S)])
@@ -425,7 +426,7 @@ def test_clip_norm_reaches_the_optimiser_step(small_task, tmp_path, kind, studen
     weights = {}
     for name, clip in (("none", 0), ("above", 1e9), ("below", 1e-9)):
         _distil(small_task, kind, {**student, **DISTIL, "clip_norm": clip}, tmp_path / name)
-        weights[name] = load_file(str(tmp_path / name / "model.safetensors"))
+        weights[name] = load_file(str(tmp_path / name / "model" / "model.safetensors"))
     trained = [k for k, v in weights["none"].items() if v.dtype.is_floating_point]
     assert all(torch.equal(weights["none"][k], weights["above"][k]) for k in weights["none"])
     changed = [k for k in trained if not torch.equal(weights["none"][k], weights["below"][k])]
@@ -443,7 +444,7 @@ def test_bert_s_with_word2vec_distils_and_stands_alone(small_task, tmp_path):
                 "epochs": 8, "lr": 1e-2, "clip_norm": 0}  # the tiny BERT needs ~5 epochs to start separating
     metrics = _distil(small_task, "bert_s", settings, tmp_path / "student")
     out = tmp_path / "copy"
-    shutil.copytree(tmp_path / "student", out)
+    shutil.copytree(tmp_path / "student" / "model", out)
     files = {p.name for p in out.iterdir()}
     assert "vocab.txt" in files and "tokenizer.json" not in files
     words = read_vocab(out / "vocab.txt")

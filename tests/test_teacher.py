@@ -16,6 +16,7 @@ from kdprobe.errors import ConfigError
 from kdprobe.io import read_json, write_text, write_tsv
 from kdprobe.teacher import finetune
 from kdprobe.training import TrainingInterrupted
+from kdprobe.training import RunFiles, StopAfter, tensorboard
 from test_tensorboard import as_scalars, read_scalars
 
 WORDS = "the a cat dog bird sat ran sang on in at mat park tree day night good bad very not".split()
@@ -63,11 +64,11 @@ def setup(tmp_path_factory):
 
 def _run(setup, out: Path, **kw):
     bert, data = setup
-    return finetune(str(bert), data, "cola", SETTINGS, out / "model", out / "state.pt", "cpu", **kw)
+    return finetune(str(bert), data, "cola", SETTINGS, RunFiles.in_dir(out), out / "state.pt", "cpu", **kw)
 
 
 def test_finetune_writes_outputs(setup, tmp_path):
-    metrics = _run(setup, tmp_path, tensorboard_dir=tmp_path / "cola.tensorboard")
+    metrics = _run(setup, tmp_path, callbacks=tensorboard(tmp_path / "cola.tensorboard"))
     assert set(metrics["dev"]) == {"accuracy", "mcc"}
     assert read_json(tmp_path / "metrics.json") == metrics
     curve = pd.read_csv(tmp_path / "curve.csv")
@@ -86,10 +87,10 @@ def test_resume_is_bit_for_bit(setup, tmp_path, caplog):
     cut = tmp_path / "cut"
     # killed at step 7 (state of step 6), then at step 14 in epoch 2 (state of step 12), then to the end
     with pytest.raises(TrainingInterrupted):
-        _run(setup, cut, stop_after_steps=7)
+        _run(setup, cut, callbacks=[StopAfter(7)])
     assert (cut / "state.pt").exists() and not (cut / "model").exists()
     with caplog.at_level(logging.INFO), pytest.raises(TrainingInterrupted):
-        _run(setup, cut, stop_after_steps=14)
+        _run(setup, cut, callbacks=[StopAfter(14)])
     assert "epoch 0, step 6" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
@@ -104,14 +105,14 @@ def test_resume_is_bit_for_bit(setup, tmp_path, caplog):
 
 def test_state_of_other_settings_is_not_resumed(setup, tmp_path, caplog):
     with pytest.raises(TrainingInterrupted):
-        _run(setup, tmp_path, stop_after_steps=4)
+        _run(setup, tmp_path, callbacks=[StopAfter(4)])
     bert, data = setup
     other = {**SETTINGS, "lr": 5e-4}
     with caplog.at_level(logging.INFO):
-        finetune(str(bert), data, "cola", other, tmp_path / "model", tmp_path / "state.pt", "cpu")
+        finetune(str(bert), data, "cola", other, RunFiles.in_dir(tmp_path), tmp_path / "state.pt", "cpu")
     assert "discarding resume state" in caplog.text and "settings.lr" in caplog.text
     fresh = tmp_path / "fresh"
-    finetune(str(bert), data, "cola", other, fresh / "model", None, "cpu")
+    finetune(str(bert), data, "cola", other, RunFiles.in_dir(fresh), None, "cpu")
     assert (fresh / "curve.csv").read_text() == (tmp_path / "curve.csv").read_text()
 
 
@@ -123,17 +124,17 @@ def test_unknown_label_names_line(setup, tmp_path):
         (bad / f).write_text((data / f).read_text())
     write_tsv(bad / "train.tsv", pd.DataFrame({"sentence": ["a cat", "a dog"], "label": ["pos", "meh"]}))
     with pytest.raises(Exception, match=r"train.tsv:3: label 'meh'"):
-        finetune(str(bert), bad, "cola", SETTINGS, tmp_path / "m", None, "cpu")
+        finetune(str(bert), bad, "cola", SETTINGS, RunFiles.in_dir(tmp_path / "m"), None, "cpu")
 
 
 def test_schedule_setting_reaches_the_loop(setup, tmp_path):
     bert, data = setup
     settings = {**SETTINGS, "schedule": "constant", "save_every_steps": 0}
-    finetune(str(bert), data, "cola", settings, tmp_path / "model", None, "cpu")
+    finetune(str(bert), data, "cola", settings, RunFiles.in_dir(tmp_path), None, "cpu")
     lr = pd.read_csv(tmp_path / "curve.csv")["lr"].tolist()
     assert lr == pytest.approx([SETTINGS["lr"]] * 6)  # 2 warm-up steps of 20, then no decay
     _run(setup, tmp_path / "lin")
     linear = pd.read_csv(tmp_path / "lin" / "curve.csv")["lr"].tolist()
     assert linear[-1] < linear[0]
     with pytest.raises(ConfigError, match="teacher.warmup_fraction"):
-        finetune(str(bert), data, "cola", {**SETTINGS, "schedule": "none"}, tmp_path / "m", None, "cpu")
+        finetune(str(bert), data, "cola", {**SETTINGS, "schedule": "none"}, RunFiles.in_dir(tmp_path / "m"), None, "cpu")

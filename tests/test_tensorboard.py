@@ -13,14 +13,15 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from kdprobe.errors import ConfigError
-from kdprobe.training import TrainingInterrupted, fit, tensorboard_dir
+from kdprobe.settings import TrainSettings
+from kdprobe.training import Batches, Resume, StopAfter, TrainingInterrupted, fit, tensorboard, tensorboard_dir
 
 # 40 examples in batches of 10: 4 steps per epoch, a curve row after every step (evals_per_epoch 4)
 SETTINGS = {"epochs": 3, "batch_size": 10, "lr": 0.05, "schedule": "linear", "warmup_epochs": 1, "seed": 3,
             "evals_per_epoch": 4}
 
 
-def _fit(events, state, score, **kw):
+def _fit(events, state, score, stop_after_steps=None):
     """Fit a linear regression; `score(step)` is the dev metric of each row (it tells runs apart)."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
@@ -32,8 +33,10 @@ def _fit(events, state, score, **kw):
     def batch_loss(idx):
         return torch.nn.functional.mse_loss(model(x[idx]).squeeze(1), y[idx])
 
-    return fit(model, np.full(40, 5), batch_loss, optimizer, SETTINGS, section="test", device="cpu",
-               state_path=state, evaluate=lambda: {"dev_acc": score(next(steps))}, tensorboard_dir=events, **kw)
+    stop = [StopAfter(stop_after_steps)] if stop_after_steps else []
+    return fit(model, Batches(np.full(40, 5), batch_loss), optimizer, TrainSettings.from_section(SETTINGS, "test"),
+               device="cpu", resume=Resume(state, SETTINGS), evaluate=lambda: {"dev_acc": score(next(steps))},
+               callbacks=tensorboard(events) + stop)
 
 
 def read_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:

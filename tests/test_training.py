@@ -14,7 +14,8 @@ from kdprobe.checkpoint import ResumeState, resume_key
 from kdprobe.digest import content_digests, differences, file_sha256, what_changed
 from kdprobe.errors import ConfigError
 from kdprobe.schedule import lr_factor, make_scheduler, schedule_steps
-from kdprobe.training import fit, trainable_copy
+from kdprobe.settings import TrainSettings
+from kdprobe.training import Batches, EpochEnd, Resume, fit, trainable_copy
 
 
 # ------------------------------------------------------------------------------------------------ schedules
@@ -49,18 +50,18 @@ def test_scheduler_sets_the_optimizer_lr_of_each_step(kind):
 
 
 def test_schedule_steps_reads_the_section():
-    assert schedule_steps({"warmup_fraction": 0.1}, "teacher", 25, 4) == ("linear", 10)
-    assert schedule_steps({"schedule": "constant", "warmup_epochs": 2}, "students.bert_s", 15, 9) == ("constant", 30)
-    assert schedule_steps({"schedule": "none", "warmup_epochs": 0}, "students.lstm_s", 15, 9) == ("none", 0)
-    assert schedule_steps({}, "students.lstm_s", 15, 9) == ("linear", 0)
+    assert schedule_steps("teacher", "linear", 0.1, None, 25, 4) == 10
+    assert schedule_steps("students.bert_s", "constant", None, 2, 15, 9) == 30
+    assert schedule_steps("students.lstm_s", "none", None, 0, 15, 9) == 0
+    assert schedule_steps("students.lstm_s", "linear", None, None, 15, 9) == 0
     with pytest.raises(ConfigError, match=r"'students.lstm_s.warmup_epochs'.*'none' has no warm-up"):
-        schedule_steps({"schedule": "none", "warmup_epochs": 1}, "students.lstm_s", 15, 9)
+        schedule_steps("students.lstm_s", "none", None, 1, 15, 9)
     with pytest.raises(ConfigError, match=r"'gpt2.warmup_fraction'"):
-        schedule_steps({"schedule": "none", "warmup_fraction": 0.1}, "gpt2", 15, 9)
+        schedule_steps("gpt2", "none", 0.1, None, 15, 9)
     with pytest.raises(ConfigError, match=r"'teacher.schedule'.*cosine"):
-        schedule_steps({"schedule": "cosine"}, "teacher", 15, 9)
+        schedule_steps("teacher", "cosine", None, None, 15, 9)
     with pytest.raises(ConfigError, match="not both"):
-        schedule_steps({"warmup_fraction": 0.1, "warmup_epochs": 1}, "teacher", 15, 9)
+        schedule_steps("teacher", "linear", 0.1, 1, 15, 9)
 
 
 # ------------------------------------------------------------------------------------------------ fit
@@ -75,7 +76,7 @@ def _model():
     return torch.nn.Linear(3, 1)
 
 
-def _fit(settings, model=None, tmp_path=None, **kw):
+def _fit(settings, model=None, tmp_path=None, on_epoch_end=None, **kw):
     model = model or _model()
     x, y = _regression()
     optimizer = torch.optim.SGD(model.parameters(), lr=float(settings["lr"]))
@@ -83,8 +84,9 @@ def _fit(settings, model=None, tmp_path=None, **kw):
     def batch_loss(idx):
         return torch.nn.functional.mse_loss(model(x[idx]).squeeze(1), y[idx])
 
-    result = fit(model, np.full(len(x), 5), batch_loss, optimizer, settings, section="test", device="cpu",
-                 state_path=None if tmp_path is None else tmp_path / "state.pt", **kw)
+    result = fit(model, Batches(np.full(len(x), 5), batch_loss), optimizer, TrainSettings.from_section(settings, "test"),
+                 device="cpu", resume=Resume(None if tmp_path is None else tmp_path / "state.pt", settings),
+                 callbacks=[EpochEnd(on_epoch_end)] if on_epoch_end else [], **kw)
     return model, result
 
 

@@ -26,6 +26,7 @@ from kdprobe.augment.sample import sample_shard
 from kdprobe.students.testing import FILLER, NEGATIVE, POSITIVE, make_student_task, make_word2vec
 from kdprobe.teacher import finetune as finetune_teacher
 from kdprobe.training import TrainingInterrupted
+from kdprobe.training import EpochEnd, RunFiles, StopAfter
 
 from test_distil import BERT_S, LSTM_S
 from test_lm import SETTINGS as LM_SETTINGS, make_tiny_gpt2
@@ -61,13 +62,15 @@ def student_task(tmp_path):
                              augment_seed=77)
 
 
-def _distil(task, kind, settings, out, state, **kw):
-    return distil(kind, "sst2", settings, task["transfer"], task["data"], task["teacher"], out, state, "cpu",
-                  word2vec=task["w2v"] if kind == "lstm_s" else None, **kw)
+def _distil(task, kind, settings, out, state, on_epoch_end=None):
+    return distil(kind, "sst2", settings, task["transfer"], task["data"], task["teacher"], RunFiles.in_dir(out), state,
+                  "cpu", word2vec=task["w2v"] if kind == "lstm_s" else None,
+                  callbacks=[EpochEnd(on_epoch_end)] if on_epoch_end else [])
 
 
 def _student_result(out: Path):
-    return read_json(out / "metrics.json"), load_file(str(out / "model.safetensors")), (out / "curve.csv").read_text()
+    return (read_json(out / "metrics.json"), load_file(str(out / "model" / "model.safetensors")),
+            (out / "curve.csv").read_text())
 
 
 def _stop_after_first(epoch, row):
@@ -133,7 +136,7 @@ def teacher_setup(tmp_path):
 
 def _teacher(setup, out: Path, state: Path | None, **kw):
     bert, data = setup
-    return finetune_teacher(str(bert), data, "cola", TEACHER_SETTINGS, out / "model", state, "cpu", **kw)
+    return finetune_teacher(str(bert), data, "cola", TEACHER_SETTINGS, RunFiles.in_dir(out), state, "cpu", **kw)
 
 
 def _teacher_result(out: Path):
@@ -152,7 +155,7 @@ def test_teacher_starts_afresh_when_its_inputs_change(teacher_setup, tmp_path, c
     bert, data = teacher_setup
     state = tmp_path / "state.pt"
     with pytest.raises(TrainingInterrupted):
-        _teacher(teacher_setup, tmp_path / "cut", state, stop_after_steps=7)
+        _teacher(teacher_setup, tmp_path / "cut", state, callbacks=[StopAfter(7)])
     assert state.exists()
     if change == "labels":
         _flip_training_labels(data)
@@ -175,12 +178,13 @@ def test_gpt2_starts_afresh_when_the_base_model_changes(tmp_path, caplog):
     write_tsv(train, pd.DataFrame({"sentence": sents, "label": ["x"] * len(sents)}))
     state = tmp_path / "state.pt"
     with pytest.raises(TrainingInterrupted):
-        finetune_lm(str(base), train, LM_SETTINGS, tmp_path / "cut" / "model", state, "cpu", stop_after_steps=6)
+        finetune_lm(str(base), train, LM_SETTINGS, RunFiles.in_dir(tmp_path / "cut", metrics=False), state, "cpu",
+                    callbacks=[StopAfter(6)])
     retrain_in_place(base)
     with caplog.at_level(logging.INFO):
-        finetune_lm(str(base), train, LM_SETTINGS, tmp_path / "cut" / "model", state, "cpu")
+        finetune_lm(str(base), train, LM_SETTINGS, RunFiles.in_dir(tmp_path / "cut", metrics=False), state, "cpu")
     assert "discarding resume state" in caplog.text and "model.safetensors" in caplog.text
-    finetune_lm(str(base), train, LM_SETTINGS, tmp_path / "fresh" / "model", None, "cpu")
+    finetune_lm(str(base), train, LM_SETTINGS, RunFiles.in_dir(tmp_path / "fresh", metrics=False), None, "cpu")
     a = AutoModelForCausalLM.from_pretrained(tmp_path / "cut" / "model").state_dict()
     b = AutoModelForCausalLM.from_pretrained(tmp_path / "fresh" / "model").state_dict()
     assert same_weights(a, b)

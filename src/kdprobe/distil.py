@@ -1,19 +1,20 @@
 """Task-specific distillation of BERT_S / LSTM_S on the teacher's logits over the transfer set.
 
-`distil(student, task, settings, transfer_paths, data_dir, teacher_dir, out_dir, state_path, device)`:
+`distil(student, task, settings, transfer_paths, data_dir, teacher_dir, files, state_path, device)`, in phases:
 
-1. reads the transfer set (parquet: `sentence`, `input_ids`, `logits`, `label`), `labels.txt`, `dev.tsv` and
+1. `read_inputs`: reads the transfer set (parquet: `sentence`, `input_ids`, `logits`, `label`), `labels.txt`, `dev.tsv` and
    `test.tsv`; tokenises everything once (BERT_S reuses the stored teacher ids, cut to `max_length`; LSTM_S
    tokenises words, or wordpieces for teacher embeddings) into one packed id array (`batching.PackedIds`);
-2. builds the student (`students.build_student`; LSTM_S word vocabulary = every transfer-set word, min count 1);
-3. trains through `training.fit`: `epochs` epochs of length-grouped shuffled batches (`batching.epoch_batches`),
+2. `build`: builds the student (`students.build_student`; LSTM_S word vocabulary = every transfer-set word, min count 1);
+3. trains through `training.fit` (settings typed once: `settings.TrainSettings`, `OptimizerSettings`,
+   `LossSettings`): `epochs` epochs of length-grouped shuffled batches (`batching.epoch_batches`),
    each padded to its longest sequence; loss `settings['loss']` (`losses.distillation_loss`, with `temperature`
    and `mse_reduction`) against the teacher logits (`DistilLoss`); Adam (lr, betas) or Adadelta (lr, rho) over
    the trainable parameters; learning-rate `schedule` (`linear` | `constant` | `none`) with `warmup_epochs`;
    gradient-norm clipping when `clip_norm > 0`;
-4. evaluates on dev after every epoch (`metrics.task_metrics`) and keeps the weights with the best headline
-   metric (`tasks.HEADLINE_METRIC`; the earliest epoch wins ties);
-5. writes `out_dir` atomically: the best student (`student.json`, `model.safetensors`, vocabulary files),
+4. `scores`: evaluates on dev after every epoch (`metrics.task_metrics`) and keeps the weights with the best headline
+   metric (`registry.TASK[task].headline`; the earliest epoch wins ties), then scores dev and test;
+5. writes its `training.RunFiles` atomically: the best student (`student.json`, `model.safetensors`, vocabulary files),
    `metrics.json` (`dev`, `test`, `best_epoch`, `headline_metric`, parameter counts, `transfer_size`) and
    `curve.csv` (step, epoch, loss, lr, dev_<metric>...).
 
@@ -28,8 +29,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,16 +40,16 @@ import torch
 from kdprobe.batching import PackedIds
 from kdprobe.checkpoint import ResumeState
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.io import atomic_dir, write_csv, write_json
 from kdprobe.logs import progress
-from kdprobe.losses import distillation_loss, loss_settings
+from kdprobe.losses import distillation_loss
 from kdprobe.metrics import task_metrics
 from kdprobe.models import batched_logits
-from kdprobe.splits import load_labels, load_split
+from kdprobe.registry import STUDENT, TASK
 from kdprobe.runtime import autocast, maybe_compile, set_seed, tensor_to, to_device
-from kdprobe.students import Student, build_student
-from kdprobe.registry import HEADLINE_METRIC, STUDENTS
-from kdprobe.training import fit
+from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings
+from kdprobe.splits import load_labels, load_split
+from kdprobe.students import Student, build_student, reads_teacher_ids, reads_words
+from kdprobe.training import Batches, Callback, Resume, RunFiles, fit
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +104,6 @@ def _tokenize(student: Student, sentences: list[str], desc: str) -> PackedIds:
     return PackedIds(seqs)
 
 
-def make_optimizer(settings: dict, params: list[torch.nn.Parameter], kind: str) -> torch.optim.Optimizer:
-    name = str(settings.get("optimizer", "adam"))
-    lr = float(settings.get("lr", 5e-4))
-    if name == "adam":
-        betas = settings.get("betas", (0.9, 0.999))
-        return torch.optim.Adam(params, lr=lr, betas=(float(betas[0]), float(betas[1])))
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, rho=float(settings.get("rho", 0.9)))
-    raise ConfigError(f"students.{kind}.optimizer", f"unknown optimizer {name!r}; choose adam or adadelta")
-
-
 def evaluate(
     student: Student, ids: PackedIds, gold: np.ndarray, task: str, batch_size: int, device
 ) -> dict[str, float]:
@@ -126,24 +117,24 @@ def evaluate(
 
 
 class DistilLoss:
-    """The distillation loss of one batch, `training.fit`'s `batch_loss`: pad rows `idx` of `ids` (vectorised, to
-    their own longest sequence), move them to the device (pinned, non-blocking on CUDA), forward (bf16 autocast when
-    `settings['bf16']` on a bf16 GPU; `torch.compile`d when `settings['compile']`), then `distillation_loss`
-    against the teacher logits of those rows. `distil` trains with it; `benchmarks/run.py` times it."""
+    """The distillation loss of one batch, `training.Batches.loss`: pad rows `idx` of `ids` (vectorised, to their
+    own longest sequence), move them to the device (pinned, non-blocking on CUDA), forward (bf16 autocast when
+    `numerics['bf16']` on a bf16 GPU; `torch.compile`d when `numerics['compile']`), then `distillation_loss`
+    against the teacher logits of those rows. `distil` trains with it; the benchmarks time it."""
 
-    def __init__(self, model: Student, ids: PackedIds, teacher_logits: torch.Tensor, loss_name: str,
-                 temperature: float, mse_reduction: str, device: torch.device, settings: dict):
-        self.model, self.ids, self.teacher_logits = model, ids, teacher_logits
-        self.loss_name, self.temperature, self.mse_reduction = loss_name, temperature, mse_reduction
-        self.device, self.settings = torch.device(device), settings
-        self.forward = maybe_compile(model, settings)
+    def __init__(self, model: Student, ids: PackedIds, teacher_logits: torch.Tensor, loss: LossSettings,
+                 device: torch.device, numerics: dict[str, Any]):
+        self.model, self.ids, self.teacher_logits, self.loss = model, ids, teacher_logits, loss
+        self.device, self.numerics = torch.device(device), numerics
+        self.forward = maybe_compile(model, numerics)
 
     def __call__(self, idx: np.ndarray) -> torch.Tensor:
         batch = to_device(self.ids.padded(idx, self.model.pad_id), self.device)
         target = tensor_to(self.teacher_logits[torch.from_numpy(np.asarray(idx))], self.device)
-        with autocast(self.device, self.settings, kind="training"):
+        with autocast(self.device, self.numerics, kind="training"):
             logits = self.forward(batch["input_ids"], batch["attention_mask"])
-        return distillation_loss(self.loss_name, logits.float(), target, self.temperature, self.mse_reduction)
+        return distillation_loss(self.loss.name, logits.float(), target, self.loss.temperature,
+                                 self.loss.mse_reduction)
 
 
 def _inputs(kind: str, settings: dict, transfer_paths: list[str], data_dir: Path, teacher_dir: str | Path,
@@ -153,12 +144,94 @@ def _inputs(kind: str, settings: dict, transfer_paths: list[str], data_dir: Path
     inputs |= {name: data_dir / name for name in ("labels.txt", "dev.tsv", "test.tsv") if (data_dir / name).exists()}
     inputs["teacher"] = teacher_dir
     vectors = word2vec or settings.get("word2vec")
-    if vectors and settings.get("embeddings", "word2vec" if kind == "lstm_s" else "random") == "word2vec":
+    if vectors and settings.get("embeddings", STUDENT[kind].default_embeddings) == "word2vec":
         inputs["word2vec"] = vectors
     return inputs
 
 
 # ------------------------------------------------------------------------------------------------ distil
+@dataclass
+class DistilData:
+    """What a student is trained and scored on: the transfer set (sentences, teacher logits, the stored teacher ids
+    when the student reads them), the labels, and the dev and test sentences with their gold class indices."""
+
+    sentences: list[str]
+    teacher_logits: torch.Tensor
+    teacher_ids: pd.Series | None
+    labels: list[str]
+    dev: tuple[list[str], np.ndarray]
+    test: tuple[list[str], np.ndarray] | None
+    n_labelled: int
+
+
+def read_inputs(transfer_paths: list[str], data_dir: Path, need_ids: bool) -> DistilData:
+    """Phase 1: read and check the transfer set, `labels.txt`, `dev.tsv` and (when present) `test.tsv`."""
+    labels = load_labels(data_dir)
+    transfer = read_transfer(transfer_paths, len(labels), need_ids=need_ids)
+    teacher_logits = torch.from_numpy(np.stack(transfer["logits"].to_numpy()).astype(np.float32))
+    dev = load_split(data_dir, "dev", labels)
+    test = load_split(data_dir, "test", labels) if (data_dir / "test.tsv").exists() else None
+    n_labelled = int(transfer["label"].notna().sum())
+    if n_labelled:
+        known = transfer["label"].map({name: i for i, name in enumerate(labels)})
+        rows = known.notna().to_numpy(dtype=bool, copy=True)
+        agree = (teacher_logits.numpy()[rows].argmax(1) == known[rows].astype(int).to_numpy()).mean() \
+            if rows.any() else float("nan")
+        log.info("transfer set: %d sentences, %d labelled (teacher accuracy on them %.4f), %d augmented",
+                 len(transfer), n_labelled, agree, len(transfer) - n_labelled)
+    log.info("dev: %d sentences, test: %s; labels %s", len(dev[0]), len(test[0]) if test is not None else "none",
+             labels)
+    return DistilData(
+        sentences=transfer["sentence"].fillna("").astype(str).tolist(), teacher_logits=teacher_logits,
+        teacher_ids=transfer["input_ids"] if need_ids else None, labels=labels, dev=dev, test=test,
+        n_labelled=n_labelled,
+    )
+
+
+@dataclass
+class Tokenised:
+    train: PackedIds
+    dev: PackedIds
+    test: PackedIds | None
+
+
+def build(kind: str, settings: dict, data: DistilData, teacher_dir: str | Path, word2vec: str | Path | None,
+          seed: int, source: str) -> tuple[Student, Tokenised]:
+    """Phase 2: the student (seeded; LSTM_S's word vocabulary from the transfer set) and every split tokenised once
+    (a student that reads the teacher's ids reuses the stored ones, cut to its `max_length`)."""
+    set_seed(seed)
+    vocab_info: dict[str, Any] = {"teacher_dir": str(teacher_dir), "labels": data.labels}
+    if word2vec:
+        vocab_info["word2vec"] = str(word2vec)
+    if reads_words(kind, settings):
+        from kdprobe.embeddings import build_vocab
+
+        vocab_info["words"] = build_vocab(data.sentences)
+        log.info("word vocabulary of the transfer set: %d entries", len(vocab_info["words"]))
+    model = build_student(kind, settings, len(data.labels), vocab_info)
+    if model.reads_teacher_ids:
+        train_ids = PackedIds([model.fit_teacher_ids(x) for x in data.teacher_ids])
+        vocab_size = int(model.config["vocab_size"])
+        if len(train_ids.flat) and (train_ids.flat.max() >= vocab_size or train_ids.flat.min() < 0):
+            raise InputError(source, f"input_ids outside the tokenizer's {vocab_size} ids: made with another teacher?")
+    else:
+        train_ids = _tokenize(model, data.sentences, "transfer set")
+    data.teacher_ids = None  # not needed again: free it before training
+    ids = Tokenised(train_ids, _tokenize(model, data.dev[0], "dev"),
+                    _tokenize(model, data.test[0], "test") if data.test is not None else None)
+    log.info("transfer tokens: %d sequences, mean length %.1f, max %d", len(train_ids),
+             float(train_ids.lengths.mean()), int(train_ids.lengths.max()))
+    return model, ids
+
+
+def scores(model: Student, ids: Tokenised, data: DistilData, task: str, batch_size: int, device
+           ) -> tuple[dict[str, float], dict[str, float]]:
+    """Phase 4: dev and test metrics of the kept weights (test empty without a test split)."""
+    dev = evaluate(model, ids.dev, data.dev[1], task, batch_size, device)
+    test = evaluate(model, ids.test, data.test[1], task, batch_size, device) if ids.test is not None else {}
+    return dev, test
+
+
 def distil(
     student: str,
     task: str,
@@ -166,138 +239,57 @@ def distil(
     transfer_paths: Sequence[str | Path] | str | Path,
     data_dir: str | Path,
     teacher_dir: str | Path,
-    out_dir: str | Path,
+    files: RunFiles,
     state_path: str | Path | None,
     device: torch.device | str = "cpu",
     word2vec: str | Path | None = None,
-    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
-    metrics_path: str | Path | None = None,
-    curve_path: str | Path | None = None,
-    tensorboard_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
-    """Distil the teacher's logits into a `student` ('bert_s' | 'lstm_s'); returns the metrics written.
+    """Distil the teacher's logits into a `student` ('bert_s' | 'lstm_s') with `settings` (its config section);
+    writes `files` (the student directory, `metrics.json`, `curve.csv`) and returns the metrics.
 
-    `word2vec` overrides `settings['word2vec']` (LSTM_S). `metrics.json` and `curve.csv` go into `out_dir` unless
-    `metrics_path` / `curve_path` name other files. `on_epoch_end(epoch, curve_row)` runs after each epoch's
-    state is saved (tests use it to interrupt a run). `tensorboard_dir`: the curve as TensorBoard events too
-    (`training.fit`).
+    `word2vec` overrides `settings['word2vec']` (LSTM_S); `callbacks` go to `training.fit` (TensorBoard, tests'
+    interruptions).
     """
     kind = student
-    if kind not in STUDENTS:
-        raise ConfigError("student", f"unknown student {kind!r}; choose one of {list(STUDENTS)}")
-    if task not in HEADLINE_METRIC:
-        raise ConfigError("task", f"unknown task {task!r}; choose one of {sorted(HEADLINE_METRIC)}")
-    device = torch.device(device)
-    section = f"students.{kind}"
-    loss_name, temperature, mse_reduction = loss_settings(settings, section, "soft_ce" if kind == "bert_s" else "mse")
-    epochs = int(settings.get("epochs", 1))
-    batch_size = int(settings.get("batch_size", 32))
-    if batch_size < 1 or epochs < 0:
-        raise ConfigError(section, "batch_size must be >= 1 and epochs >= 0")
-    seed = int(settings.get("seed", 42))
-    eval_batch_size = int(settings.get("eval_batch_size", max(64, batch_size)))
-    headline = HEADLINE_METRIC[task]
+    if kind not in STUDENT:
+        raise ConfigError("student", f"unknown student {kind!r}; choose one of {list(STUDENT)}")
+    if task not in TASK:
+        raise ConfigError("task", f"unknown task {task!r}; choose one of {sorted(TASK)}")
+    device, section = torch.device(device), f"students.{kind}"
+    training = TrainSettings.from_section(settings, section)
+    loss = LossSettings.from_section(settings, section, STUDENT[kind].default_loss)
+    eval_batch_size = int(settings.get("eval_batch_size") or max(64, training.batch_size))
+    headline = TASK[task].headline
     started = time.perf_counter()
-
-    # ---- read
     data_dir = Path(data_dir)
-    if isinstance(transfer_paths, (str, Path)):
-        transfer_paths = [transfer_paths]
-    transfer_paths = [str(p) for p in transfer_paths]
-    labels = load_labels(data_dir)
-    n_classes = len(labels)
-    transfer = read_transfer(transfer_paths, n_classes, need_ids=(kind == "bert_s"))
-    teacher_logits = torch.from_numpy(np.stack(transfer["logits"].to_numpy()).astype(np.float32))
-    sentences = transfer["sentence"].fillna("").astype(str).tolist()
-    dev_sentences, dev_gold = load_split(data_dir, "dev", labels)
-    test_path = data_dir / "test.tsv"
-    test_sentences, test_gold = load_split(data_dir, "test", labels) if test_path.exists() else (None, None)
-    n_labelled = int(transfer["label"].notna().sum())
-    if n_labelled:
-        index = {name: i for i, name in enumerate(labels)}
-        known = transfer["label"].map(index)
-        rows = known.notna().to_numpy(dtype=bool, copy=True)
-        agree = (teacher_logits.numpy()[rows].argmax(1) == known[rows].astype(int).to_numpy()).mean() \
-            if rows.any() else float("nan")
-        log.info("transfer set: %d sentences, %d labelled (teacher accuracy on them %.4f), %d augmented",
-                 len(transfer), n_labelled, agree, len(transfer) - n_labelled)
-    log.info("dev: %d sentences, test: %s; labels %s", len(dev_sentences),
-             len(test_sentences) if test_sentences is not None else "none", labels)
+    transfer_paths = [str(p) for p in ([transfer_paths] if isinstance(transfer_paths, (str, Path)) else transfer_paths)]
 
-    # ---- build the student and its inputs
-    set_seed(seed)
-    vocab_info: dict[str, Any] = {"teacher_dir": str(teacher_dir), "labels": labels}
-    if word2vec:
-        vocab_info["word2vec"] = str(word2vec)
-    from kdprobe.students import reads_words
-
-    if reads_words(kind, settings):
-        from kdprobe.embeddings import build_vocab
-
-        vocab_info["words"] = build_vocab(sentences)
-        log.info("word vocabulary of the transfer set: %d entries", len(vocab_info["words"]))
-    model = build_student(kind, settings, n_classes, vocab_info)
-    if model.reads_teacher_ids:
-        train_ids = PackedIds([model.fit_teacher_ids(x) for x in transfer["input_ids"]])
-        vocab_size = int(model.config["vocab_size"])
-        if len(train_ids.flat) and (train_ids.flat.max() >= vocab_size or train_ids.flat.min() < 0):
-            raise InputError(transfer_paths[0],
-                             f"input_ids outside the tokenizer's {vocab_size} ids: made with another teacher?")
-    else:
-        train_ids = _tokenize(model, sentences, "transfer set")
-    del transfer
-    dev_ids = _tokenize(model, dev_sentences, "dev")
-    test_ids = _tokenize(model, test_sentences, "test") if test_sentences is not None else None
-    log.info("transfer tokens: %d sequences, mean length %.1f, max %d", len(train_ids),
-             float(train_ids.lengths.mean()), int(train_ids.lengths.max()))
+    data = read_inputs(transfer_paths, data_dir, need_ids=reads_teacher_ids(kind, settings))
+    model, ids = build(kind, settings, data, teacher_dir, word2vec, training.seed, transfer_paths[0])
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    loss = DistilLoss(model, train_ids, teacher_logits, loss_name, temperature, mse_reduction, device, settings)
-    log.info("distilling %s on %s: loss %s (T=%g, MSE %s), seed %d", kind, task, loss_name, temperature,
-             mse_reduction, seed)
-
-    # ---- train (resumable), keep the best dev epoch
+    log.info("distilling %s on %s: loss %s, seed %d", kind, task, loss.describe(), training.seed)
     result = fit(
-        model, train_ids.lengths, loss, make_optimizer(settings, params, kind),
-        {**settings, "epochs": epochs, "batch_size": batch_size, "seed": seed}, section=section, device=device,
-        state_path=state_path, inputs=_inputs(kind, settings, transfer_paths, data_dir, teacher_dir, word2vec),
-        identity={"kind": kind, "task": task, "classes": n_classes}, keep_best=f"dev_{headline}",
-        evaluate=lambda: {f"dev_{k}": v for k, v in evaluate(model, dev_ids, dev_gold, task, eval_batch_size,
+        model, Batches(ids.train.lengths, DistilLoss(model, ids.train, data.teacher_logits, loss, device,
+                                                     training.numerics)),
+        OptimizerSettings.from_section(settings, section).build(model), training, device=device,
+        resume=Resume(state_path, settings, _inputs(kind, settings, transfer_paths, data_dir, teacher_dir, word2vec),
+                      {"kind": kind, "task": task, "classes": len(data.labels)}),
+        evaluate=lambda: {f"dev_{k}": v for k, v in evaluate(model, ids.dev, data.dev[1], task, eval_batch_size,
                                                              device).items()},
-        on_epoch_end=on_epoch_end, desc=f"{kind} {task}", tensorboard_dir=tensorboard_dir,
+        keep_best=f"dev_{headline}", callbacks=callbacks, desc=f"{kind} {task}",
     )
-    best_epoch = int(result.best["epoch"]) if result.best else 0
-
-    # ---- final scores of the kept weights, outputs
-    dev = evaluate(model, dev_ids, dev_gold, task, eval_batch_size, device)
-    test = evaluate(model, test_ids, test_gold, task, eval_batch_size, device) if test_ids is not None else {}
+    dev, test = scores(model, ids, data, task, eval_batch_size, device)
     metrics = {
-        "task": task,
-        "student": kind,
-        "headline_metric": headline,
-        "dev": dev,
-        "test": test,
-        "best_epoch": best_epoch,
-        "epochs": epochs,
-        "n_params": model.n_params(),
-        "n_params_without_embeddings": model.n_params_without_embeddings(),
-        "n_trainable_params": model.n_trainable_params(),
-        "transfer_size": len(train_ids),
-        "transfer_labelled": n_labelled,
+        "task": task, "student": kind, "headline_metric": headline, "dev": dev, "test": test,
+        "best_epoch": int(result.best["epoch"]) if result.best else 0, "epochs": training.epochs,
+        "n_params": model.n_params(), "n_params_without_embeddings": model.n_params_without_embeddings(),
+        "n_trainable_params": model.n_trainable_params(), "transfer_size": len(ids.train),
+        "transfer_labelled": data.n_labelled,
     }
-    curve_frame = pd.DataFrame(result.curve, columns=["step", "epoch", "loss", "lr", *[f"dev_{k}" for k in dev]])
     model.cpu()
-    with atomic_dir(out_dir) as tmp:
-        model.save(tmp)
-        if metrics_path is None:
-            write_json(tmp / "metrics.json", metrics)
-        if curve_path is None:
-            write_csv(tmp / "curve.csv", curve_frame)
-    if metrics_path is not None:
-        write_json(metrics_path, metrics)
-    if curve_path is not None:
-        write_csv(curve_path, curve_frame)
+    files.write(model.save, result.curve, metrics, columns=["step", "epoch", "loss", "lr", *[f"dev_{k}" for k in dev]])
     ResumeState(state_path).clear()
-    log.info("best epoch %d: dev %s, test %s; wrote %s, %s, %s in %.1f s", best_epoch, dev, test, out_dir,
-             metrics_path or "metrics.json there", curve_path or "curve.csv there", time.perf_counter() - started)
+    log.info("best epoch %d: dev %s, test %s; wrote %s in %.1f s", metrics["best_epoch"], dev, test, files,
+             time.perf_counter() - started)
     return metrics

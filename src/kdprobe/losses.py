@@ -63,14 +63,3 @@ def distillation_loss(
 def check_loss_name(name: str, key: str = "students.<student>.loss") -> None:
     if name not in LOSSES:
         raise ConfigError(key, f"unknown distillation loss {name!r}; choose one of {sorted(LOSSES)}")
-
-
-def loss_settings(settings: dict, section: str, default: str) -> tuple[str, float, str]:
-    """`(loss, temperature, mse_reduction)` of a student's section, checked (a ConfigError names the key);
-    defaults: `default`, 1, `sum`."""
-    name = str(settings.get("loss") or default)
-    check_loss_name(name, f"{section}.loss")
-    reduction = str(settings.get("mse_reduction") or "sum")
-    if reduction not in MSE_REDUCTIONS:
-        raise ConfigError(f"{section}.mse_reduction", f"{reduction!r} is not one of {list(MSE_REDUCTIONS)}")
-    return name, float(settings.get("temperature", 1.0)), reduction

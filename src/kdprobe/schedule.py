@@ -45,20 +45,20 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, tot
     return make_scheduler(optimizer, "linear", warmup_steps, total_steps)
 
 
-def schedule_steps(settings: dict, section: str, steps_per_epoch: int, epochs: int) -> tuple[str, int]:
-    """`(schedule, warm-up steps)` of a section: `schedule` (default `linear`), and the warm-up from
-    `warmup_fraction` (of all steps) or `warmup_epochs` (of `steps_per_epoch` each), whichever the section has."""
-    kind = str(settings.get("schedule") or "linear")
+def schedule_steps(key: str, kind: str, warmup_fraction: float | None, warmup_epochs: float | None,
+                   steps_per_epoch: int, epochs: int) -> int:
+    """Warm-up steps of schedule `kind` from `warmup_fraction` (of all steps) or `warmup_epochs` (of
+    `steps_per_epoch` each), whichever the section `key` has (a ConfigError names the setting)."""
     if kind not in SCHEDULES:
-        raise ConfigError(f"{section}.schedule", f"{kind!r} is not one of {list(SCHEDULES)}")
-    fraction, warmup_epochs = settings.get("warmup_fraction"), settings.get("warmup_epochs")
-    if fraction is not None and warmup_epochs is not None:
-        raise ConfigError(f"{section}.warmup_epochs", "give warmup_fraction or warmup_epochs, not both")
-    if fraction is not None:
-        key, warmup = "warmup_fraction", round(float(fraction) * steps_per_epoch * epochs)
+        raise ConfigError(f"{key}.schedule", f"{kind!r} is not one of {list(SCHEDULES)}")
+    if warmup_fraction is not None and warmup_epochs is not None:
+        raise ConfigError(f"{key}.warmup_epochs", "give warmup_fraction or warmup_epochs, not both")
+    if warmup_fraction is not None:
+        name, value, warmup = "warmup_fraction", warmup_fraction, round(warmup_fraction * steps_per_epoch * epochs)
     else:
-        key, warmup = "warmup_epochs", round(float(warmup_epochs or 0) * steps_per_epoch)
-    if kind == "none" and float(settings.get(key) or 0) > 0:
-        raise ConfigError(f"{section}.{key}", f"{settings[key]}: schedule 'none' has no warm-up (set it to 0, or "
-                                              "use schedule 'constant' for a warm-up without decay)")
-    return kind, int(warmup)
+        name, value = "warmup_epochs", warmup_epochs or 0.0
+        warmup = round(value * steps_per_epoch)
+    if kind == "none" and value > 0:
+        raise ConfigError(f"{key}.{name}", f"{value:g}: schedule 'none' has no warm-up (set it to 0, or "
+                                           "use schedule 'constant' for a warm-up without decay)")
+    return int(warmup)

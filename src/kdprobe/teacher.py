@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -22,12 +21,12 @@ from kdprobe.batching import PackedIds
 from kdprobe.checkpoint import ResumeState
 from kdprobe.digest import model_files
 from kdprobe.errors import InputError
-from kdprobe.io import atomic_dir, write_csv, write_json
 from kdprobe.models import infer_logits
 from kdprobe.metrics import task_metrics
 from kdprobe.runtime import set_seed
 from kdprobe.splits import label_ids, read_labels, read_sentences
-from kdprobe.training import adamw, fit, hf_batch_loss
+from kdprobe.settings import OptimizerSettings, TrainSettings
+from kdprobe.training import Batches, Callback, Resume, RunFiles, fit, hf_batch_loss, save_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +36,21 @@ def finetune(
     data_dir: str | Path,
     task: str,
     settings: dict[str, Any],
-    out_dir: str | Path,
+    files: RunFiles,
     state_path: str | Path | None,
     device: torch.device | str,
     *,
-    curve_path: str | Path | None = None,
-    metrics_path: str | Path | None = None,
-    stop_after_steps: int | None = None,
-    tensorboard_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
-    """Fine-tune `model` (hub id or local directory) on `data_dir/{train,dev}.tsv` with `labels.txt`.
+    """Fine-tune `model` (hub id or local directory) on `data_dir/{train,dev}.tsv` with `labels.txt`, with
+    `settings` (the `teacher` section).
 
-    Writes `out_dir` (model and tokenizer, `save_pretrained`), `curve_path` (default `out_dir/../curve.csv`:
-    step, epoch, loss, dev_<metric>...) and `metrics_path` (default `out_dir/../metrics.json`:
-    `{"dev": {metric: value}, "steps": n}`, the final model's dev metrics); returns the metrics dict.
-    `stop_after_steps` simulates a killed job (raises `training.TrainingInterrupted`); `tensorboard_dir`: the
-    curve as TensorBoard events too (`training.fit`).
+    Writes `files`: the model directory (model and tokenizer, `save_pretrained`), the curve (step, epoch, loss,
+    lr, dev_<metric>...) and the metrics (`{"dev": {metric: value}, "steps": n}`, the final model's dev metrics);
+    returns the metrics. `callbacks` go to `training.fit` (TensorBoard, tests' interruptions).
     """
-    data_dir, out_dir, device = Path(data_dir), Path(out_dir), torch.device(device)
-    curve_path = Path(curve_path) if curve_path else out_dir.parent / "curve.csv"
-    metrics_path = Path(metrics_path) if metrics_path else out_dir.parent / "metrics.json"
+    data_dir, device = Path(data_dir), torch.device(device)
+    training = TrainSettings.from_section(settings, "teacher")
     labels = read_labels(data_dir / "labels.txt")
     if not labels:
         raise InputError(data_dir / "labels.txt", "no labels")
@@ -67,8 +61,8 @@ def finetune(
     train_y = label_ids(data_dir / "train.tsv", train_names, labels)
     dev_y = label_ids(data_dir / "dev.tsv", dev_names, labels)
 
-    set_seed(int(settings.get("seed", 0)))  # the new classifier's initialisation
-    log.info("fine-tuning %s on %s with seed %d", model, task, int(settings.get("seed", 0)))
+    set_seed(training.seed)  # the new classifier's initialisation
+    log.info("fine-tuning %s on %s with seed %d", model, task, training.seed)
     tokenizer = AutoTokenizer.from_pretrained(model)
     net = AutoModelForSequenceClassification.from_pretrained(
         model,
@@ -90,7 +84,7 @@ def finetune(
         return {**train_ids.padded(idx, pad_id), "labels": torch.from_numpy(train_y[idx])}
 
     def dev_metrics() -> dict[str, float]:
-        pred = infer_logits(net, dev_ids, int(settings["batch_size"]), pad_id, device, settings).argmax(axis=1)
+        pred = infer_logits(net, dev_ids, training.batch_size, pad_id, device, training.numerics).argmax(axis=1)
         return task_metrics(task, dev_y, pred)
 
     net.to(device)
@@ -99,19 +93,14 @@ def finetune(
     if base:
         inputs["base model"] = base
     result = fit(
-        net, train_ids.lengths, hf_batch_loss(net, collate, device, settings), adamw(net, settings), settings,
-        section="teacher", device=device, state_path=state_path, inputs=inputs,
-        identity={"task": task, "base model": None if base else str(model)},
-        stop_after_steps=stop_after_steps, desc=f"teacher {task}", tensorboard_dir=tensorboard_dir,
-        evaluate=lambda: {f"dev_{k}": v for k, v in dev_metrics().items()},
+        net, Batches(train_ids.lengths, hf_batch_loss(net, collate, device, training)),
+        OptimizerSettings.from_section(settings, "teacher", name="adamw").build(net), training, device=device,
+        resume=Resume(state_path, settings, inputs, {"task": task, "base model": None if base else str(model)}),
+        evaluate=lambda: {f"dev_{k}": v for k, v in dev_metrics().items()}, callbacks=callbacks,
+        desc=f"teacher {task}",
     )
-    curve = result.curve
     metrics = {"dev": dev_metrics(), "steps": result.steps}
-    with atomic_dir(out_dir) as tmp:
-        net.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    write_csv(curve_path, pd.DataFrame(curve))
-    write_json(metrics_path, metrics)
+    files.write(lambda tmp: save_pretrained(tmp, net, tokenizer), result.curve, metrics)
     ResumeState(state_path).clear()
-    log.info("teacher %s: dev %s; wrote %s, %s, %s", task, metrics["dev"], out_dir, curve_path, metrics_path)
+    log.info("teacher %s: dev %s; wrote %s", task, metrics["dev"], files)
     return metrics

@@ -1,4 +1,4 @@
-"""The one resumable training loop of kdprobe: the teacher and GPT-2 (`teacher`, `lm`) and both students (`distil`).
+"""The one resumable training loop of kdprobe: the teacher and GPT-2 (`teacher`, `augment.gpt2`) and both students (`distil`).
 
 `fit` trains a model on examples whose token counts are `lengths`: epochs of length-grouped shuffled batches
 (`batching.epoch_batches`, a pure function of (seed, epoch)); for each batch the caller's `batch_loss(indices)`
@@ -22,8 +22,10 @@ TensorBoard (`tensorboard_dir`, off unless given): each curve row's columns but 
 state appends to the same directory (hiding events a killed run wrote after that state: `purge_step`); a run
 that starts afresh first deletes the directory, so it never shows an older run's events.
 
-Settings read: `epochs`, `batch_size`, `seed` (0), `schedule` (`linear`) with `warmup_fraction` or `warmup_epochs`,
-`clip_norm` (0: none), `save_every_steps` (0: epoch ends only), `evals_per_epoch` (1).
+Settings: a `settings.TrainSettings` (epochs, batch size, seed, schedule and warm-up, clipping, checkpoint cadence,
+curve rows per epoch). What else happens as training goes is a list of `Callback`s, in the style of Hugging Face's
+`TrainerCallback`: `TensorBoard` (the curve as events), `EpochEnd` (a function after each epoch's state is saved),
+`StopAfter` (a deterministic stand-in for a killed job, for tests).
 """
 
 from __future__ import annotations
@@ -33,25 +35,28 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from kdprobe.batching import epoch_batches
 from kdprobe.checkpoint import ResumeState, resume_key
 from kdprobe.errors import ConfigError
+from kdprobe.io import atomic_dir, write_csv, write_json
 from kdprobe.logs import progress
 from kdprobe.runtime import autocast, maybe_compile, rng_state, set_rng_state, to_device
 from kdprobe.schedule import make_scheduler, schedule_steps
+from kdprobe.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(RuntimeError):
-    """Raised by `fit(..., stop_after_steps=n)`: a deterministic stand-in for a killed job (tests)."""
+    """Raised by the `StopAfter` callback: a deterministic stand-in for a killed job (tests)."""
 
 
 class OptimStep:
@@ -75,30 +80,24 @@ class OptimStep:
         return loss.detach()
 
 
-def adamw(model: torch.nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
-    """AdamW (`lr`, `betas` (0.9, 0.999), `weight_decay` (0: Adam)); weight decay on matrices only (not on biases
-    and LayerNorm weights), as Hugging Face's Trainer."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": float(settings.get("weight_decay", 0.0))},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    betas = tuple(float(b) for b in settings.get("betas", (0.9, 0.999)))
-    return torch.optim.AdamW(groups, lr=float(settings["lr"]), betas=betas)
-
-
 def hf_batch_loss(model: torch.nn.Module, collate: Callable[[np.ndarray], dict[str, Any]], device: torch.device,
-                  settings: dict[str, Any]) -> Callable[[np.ndarray], torch.Tensor]:
+                  settings: TrainSettings) -> Callable[[np.ndarray], torch.Tensor]:
     """`batch_loss` of a Hugging Face model: `model(**collate(indices)).loss`, the batch moved to `device`, under
-    bf16 autocast when `settings['bf16']` on a bf16 GPU, through `torch.compile` when `settings['compile']`."""
-    forward = maybe_compile(model, settings)
+    bf16 autocast when `settings.bf16` on a bf16 GPU, through `torch.compile` when `settings.compile`."""
+    forward = maybe_compile(model, settings.numerics)
 
     def batch_loss(idx: np.ndarray) -> torch.Tensor:
         batch = to_device(collate(idx), device)
-        with autocast(device, settings, kind="training"):
+        with autocast(device, settings.numerics, kind="training"):
             return forward(**batch).loss
 
     return batch_loss
+
+
+def save_pretrained(directory: Path, model: torch.nn.Module, tokenizer: Any) -> None:
+    """A Hugging Face model and its tokenizer into `directory` (`RunFiles.write`'s `save_model`)."""
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
 
 
 def trainable_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -130,30 +129,104 @@ def tensorboard_dir(enabled: bool, logs: Sequence[str | Path]) -> Path | None:
     return Path(logs[0]).with_suffix(".tensorboard")
 
 
-class CurveEvents:
-    """The curve rows as TensorBoard scalars in `directory` (None: nothing written); see the module docstring.
-    `resumed_at`: the step of the state a run resumed from (None: a fresh run, the directory is deleted)."""
+class Callback:
+    """Hooks into `fit` (each a no-op here): `on_train_begin(resumed_at)` (the step of the state resumed from, None
+    for a fresh run), `on_row(row)` after each curve row, `on_step(step)` after each optimiser step,
+    `on_epoch_end(epoch, row)` after each epoch's state is saved, `on_train_end()` always, also on errors."""
 
-    def __init__(self, directory: str | Path | None, resumed_at: int | None):
-        self.writer = None
-        if directory is None:
-            return
+    def on_train_begin(self, resumed_at: int | None) -> None:
+        pass
+
+    def on_row(self, row: dict[str, Any]) -> None:
+        pass
+
+    def on_step(self, step: int) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, row: dict[str, Any]) -> None:
+        pass
+
+    def on_train_end(self) -> None:
+        pass
+
+
+class TensorBoard(Callback):
+    """The curve rows as TensorBoard scalars in `directory`; see the module docstring."""
+
+    def __init__(self, directory: str | Path):
+        self.directory, self.writer = Path(directory), None
+
+    def on_train_begin(self, resumed_at: int | None) -> None:
         SummaryWriter = _summary_writer()
         if resumed_at is None:
-            shutil.rmtree(directory, ignore_errors=True)
-        self.writer = SummaryWriter(str(directory), purge_step=None if resumed_at is None else resumed_at + 1)
-        log.info("tensorboard events: %s (%s)", directory, "fresh" if resumed_at is None else "appended")
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.writer = SummaryWriter(str(self.directory), purge_step=None if resumed_at is None else resumed_at + 1)
+        log.info("tensorboard events: %s (%s)", self.directory, "fresh" if resumed_at is None else "appended")
 
-    def write(self, row: dict[str, Any]) -> None:
-        if self.writer is not None:
-            for tag, value in row.items():
-                if tag != "step":
-                    self.writer.add_scalar(tag, value, row["step"])
-            self.writer.flush()
+    def on_row(self, row: dict[str, Any]) -> None:
+        for tag, value in row.items():
+            if tag != "step":
+                self.writer.add_scalar(tag, value, row["step"])
+        self.writer.flush()
 
-    def close(self) -> None:
+    def on_train_end(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def tensorboard(directory: str | Path | None) -> list[Callback]:
+    """`[TensorBoard(directory)]`, or no callback when `directory` is None (`tensorboard_dir`)."""
+    return [] if directory is None else [TensorBoard(directory)]
+
+
+class EpochEnd(Callback):
+    """Calls `fn(epoch, row)` after each epoch's state is saved."""
+
+    def __init__(self, fn: Callable[[int, dict[str, Any]], None]):
+        self.fn = fn
+
+    def on_epoch_end(self, epoch: int, row: dict[str, Any]) -> None:
+        self.fn(epoch, row)
+
+
+class StopAfter(Callback):
+    """Raises `TrainingInterrupted` once `steps` optimiser steps are done: a killed job, deterministically (tests)."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_step(self, step: int) -> None:
+        if step >= self.steps:
+            raise TrainingInterrupted(f"stopped after step {step}")
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where a training job writes its run: the model directory, `curve.csv` and `metrics.json`. The teacher, GPT-2
+    and the students all write them the same way (`write`); the workflow puts them in one run directory
+    (`in_dir`: `results/teacher/{task}/`, `results/students/{task}/{student}/`, ...)."""
+
+    model: Path
+    curve: Path
+    metrics: Path | None = None  # GPT-2 has no metrics file
+
+    @classmethod
+    def in_dir(cls, run_dir: str | Path, metrics: bool = True) -> "RunFiles":
+        run_dir = Path(run_dir)
+        return cls(run_dir / "model", run_dir / "curve.csv", run_dir / "metrics.json" if metrics else None)
+
+    def write(self, save_model: Callable[[Path], None], curve: Sequence[dict[str, Any]],
+              metrics: dict[str, Any] | None = None, columns: Sequence[str] | None = None) -> None:
+        """The model (`save_model(directory)`, into a temporary directory renamed into place), then the curve
+        (`columns` in order when given) and the metrics, each written atomically."""
+        with atomic_dir(self.model) as tmp:
+            save_model(tmp)
+        write_csv(self.curve, pd.DataFrame(list(curve), columns=list(columns) if columns else None))
+        if self.metrics is not None:
+            write_json(self.metrics, metrics or {})
+
+    def __str__(self) -> str:
+        return ", ".join(str(p) for p in (self.model, self.curve, self.metrics) if p is not None)
 
 
 @dataclass
@@ -166,119 +239,153 @@ class Fit:
     steps: int
 
 
+@dataclass(frozen=True)
+class Batches:
+    """What `fit` trains on: each example's token count (for length-grouped batches) and `loss(indices)`, the
+    forward pass and loss of one batch of example indices (a scalar with gradients)."""
+
+    lengths: np.ndarray
+    loss: Callable[[np.ndarray], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where `fit` keeps its resumable state (`path`, None: nowhere) and what keys it: the config section the run
+    depends on, the content of the `inputs` (label: file or directory) and other `identity` values (JSON-like)."""
+
+    path: str | Path | None
+    section: Mapping[str, Any]
+    inputs: Mapping[str, str | Path] = field(default_factory=dict)
+    identity: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Loop:
+    """The state of one `fit` run: what a resumable state holds, saved and restored as one."""
+
+    def __init__(self, model, optimizer, settings: TrainSettings, n_batches: int, device: torch.device):
+        self.model, self.optimizer, self.device = model, optimizer, device
+        warmup = schedule_steps(settings.key, settings.schedule, settings.warmup_fraction, settings.warmup_epochs,
+                                n_batches, settings.epochs)
+        self.warmup = warmup
+        self.scheduler = make_scheduler(optimizer, settings.schedule, warmup, settings.epochs * n_batches)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.step_fn = OptimStep(optimizer, self.scheduler, params, settings.clip_norm)
+        self.epoch = self.pos = self.step = self.n_seen = 0
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.curve: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.epoch, self.pos, self.step, self.n_seen = state["epoch"], state["position"], state["step"], state["n_seen"]
+        self.loss_sum, self.curve = state["loss_sum"].to(self.device), list(state["curve"])
+        self.best, self.best_weights = state["best"], state["best_weights"]
+        self.step_fn.lr = state["lr"]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "epoch": self.epoch, "position": self.pos,
+            "step": self.step, "n_seen": self.n_seen, "loss_sum": self.loss_sum.detach().cpu(), "curve": self.curve,
+            "best": self.best, "best_weights": self.best_weights, "lr": self.step_fn.lr,
+        }
+
+    def row(self, n_batches: int, evaluate: Callable[[], dict[str, float]] | None, keep_best: str | None
+            ) -> dict[str, Any]:
+        """A curve row now (evaluated, the best kept); the loss accumulators start again."""
+        row = {"step": self.step, "epoch": self.epoch + 1 if self.pos == n_batches else self.epoch + self.pos / n_batches,
+               "loss": self.loss_sum.item() / max(1, self.n_seen), "lr": self.step_fn.lr}
+        if evaluate is not None:
+            self.model.eval()
+            row.update(evaluate())
+            self.model.train()
+        self.curve.append(row)
+        if keep_best is not None and (self.best is None or row[keep_best] > self.best[keep_best]):
+            self.best, self.best_weights = row, trainable_copy(self.model)
+        self.loss_sum, self.n_seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        return row
+
+
 def fit(
     model: torch.nn.Module,
-    lengths: Sequence[int] | np.ndarray,
-    batch_loss: Callable[[np.ndarray], torch.Tensor],
+    data: Batches,
     optimizer: torch.optim.Optimizer,
-    settings: dict[str, Any],
+    settings: TrainSettings,
     *,
-    section: str,
     device: torch.device | str,
-    state_path: str | Path | None,
-    inputs: Mapping[str, str | Path] | None = None,
-    identity: dict[str, Any] | None = None,
+    resume: Resume,
     evaluate: Callable[[], dict[str, float]] | None = None,
     keep_best: str | None = None,
-    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
-    stop_after_steps: int | None = None,
+    callbacks: Sequence[Callback] = (),
     desc: str = "train",
-    tensorboard_dir: str | Path | None = None,
 ) -> Fit:
-    """Train `model` in place (see the module docstring); the model is left in eval mode.
+    """Train `model` in place on `data` (see the module docstring); the model is left in eval mode.
 
-    `section` names the config section in errors (e.g. `students.lstm_s`). `inputs` (label: file or directory)
-    and `identity` (JSON-like values) key the resumable state beside the settings. `on_epoch_end(epoch, row)` runs
-    after each epoch's state is saved. `tensorboard_dir`: where the curve rows also go as TensorBoard events
-    (None: nowhere). The state file is left in place: the caller clears it once its outputs are
-    written, so a job killed in between resumes straight to writing them.
+    `evaluate()` gives the metrics of each curve row; `keep_best` names the one whose best row's weights the model
+    ends with. The state file is left in place: the caller clears it once its outputs are written, so a job killed
+    in between resumes straight to writing them.
     """
     device = torch.device(device)
-    lengths = np.asarray(lengths, dtype=np.int64)
+    lengths = np.asarray(data.lengths, dtype=np.int64)
     if not len(lengths):
         raise ValueError("no training examples")
-    seed, batch_size, epochs = int(settings.get("seed", 0)), int(settings["batch_size"]), int(settings["epochs"])
-    n_batches = math.ceil(len(lengths) / batch_size)
-    kind, warmup = schedule_steps(settings, section, n_batches, epochs)
-    scheduler = make_scheduler(optimizer, kind, warmup, epochs * n_batches)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    step_fn = OptimStep(optimizer, scheduler, params, float(settings.get("clip_norm") or 0.0))
-    evals = max(1, int(settings.get("evals_per_epoch") or 1))
+    n_batches = math.ceil(len(lengths) / settings.batch_size)
+    evals = max(1, settings.evals_per_epoch)
     eval_at = {max(1, round((k + 1) * n_batches / evals)) for k in range(evals)}
-    save_every = int(settings.get("save_every_steps") or 0)
-
-    key = resume_key(settings, inputs or {}, lengths=hashlib.sha256(lengths.tobytes()).hexdigest(), **(identity or {}))
-    resume = ResumeState(state_path, key)
-    epoch = pos = step = n_seen = 0
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    curve: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    best_weights: dict[str, torch.Tensor] | None = None
-    state = resume.load()
+    key = resume_key(dict(resume.section), dict(resume.inputs), lengths=hashlib.sha256(lengths.tobytes()).hexdigest(),
+                     **dict(resume.identity))
+    saved = ResumeState(resume.path, key)
+    loop = _Loop(model, optimizer, settings, n_batches, device)
+    state = saved.load()
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        epoch, pos, step, n_seen = state["epoch"], state["position"], state["step"], state["n_seen"]
-        loss_sum, curve = state["loss_sum"].to(device), list(state["curve"])
-        best, best_weights = state["best"], state["best_weights"]
-        step_fn.lr = state["lr"]
-
-    def save() -> None:
-        resume.save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": rng_state(), "epoch": epoch, "position": pos, "step": step, "n_seen": n_seen,
-            "loss_sum": loss_sum.detach().cpu(), "curve": curve, "best": best, "best_weights": best_weights,
-            "lr": step_fn.lr,
-        })
-
+        loop.restore(state)
     log.info("%s: %d examples, %d epochs x %d batches of %d, schedule %s (%d warm-up steps), clip %g, %s, %s%s",
-             desc, len(lengths), epochs, n_batches, batch_size, kind, warmup, step_fn.clip_norm,
-             type(optimizer).__name__, device, f"; resuming at epoch {epoch + 1}, step {step}" if step else "")
+             desc, len(lengths), settings.epochs, n_batches, settings.batch_size, settings.schedule, loop.warmup,
+             settings.clip_norm, type(optimizer).__name__, device,
+             f"; resuming at epoch {loop.epoch + 1}, step {loop.step}" if loop.step else "")
     model.train()
     started = time.perf_counter()
-    events = CurveEvents(tensorboard_dir, step if state is not None else None)
     try:
-        while epoch < epochs:
-            batches = epoch_batches(lengths, batch_size, seed, epoch)
-            bar = progress(total=len(batches), initial=pos, desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch")
-            while pos < len(batches):
-                idx = batches[pos]
-                loss = step_fn(batch_loss(idx))
-                loss_sum += loss.double() * len(idx)
-                n_seen += len(idx)
-                step, pos = step + 1, pos + 1
+        for callback in callbacks:
+            callback.on_train_begin(loop.step if state is not None else None)
+        while loop.epoch < settings.epochs:
+            batches = epoch_batches(lengths, settings.batch_size, settings.seed, loop.epoch)
+            bar = progress(total=len(batches), initial=loop.pos, desc=f"{desc} epoch {loop.epoch + 1}/{settings.epochs}",
+                           unit="batch")
+            while loop.pos < len(batches):
+                idx = batches[loop.pos]
+                loss = loop.step_fn(data.loss(idx))
+                loop.loss_sum += loss.double() * len(idx)
+                loop.n_seen += len(idx)
+                loop.step, loop.pos = loop.step + 1, loop.pos + 1
                 bar.update(1)
-                if pos % 50 == 0:
-                    bar.set_postfix(loss=f"{loss_sum.item() / n_seen:.4g}", refresh=False)
-                if pos in eval_at:
-                    row = {"step": step, "epoch": epoch + 1 if pos == len(batches) else epoch + pos / len(batches),
-                           "loss": loss_sum.item() / max(1, n_seen), "lr": step_fn.lr}
-                    if evaluate is not None:
-                        model.eval()
-                        row.update(evaluate())
-                        model.train()
-                    curve.append(row)
-                    events.write(row)
-                    if keep_best is not None and (best is None or row[keep_best] > best[keep_best]):
-                        best, best_weights = row, trainable_copy(model)
-                    loss_sum, n_seen = torch.zeros((), dtype=torch.float64, device=device), 0
+                if loop.pos % 50 == 0:
+                    bar.set_postfix(loss=f"{loop.loss_sum.item() / loop.n_seen:.4g}", refresh=False)
+                if loop.pos in eval_at:
+                    row = loop.row(len(batches), evaluate, keep_best)
+                    for callback in callbacks:
+                        callback.on_row(row)
+                    best = loop.best
                     log.info("%s: %s%s, %.1f s", desc, ", ".join(f"{k} {v:.4g}" for k, v in row.items()),
                              f"; best {keep_best} {best[keep_best]:.4g} at epoch {best['epoch']:.3g}" if best else "",
                              time.perf_counter() - started)
-                if stop_after_steps is not None and step >= stop_after_steps:
-                    raise TrainingInterrupted(f"stopped after step {step}")
-                if save_every and step % save_every == 0 and pos < len(batches):
-                    save()
+                for callback in callbacks:
+                    callback.on_step(loop.step)
+                if settings.save_every_steps and loop.step % settings.save_every_steps == 0 and loop.pos < len(batches):
+                    saved.save(loop.state())
             bar.close()
-            epoch, pos = epoch + 1, 0
-            save()
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, curve[-1])
+            loop.epoch, loop.pos = loop.epoch + 1, 0
+            saved.save(loop.state())
+            for callback in callbacks:
+                callback.on_epoch_end(loop.epoch, loop.curve[-1])
     finally:
-        events.close()
-    if best_weights is not None:
-        model.load_state_dict(best_weights, strict=False)
+        for callback in callbacks:
+            callback.on_train_end()
+    if loop.best_weights is not None:
+        model.load_state_dict(loop.best_weights, strict=False)
     model.eval()
-    return Fit(curve=curve, best=best, steps=step)
+    return Fit(curve=loop.curve, best=loop.best, steps=loop.step)

@@ -9,21 +9,21 @@ optional `input.word2vec`; `params.settings` (the task's `students.<student>` se
 from pathlib import Path
 
 from kdprobe.distil import distil
-from kdprobe.training import tensorboard_dir
+from kdprobe.training import RunFiles, tensorboard, tensorboard_dir
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
 word2vec = getattr(snakemake.input, "word2vec", None)
 events = tensorboard_dir(snakemake.config.get("tensorboard", False), snakemake.log)
+out = snakemake.output
 
 run(
     snakemake,
     lambda device: distil(
         snakemake.wildcards.student, snakemake.wildcards.task, dict(snakemake.params.settings),
         [str(p) for p in snakemake.input.transfer], Path(snakemake.input.dev).parent, str(snakemake.input.teacher),
-        str(snakemake.output.model), str(snakemake.params.state), device,
-        word2vec=str(word2vec) if word2vec else None,
-        metrics_path=str(snakemake.output.metrics), curve_path=str(snakemake.output.curve), tensorboard_dir=events,
+        RunFiles(Path(out.model), Path(out.curve), Path(out.metrics)), str(snakemake.params.state), device,
+        word2vec=str(word2vec) if word2vec else None, callbacks=tensorboard(events),
     ),
 )

@@ -5,8 +5,10 @@ Expects `input.train`, optional `input.base` (a local model directory; else `par
 `config["tensorboard"]`, TensorBoard events beside `log[0]`.
 """
 
+from pathlib import Path
+
 from kdprobe.augment.gpt2 import finetune
-from kdprobe.training import tensorboard_dir
+from kdprobe.training import RunFiles, tensorboard, tensorboard_dir
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
@@ -18,7 +20,7 @@ events = tensorboard_dir(snakemake.config.get("tensorboard", False), snakemake.l
 run(
     snakemake,
     lambda device: finetune(
-        str(model), snakemake.input.train, settings, snakemake.output.model, snakemake.params.state, device,
-        curve_path=snakemake.output.curve, tensorboard_dir=events,
+        str(model), snakemake.input.train, settings, RunFiles(Path(snakemake.output.model), Path(snakemake.output.curve)),
+        snakemake.params.state, device, callbacks=tensorboard(events),
     ),
 )

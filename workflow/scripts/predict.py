@@ -1,8 +1,10 @@
-"""Dev-set (or test-set) predictions of one model on one task: `kdprobe.predict.predictions.write_predictions`.
+"""Dev-set (or test-set) predictions of one model on one task: `kdprobe.predict.predictions.write_predictions`
+(rules `predict`, `predict_test`, `predict_variant`, `predict_test_variant`).
 
-Expects `wildcards.model` (teacher | bert_s | lstm_s; or `params.model_kind`), `input.model` (its directory),
-`input.dev` (with `labels.txt` and `test.tsv` beside it), `params.max_length` (the token limit the model was trained
-with), one output TSV; optional `params.batch_size` and `params.split` (dev, the default, or test).
+Expects `wildcards.model` (the model kind: teacher | bert_s | lstm_s), `input.model` (its directory), `input.dev`
+(with `labels.txt` and `test.tsv` beside it), `params.max_length` (the token limit the model was trained with) and
+one output TSV; `params.split` is `test` in the `*test*` rules and absent (dev) in the others. Batches hold
+`write_predictions`' default of 64 sentences (no config key sets it).
 """
 
 from pathlib import Path
@@ -12,14 +14,12 @@ from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-kind = getattr(snakemake.params, "model_kind", None) or snakemake.wildcards.model
-batch_size = int(getattr(snakemake.params, "batch_size", None) or 64)
-split = getattr(snakemake.params, "split", None) or "dev"
+split = getattr(snakemake.params, "split", "dev")  # rule predict (and predict_variant) sets no split
 
 run(
     snakemake,
     lambda device: write_predictions(
-        kind, str(snakemake.input.model), Path(snakemake.input.dev).parent, str(snakemake.output[0]), device,
-        batch_size=batch_size, max_length=int(snakemake.params.max_length), split=split,
+        snakemake.wildcards.model, str(snakemake.input.model), Path(snakemake.input.dev).parent,
+        str(snakemake.output[0]), device, max_length=int(snakemake.params.max_length), split=split,
     ),
 )

@@ -9,7 +9,7 @@ events beside `log[0]`.
 from pathlib import Path
 
 from kdprobe.teacher import finetune
-from kdprobe.training import tensorboard_dir
+from kdprobe.training import RunFiles, tensorboard, tensorboard_dir
 from kdprobe.workflow import run
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
@@ -22,7 +22,7 @@ run(
     snakemake,
     lambda device: finetune(
         str(model), Path(snakemake.input.train).parent, snakemake.wildcards.task, settings,
-        snakemake.output.model, snakemake.params.state, device,
-        curve_path=snakemake.output.curve, metrics_path=snakemake.output.metrics, tensorboard_dir=events,
+        RunFiles(Path(snakemake.output.model), Path(snakemake.output.curve), Path(snakemake.output.metrics)),
+        snakemake.params.state, device, callbacks=tensorboard(events),
     ),
 )

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -25,10 +24,10 @@ from kdprobe.batching import PackedIds
 from kdprobe.checkpoint import ResumeState
 from kdprobe.digest import model_files
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.io import atomic_dir, write_csv
 from kdprobe.runtime import set_seed
-from kdprobe.training import adamw, fit, hf_batch_loss
+from kdprobe.settings import OptimizerSettings, TrainSettings
 from kdprobe.splits import read_sentences
+from kdprobe.training import Batches, Callback, Resume, RunFiles, fit, hf_batch_loss, save_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +45,24 @@ def finetune(
     model: str | Path,
     train_tsv: str | Path,
     settings: dict[str, Any],
-    out_dir: str | Path,
+    files: RunFiles,
     state_path: str | Path | None,
     device: torch.device | str,
     *,
-    curve_path: str | Path | None = None,
-    stop_after_steps: int | None = None,
-    tensorboard_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> list[dict[str, float]]:
-    """Fine-tune the causal LM `model` (hub id or local directory) on the sentences of `train_tsv`.
+    """Fine-tune the causal LM `model` (hub id or local directory) on the sentences of `train_tsv`, with
+    `settings` (the `gpt2` section: 10 curve rows an epoch unless `evals_per_epoch` says otherwise).
 
-    Writes `out_dir` (model and tokenizer) and `curve_path` (default `out_dir/../curve.csv`: step, epoch,
-    loss); returns the curve rows. `stop_after_steps` simulates a killed job (`training.TrainingInterrupted`);
-    `tensorboard_dir`: the curve as TensorBoard events too (`training.fit`).
+    Writes `files`: the model directory (model and tokenizer) and the curve (step, epoch, loss, lr); returns the
+    curve rows. `callbacks` go to `training.fit` (TensorBoard, tests' interruptions).
     """
-    out_dir, device = Path(out_dir), torch.device(device)
-    curve_path = Path(curve_path) if curve_path else out_dir.parent / "curve.csv"
+    device = torch.device(device)
+    training = TrainSettings.from_section(settings, "gpt2", evals_per_epoch=10)
     sentences, _ = read_sentences(train_tsv)
     if not sentences:
         raise InputError(train_tsv, "no training sentences")
-    set_seed(int(settings.get("seed", 0)))
+    set_seed(training.seed)
     tokenizer = AutoTokenizer.from_pretrained(model)
     net = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32; bf16 only by autocast
     seqs = PackedIds(frame_sentences(tokenizer, sentences, int(settings["max_length"])))
@@ -84,16 +81,13 @@ def finetune(
     net.to(device)
     base = model_files(model)
     curve = fit(
-        net, seqs.lengths, hf_batch_loss(net, collate, device, settings), adamw(net, settings),
-        {"evals_per_epoch": 10, **settings}, section="gpt2", device=device, state_path=state_path,
-        inputs={"train.tsv": train_tsv} | ({"base model": base} if base else {}),
-        identity={"base model": None if base else str(model)},
-        stop_after_steps=stop_after_steps, desc="gpt2", tensorboard_dir=tensorboard_dir,
+        net, Batches(seqs.lengths, hf_batch_loss(net, collate, device, training)),
+        OptimizerSettings.from_section(settings, "gpt2", name="adamw").build(net), training, device=device,
+        resume=Resume(state_path, settings, {"train.tsv": train_tsv} | ({"base model": base} if base else {}),
+                      {"base model": None if base else str(model)}),
+        callbacks=callbacks, desc="gpt2",
     ).curve
-    with atomic_dir(out_dir) as tmp:
-        net.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    write_csv(curve_path, pd.DataFrame(curve))
+    files.write(lambda tmp: save_pretrained(tmp, net, tokenizer), curve)
     ResumeState(state_path).clear()
-    log.info("lm: final loss %.4f; wrote %s, %s", curve[-1]["loss"], out_dir, curve_path)
+    log.info("lm: final loss %.4f; wrote %s", curve[-1]["loss"], files)
     return curve

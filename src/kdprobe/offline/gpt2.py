@@ -14,11 +14,12 @@ import torch
 from kdprobe.scratch_models import init_gpt2
 from kdprobe.errors import ConfigError
 from kdprobe.augment.gpt2 import finetune
+from kdprobe.training import RunFiles
 from kdprobe.offline.corpus import read_corpus
 
 log = logging.getLogger(__name__)
 
-#: `offline.gpt2` keys: the architecture (`init_gpt2`) and the pre-training (`lm.finetune`).
+#: `offline.gpt2` keys: the architecture (`init_gpt2`) and the pre-training (`augment.gpt2.finetune`).
 ARCHITECTURE = ("vocab_size", "hidden", "layers", "heads")
 TRAINING = ("epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "max_length")
 
@@ -38,7 +39,7 @@ def pretrain_gpt2(corpus_tsv: str | Path, settings: dict[str, Any], seed: int, o
         model.save_pretrained(init)
         tokenizer.save_pretrained(init)
         training = {key: settings[key] for key in TRAINING} | {"seed": seed}
-        curve = finetune(init, corpus_tsv, training, out_dir, state_path, device, curve_path=curve_path)
+        curve = finetune(init, corpus_tsv, training, RunFiles(Path(out_dir), Path(curve_path)), state_path, device)
     info["final_loss"] = curve[-1]["loss"]
     log.info("GPT-2 pre-trained: %s", info)
     return info

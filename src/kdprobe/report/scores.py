@@ -2,7 +2,7 @@
 
 `task_table(task, labels_path, splits, predictions, speeds)` builds `results/summary/{task}.csv`, one row per model
 (in the order given, the teacher first):
-- `metric`: the task's headline metric (`tasks.HEADLINE_METRIC`); `dev_score`, `test_score`: its value on each split;
+- `metric`: the task's headline metric (`registry.TASK[task].headline`); `dev_score`, `test_score`: its value on each split;
   `dev_<m>`, `test_<m>`: every metric of `metrics.task_metrics` (CoLA MCC, SST-2 accuracy, Sara micro and macro F1;
   accuracy for all), scored from the prediction files; `n_dev`, `n_test`: their sentences;
 - `test_is_dev`: whether `test.tsv` repeats `dev.tsv` (CoLA and SST-2: GLUE's test labels are hidden);

@@ -48,7 +48,13 @@ def _module(kind: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{kind}")
 
 
-__all__ = ["Student", "build_student", "load_student", "reads_words"]
+__all__ = ["Student", "build_student", "load_student", "reads_teacher_ids", "reads_words"]
+
+
+def reads_teacher_ids(kind: str, settings: dict) -> bool:
+    """Whether a `kind` student with `settings` reads the teacher's stored token ids of the transfer set (BERT_S on
+    wordpieces: the same tokenizer), so distillation loads them (`Student.reads_teacher_ids` once built)."""
+    return _module(kind).reads_teacher_ids(settings)
 
 
 def reads_words(kind: str, settings: dict) -> bool:

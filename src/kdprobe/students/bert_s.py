@@ -53,6 +53,11 @@ def reads_words(settings: dict) -> bool:
     return settings.get("embeddings") == "word2vec"
 
 
+def reads_teacher_ids(settings: dict) -> bool:
+    """Whether BERT_S with `settings` reads the teacher's ids (it does on wordpieces: the teacher's tokenizer)."""
+    return not reads_words(settings)
+
+
 class BertStudent(Student):
     kind = KIND
     special_tokens = True

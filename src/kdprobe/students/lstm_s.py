@@ -46,6 +46,11 @@ def reads_words(settings: dict) -> bool:
     return settings.get("embeddings") != "teacher"
 
 
+def reads_teacher_ids(settings: dict) -> bool:
+    """LSTM_S tokenises every sentence itself (words, or wordpieces with teacher embeddings)."""
+    return False
+
+
 class LstmStudent(Student):
     kind = KIND
     special_tokens = False
