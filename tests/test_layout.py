@@ -111,13 +111,14 @@ def test_shared_modules_import_no_stage():
 
 
 def long_functions(root: Path) -> list[str]:
+    """`path:line name (n lines)` of every function under `root` longer than `MAX_LINES`."""
     out = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1
                 if lines > MAX_LINES:
-                    out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+                    out.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({lines} lines)")
     return out
 
 
@@ -126,16 +127,14 @@ def test_no_function_over_100_lines(folder):
     assert not long_functions(ROOT / folder)
 
 
-def test_long_function_scan_finds_one(tmp_path):
+def test_the_scans_find_what_they_look_for(tmp_path):
+    """The checks above can fail: a long function, a sideways import and a circle are each found."""
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES))
-    (tmp_path / "m.py").write_text(f"def f():\n{body}\n")
-    assert long_functions.__name__ and len(long_functions_in(tmp_path)) == 1
-
-
-def long_functions_in(root: Path) -> list[str]:
-    global ROOT
-    saved, ROOT = ROOT, root
-    try:
-        return long_functions(root)
-    finally:
-        ROOT = saved
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(f"def f():\n{body}\n")
+    assert long_functions(tmp_path / "pkg") == [f"pkg/m.py:1 f ({MAX_LINES + 1} lines)"]
+    known = {"kdprobe.teacher", "kdprobe.distil", "kdprobe.a", "kdprobe.b"}
+    (tmp_path / "d.py").write_text("from kdprobe.teacher import finetune\n")
+    assert imports_of(tmp_path / "d.py", "kdprobe.distil", known) == {"kdprobe.teacher"}
+    (tmp_path / "a.py").write_text("from . import b\n")
+    assert imports_of(tmp_path / "a.py", "kdprobe.a", known) == {"kdprobe.b"}

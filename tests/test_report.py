@@ -3,9 +3,9 @@
 The report is a single-page app: one HTML file whose results (figures and tables as data URIs, with captions) are
 embedded as JavaScript data and shown by clicking through its menu. These tests click through it as a reader
 would (every category, every subcategory, every result's view and information buttons, every link of the front
-page) and check that every result is reachable, every figure renders, every link resolves, and the page logs no
-error. Chromium is driven by Playwright (its driver ships in the PyPI wheel; the browser is Debian's `chromium`,
-never a downloaded one), so the test runs offline.
+page) and check that every result is reachable, every figure renders, every link resolves, no view shows a docutils
+message (reStructuredText that did not render), and the page logs no error. Chromium is driven by Playwright (its
+driver ships in the PyPI wheel; the browser is Debian's `chromium`, never a downloaded one), so the test runs offline.
 """
 
 from __future__ import annotations
@@ -43,6 +43,24 @@ CATEGORIES = {
     "Sweeps": {"cola"},  # the demo's sweep runs on CoLA only
 }
 IMAGE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
+#: What docutils writes where the reStructuredText of a caption or of the front page did not render cleanly: a
+#: system message ("System Message: WARNING/2 (<string>, line 20)", in a `system-message` block) and its text, e.g.
+#: "Bullet list ends without a blank line; unexpected unindent."
+DOCUTILS_MESSAGE = re.compile(
+    r"System Message|system-message|\b(?:DEBUG|INFO|WARNING|ERROR|SEVERE)/[0-4]\b|<string>, line \d+"
+    r"|ends without a blank line|unexpected unindent|Unexpected indentation|Unknown target name"
+    r"|Undefined substitution|start-string without end-string|Title underline too short|Duplicate explicit target"
+)
+#: A docutils message in the report's file, where figures are base64 (whose alphabet has no space and no `-`).
+DOCUTILS_IN_FILE = re.compile(r"System Message|system-message")
+#: The text of what the page shows now, and the markup of any docutils message block in it.
+SHOWN_TEXT = """() => document.body.innerText + '\\n'
+    + [...document.querySelectorAll('.system-message, .problematic')].map(e => e.outerHTML).join('\\n')"""
+
+
+def docutils_messages(text: str, where: str, pattern: re.Pattern = DOCUTILS_MESSAGE) -> list[str]:
+    """Each docutils message in `text`, with the words around it, as `where: ...`."""
+    return [f"{where}: ...{text[max(0, m.start() - 60):m.end() + 100]}..." for m in pattern.finditer(text)]
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +112,7 @@ class Reader:
         self.links: dict[str, str] = {}  # href -> where it was seen
         self.viewed: dict[str, dict] = {}  # result path -> what its view button showed
         self.captions: dict[str, str] = {}  # result path -> the description its information button showed
+        self.docutils: list[str] = []  # docutils messages any view showed, with where
         page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
         page.on("requestfailed", lambda req: self.errors.append(f"request failed: {req.url[:120]}"))
@@ -107,8 +126,10 @@ class Reader:
         return self.page.evaluate(expression, arg)
 
     def collect_links(self, where: str) -> None:
+        """Record the links of the view on screen, and any docutils message it shows."""
         for href in self.js("() => [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"):
             self.links.setdefault(href, where)
+        self.docutils += docutils_messages(self.js(SHOWN_TEXT), where)
 
     def menu_item(self, label: str):
         """The navigation pane's entry `label` (an icon and a label in a link)."""
@@ -172,6 +193,8 @@ class Reader:
         """Click every link of the front page's description; returns the categories they opened."""
         self.menu_item("Workflow").click()
         description = self.page.locator("div.prose")
+        description.first.wait_for()
+        self.collect_links("front page's description")
         hrefs = [a.get_attribute("href") for a in description.locator("a[href]").all()]
         opened = []
         for href in hrefs:
@@ -273,6 +296,15 @@ def test_every_result_has_its_caption(reader):
         task = next((task for task in TASKS if f"/{task}" in path), None)
         if task and "Task " in shown:
             assert f"Task {task}" in shown, path  # the caption's wildcards were filled in for this result
+
+
+def test_no_view_shows_a_docutils_message(reader, report):
+    """The front page, every subcategory and every result's description rendered without a docutils message (each
+    would be shown to every reader), and the report holds none anywhere, shown or not."""
+    assert reader.docutils == []
+    for path, result in reader.results.items():
+        assert docutils_messages(result["caption"] or "", path) == []
+    assert docutils_messages(report.read_text(encoding="utf-8"), report.name, DOCUTILS_IN_FILE) == []
 
 
 def test_front_page_describes_the_study_and_links_every_stage(reader):

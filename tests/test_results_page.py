@@ -1,35 +1,47 @@
-"""kdprobe.report.results_page on a small results tree that the test writes (never this machine's results)."""
+"""kdprobe.report.results_page on a small results tree that the test writes (never this machine's results), and
+rule `results_page`, which declares every file the page reads, planned by Snakemake on a copy of the project."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import yaml
 from safetensors.torch import save_file
 
-from kdprobe.report import results_page
 from kdprobe.errors import InputError
-from smk import ROOT
+from kdprobe.report import results_page
+from kdprobe.report.results_page import PageSettings, RunFiles
+from smk import copy_project, planned_jobs, snakemake
 
+TASKS = ("cola", "sst2", "sara")
+STUDENTS = ("bert_s", "lstm_s")
+MODELS = ("teacher", *STUDENTS)
 TEACHER = {"cola": {"mcc": 0.5, "accuracy": 0.8}, "sst2": {"accuracy": 0.9}, "sara": {"micro_f1": 0.8, "macro_f1": 0.6}}
 STUDENT = {"bert_s": {"cola": {"mcc": 0.25, "accuracy": 0.7}, "sst2": {"accuracy": 0.81},
                       "sara": {"micro_f1": 0.6, "macro_f1": 0.3}},
            "lstm_s": {"cola": {"mcc": 0.1, "accuracy": 0.69}, "sst2": {"accuracy": 0.72},
                       "sara": {"micro_f1": 0.4, "macro_f1": 0.12}}}
 HEADLINE = {"cola": "mcc", "sst2": "accuracy", "sara": "micro_f1"}
-OVERRIDE = {"teacher": {"model": "resources/offline/models/all-MiniLM-L6-v2"},
-            "augment": {"sentences": 1000, "shards": 2},
-            "students": {"lstm_s": {"embeddings": "teacher"}},
-            "probe": {"tasks": ["sentence_length", "bigram_shift"], "data_dir": "resources/offline/probing"},
-            "offline": {"seed": 1, "gpt2": {"vocab_size": 500, "hidden": 32, "layers": 2, "heads": 2, "epochs": 1,
-                                            "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.1,
-                                            "max_length": 32},
-                        "probing": {"source": "sst2", "sizes": {"tr": 60, "va": 30, "te": 30}}}}
+#: The rule's params for an offline laptop-style run (config/laptop-offline.yaml's kind of values).
+SETTINGS = PageSettings(
+    tasks=TASKS, students=STUDENTS, probe_tasks=("sentence_length", "bigram_shift"),
+    probe_data_dir="resources/offline/probing", teacher_model="resources/offline/models/all-MiniLM-L6-v2",
+    data={"cola": {"train": "resources/raw/cola/train.tsv", "dev": "resources/raw/cola/dev.tsv", "max_train": 400},
+          "sst2": {"train": "resources/raw/sst2/train.tsv", "dev": "resources/raw/sst2/dev.tsv"},
+          "sara": {"train": ["resources/raw/sara/nlu.md", "resources/raw/sara/more.md"]}},
+    augment={"sentences": 1000, "shards": 2},
+    offline={"gpt2": {"vocab_size": 500, "hidden": 32, "layers": 2, "heads": 2, "epochs": 1},
+             "probing": {"source": "sst2", "sizes": {"tr": 60, "va": 30, "te": 30}}},
+    lstm_s_embeddings="teacher", configfiles=("config/laptop.yaml", "config/run.yaml"), target="results/results.md",
+)
+NOW = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc)
 
 
 def _json(path: Path, obj) -> None:
@@ -45,9 +57,6 @@ def _bench(path: Path, seconds: float, cpu: float) -> None:
 
 @pytest.fixture
 def tree(tmp_path):
-    (tmp_path / "config").mkdir()
-    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    (tmp_path / "config" / "run.yaml").write_text(yaml.safe_dump(OVERRIDE))
     for task in TEACHER:
         _json(tmp_path / f"results/teacher/{task}/metrics.json", {"dev": TEACHER[task], "steps": 10})
         for student, scores in STUDENT.items():
@@ -101,13 +110,30 @@ def tree(tmp_path):
     return tmp_path
 
 
+def run_files(root: Path) -> RunFiles:
+    """The files of the tree below `root`, as rule `results_page` declares them."""
+    return RunFiles(
+        teacher_metrics={t: root / f"results/teacher/{t}/metrics.json" for t in TASKS},
+        teacher_curves={t: root / f"results/teacher/{t}/curve.csv" for t in TASKS},
+        student_metrics={(t, s): root / f"results/students/{t}/{s}/metrics.json" for t in TASKS for s in STUDENTS},
+        student_curves={(t, s): root / f"results/students/{t}/{s}/curve.csv" for t in TASKS for s in STUDENTS},
+        predictions={(t, m): root / f"results/predictions/{t}/{m}.tsv" for t in TASKS for m in MODELS},
+        train={t: root / f"resources/data/{t}/train.tsv" for t in TASKS},
+        samples={t: root / f"results/augment/{t}/shard0.parquet" for t in TASKS},
+        probes={("pretrained", "teacher"): root / "results/probe/pretrained/teacher.csv",
+                **{(t, m): root / f"results/probe/{t}/{m}.csv" for t in TASKS for m in MODELS}},
+        teacher_model=root / "results/teacher/cola/model",
+        benchmarks=sorted((root / "logs/benchmarks").rglob("*.tsv")),
+    )
+
+
 def _row(page: str, start: str) -> list[str]:
     line = next(line for line in page.splitlines() if line.startswith(start))
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
 def test_page_reports_scores_shares_sizes_times_and_probes(tree):
-    page = results_page.render(tree, ["config/run.yaml"])
+    page = results_page.render(run_files(tree), SETTINGS, tree, now=NOW)
     # scores and shares of the teacher's
     assert _row(page, "| sst2 | accuracy") == ["sst2", "accuracy (headline)", "0.900", "0.810", "90%", "0.720", "80%"]
     assert _row(page, "| cola | MCC") == ["cola", "MCC (headline)", "0.500", "0.250", "50%", "0.100", "20%"]
@@ -132,23 +158,121 @@ def test_page_reports_scores_shares_sizes_times_and_probes(tree):
     assert "### sentence_length" in page and "### bigram_shift" in page
     assert "Majority baseline (test): 0.250." in page
     assert _row(page, "| teacher, pre-trained")[-1] == "0.700 (layer 2)"
-    # the substitutions and the command are stated
-    assert "--configfile config/run.yaml" in page and "no pre-trained GPT-2 can be had offline" in page
+    # the data, the substitutions and the commands are stated; the page's target comes before --configfile
+    assert ("- cola: train `resources/raw/cola/train.tsv`, dev `resources/raw/cola/dev.tsv`; training sample of 400."
+            in page)
+    assert "- sara: train `resources/raw/sara/nlu.md`, `resources/raw/sara/more.md`." in page
+    assert "Generated 2026-01-02 03:04 UTC by rule `results_page`" in page
+    assert ("HF_HUB_OFFLINE=1 .venv/bin/snakemake --profile profiles/local --cores 2 results/results.md --configfile "
+            "config/laptop.yaml config/run.yaml\n") in page
+    assert "no pre-trained GPT-2 can be had offline" in page
     assert "word_content" in page and "are missing here" in page
 
 
-def test_a_missing_result_is_an_error_naming_the_file(tree, capsys):
+def test_the_page_reads_only_the_files_it_is_given(tree, tmp_path_factory):
+    """Every file moved to a flat folder under opaque names: the same page, so it derives no path of its own."""
+    flat = tmp_path_factory.mktemp("flat")
+    moved = {}
+    for field in dataclasses.fields(RunFiles):
+        value = getattr(run_files(tree), field.name)
+        if isinstance(value, Path):  # the teacher's model directory
+            moved[field.name] = Path(shutil.copytree(value, flat / field.name))
+        elif isinstance(value, dict):
+            moved[field.name] = {key: Path(shutil.copy(path, flat / f"{field.name}{i}{path.suffix}"))
+                                 for i, (key, path) in enumerate(value.items()) if path.exists()}
+        else:  # benchmark files keep their <stage>/ folder, which says what they time
+            moved[field.name] = []
+            for i, path in enumerate(value):
+                stage = path.relative_to(tree / "logs/benchmarks").parts[0]
+                (flat / "benchmarks" / stage).mkdir(parents=True, exist_ok=True)
+                moved[field.name].append(Path(shutil.copy(path, flat / "benchmarks" / stage / f"job{i}.tsv")))
+    shutil.rmtree(tree / "results")
+    shutil.rmtree(tree / "resources")
+    page = results_page.render(RunFiles(**moved), SETTINGS, tree, now=NOW)
+    assert "| sara | BERT_S | 1 (1-1) | 0.000 | 3 | 0.889 |" in page and "| **all stages** | 3 | 8.0 |" in page
+
+
+def test_absolute_paths_print_relative_to_the_project(tree):
+    outside = tree.parent / "shared" / "cola"
+    settings = dataclasses.replace(
+        SETTINGS, teacher_model=str(tree / "resources/offline/models/all-MiniLM-L6-v2"),
+        probe_data_dir=str(tree / "resources/offline/probing"),
+        data={**SETTINGS.data, "cola": {"train": str(tree / "resources/raw/cola/train.tsv"),
+                                        "dev": str(outside / "dev.tsv")}},
+    )
+    page = results_page.render(run_files(tree), settings, tree, now=NOW)
+    assert "- cola: train `resources/raw/cola/train.tsv`, dev `../shared/cola/dev.tsv`." in page
+    assert "- Teacher: `resources/offline/models/all-MiniLM-L6-v2`" in page
+    assert "SentEval-format files in `resources/offline/probing`" in page
+    assert str(tree.parent) not in page and not re.search(r"`/", page)
+
+
+def test_every_stage_of_the_benchmark_files_has_a_row(tree):
+    for stage, name in [("offline", "gpt2"), ("predict_test", "cola/teacher"), ("speed", "cola/teacher")]:
+        _bench(tree / f"logs/benchmarks/{stage}/{name}.tsv", 30, 20)
+    page = results_page.render(run_files(tree), SETTINGS, tree, now=NOW)
+    assert _row(page, "| offline stand-ins")[:2] == ["offline stand-ins (GPT-2 pre-training)", "1"]
+    assert _row(page, "| test predictions")[:3] == ["test predictions", "1", "0.5"]
+    assert _row(page, "| speed measurements")[:2] == ["speed measurements", "1"]
+    assert _row(page, "| **all stages**")[:3] == ["**all stages**", "6", "9.5"]
+    _bench(tree / "logs/benchmarks/fetch_sara/sara.tsv", 1, 1)
+    with pytest.raises(InputError, match="fetch_sara/sara.tsv.*none of the page's stages"):
+        results_page.render(run_files(tree), SETTINGS, tree, now=NOW)
+
+
+def test_a_missing_result_is_an_error_naming_the_file(tree):
     (tree / "results/students/sara/lstm_s/metrics.json").unlink()
-    with pytest.raises(InputError, match="sara/lstm_s/metrics.json"):
-        results_page.render(tree, ["config/run.yaml"])
-    out = tree / "page.md"
-    assert results_page.main(["--root", str(tree), "--configfile", "config/run.yaml", "--out", str(out)]) == 1
-    assert not out.exists() and "metrics.json" in capsys.readouterr().err
+    out = tree / "results/results.md"
+    with pytest.raises(InputError, match="sara/lstm_s/metrics.json: missing"):
+        results_page.write_results_page(run_files(tree), SETTINGS, out, tree)
+    assert not out.exists()
 
 
-def test_main_writes_the_page(tree):
-    out = tree / "docs" / "results.md"
-    assert results_page.main(["--root", str(tree), "--configfile", "config/run.yaml", "--out", str(out),
-                              "--note", "Made on a shared machine."]) == 0
-    text = out.read_text()
-    assert text.startswith("# Results: the real study at laptop scale") and "\nMade on a shared machine.\n" in text
+def test_write_results_page_writes_the_page(tree):
+    out = tree / "results" / "results.md"
+    results_page.write_results_page(run_files(tree), SETTINGS, out, tree)
+    assert out.read_text().startswith("# Results: the real study at laptop scale\n")
+
+
+def _job(dry_run: str, rule: str) -> dict[str, list[str]]:
+    """The `input`, `output`, ... of the one job of `rule` that a dry run printed."""
+    block = dry_run.split(f"\nrule {rule}:\n", 1)[1].split("\n\n", 1)[0].split("\nJob stats:", 1)[0]
+    fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, re.M))
+    return {key: value.split(", ") for key, value in fields.items()}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.mark.workflow
+def test_the_rule_plans_for_its_target_with_every_file_the_page_reads(project):
+    out = snakemake(project, "-n", "results/results.md", "--configfile", "config/demo.yaml")
+    text = out.stdout + out.stderr
+    assert re.search(r"^results_page\s+1$", text, re.M), text[-3000:]
+    job = _job(text, "results_page")
+    assert job["output"] == ["results/results.md"] and job["log"] == ["logs/results_page.log"]
+    inputs = set(job["input"])
+    for task in TASKS:
+        assert {f"results/teacher/{task}/metrics.json", f"results/teacher/{task}/curve.csv",
+                f"resources/data/{task}/train.tsv", f"results/augment/{task}/shard0.parquet"} <= inputs, task
+        for model in MODELS:
+            assert {f"results/predictions/{task}/{model}.tsv", f"results/probe/{task}/{model}.csv"} <= inputs
+            run = f"results/teacher/{task}" if model == "teacher" else f"results/students/{task}/{model}"
+            assert {f"{run}/metrics.json", f"{run}/curve.csv"} <= inputs
+    assert {"results/probe/pretrained/teacher.csv", "results/teacher/cola/model"} <= inputs
+    # the benchmark file of every job it waits for that writes one, and no other
+    timed = {path for rule in re.findall(r"^rule (\w+):$", text, re.M) for path in _benchmarks(text, rule)}
+    assert timed and {path for path in inputs if path.startswith("logs/benchmarks/")} == timed
+
+
+@pytest.mark.workflow
+def test_the_default_target_does_not_make_the_page(project):
+    jobs = planned_jobs(project, "--configfile", "config/demo.yaml")
+    assert jobs["summary_task"] == len(TASKS) and "results_page" not in jobs
+
+
+def _benchmarks(dry_run: str, rule: str) -> list[str]:
+    blocks = dry_run.split(f"\nrule {rule}:\n")[1:]
+    return [m for block in blocks for m in re.findall(r"^\s+benchmark: (.*)$", block.split("\n\n", 1)[0], re.M)]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kdprobe import runtime
+from kdprobe.augment import memory
 
 
 @pytest.fixture
@@ -124,37 +125,37 @@ def test_compile_only_when_asked(monkeypatch):
 
 
 def test_sampling_bytes_per_row_gpt2_medium():
-    per_row = runtime.sampling_bytes_per_row(layers=24, hidden=1024, vocab=50257, max_length=128, value_bytes=2)
+    per_row = memory.sampling_bytes_per_row(layers=24, hidden=1024, vocab=50257, max_length=128, value_bytes=2)
     kv = 2 * 24 * 1024 * 129 * 2
     assert kv < per_row < kv * 1.1  # the KV cache dominates
-    assert runtime.sampling_bytes_per_row(24, 1024, 50257, 128, 4) > per_row
+    assert memory.sampling_bytes_per_row(24, 1024, 50257, 128, 4) > per_row
 
 
 def test_sampling_batch_size_from_free_memory():
     dims = {"layers": 24, "hidden": 1024, "vocab": 50257, "max_length": 128}
-    per_row = runtime.sampling_bytes_per_row(**dims, value_bytes=2)
-    rows = runtime.sampling_batch_size(75 * 2**30, **dims)
+    per_row = memory.sampling_bytes_per_row(**dims, value_bytes=2)
+    rows = memory.sampling_batch_size(75 * 2**30, **dims)
     assert rows % 64 == 0 and rows * per_row <= 0.7 * 75 * 2**30 < (rows + 64) * per_row
     assert 3000 < rows < 5000  # an H100's free memory holds a few thousand rows of GPT-2 medium
-    assert runtime.sampling_batch_size(140 * 2**30, **dims) > rows  # H200
-    assert runtime.sampling_batch_size(75 * 2**30, **{**dims, "max_length": 256}) < rows
-    assert runtime.sampling_batch_size(75 * 2**30, **dims, value_bytes=4) < rows
-    assert runtime.sampling_batch_size(2**50, **dims) == runtime.MAX_SAMPLING_BATCH
-    assert runtime.sampling_batch_size(2**50, **dims, cap=100) == 100
-    assert runtime.sampling_batch_size(30 * per_row, **dims) == 21  # fewer than `multiple`: not rounded to 0
-    assert runtime.sampling_batch_size(per_row // 2, **dims) == 1
-    assert runtime.sampling_batch_size(0, **dims) == 1
+    assert memory.sampling_batch_size(140 * 2**30, **dims) > rows  # H200
+    assert memory.sampling_batch_size(75 * 2**30, **{**dims, "max_length": 256}) < rows
+    assert memory.sampling_batch_size(75 * 2**30, **dims, value_bytes=4) < rows
+    assert memory.sampling_batch_size(2**50, **dims) == memory.MAX_SAMPLING_BATCH
+    assert memory.sampling_batch_size(2**50, **dims, cap=100) == 100
+    assert memory.sampling_batch_size(30 * per_row, **dims) == 21  # fewer than `multiple`: not rounded to 0
+    assert memory.sampling_batch_size(per_row // 2, **dims) == 1
+    assert memory.sampling_batch_size(0, **dims) == 1
 
 
 def test_resolve_sampling_batch(fake_cuda, monkeypatch):
     dims = {"layers": 6, "hidden": 384, "vocab": 1200, "max_length": 128, "value_bytes": 2}
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert runtime.resolve_sampling_batch({"batch_size": 256}, cuda, **dims) == 256
+    assert memory.resolve_sampling_batch({"batch_size": 256}, cuda, **dims) == 256
     for auto in ({}, {"batch_size": None}, {"batch_size": "auto"}, {"batch_size": 0}):
-        assert runtime.resolve_sampling_batch(auto, cpu, **dims) == runtime.CPU_SAMPLING_BATCH
+        assert memory.resolve_sampling_batch(auto, cpu, **dims) == memory.CPU_SAMPLING_BATCH
     fake_cuda["free"] = 8 * 2**30
-    expected = runtime.sampling_batch_size(8 * 2**30, layers=6, hidden=384, vocab=1200, max_length=128)
-    assert runtime.resolve_sampling_batch({"batch_size": "auto"}, cuda, **dims) == expected
+    expected = memory.sampling_batch_size(8 * 2**30, layers=6, hidden=384, vocab=1200, max_length=128)
+    assert memory.resolve_sampling_batch({"batch_size": "auto"}, cuda, **dims) == expected
     assert runtime.free_memory(cuda) == 8 * 2**30 and runtime.free_memory(cpu) is None
 
 

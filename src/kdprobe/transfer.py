@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
-from kdprobe.errors import InputError
 from kdprobe.chunks import ChunkStore
 from kdprobe.digest import content_digests
 from kdprobe.logs import progress

@@ -311,3 +311,84 @@ rule sweep_summary:
         ],
     script:
         "../scripts/sweep_summary.py"
+
+
+# The results page of a finished run (kdprobe.report.results_page): results/results.md, with every file it reads
+# an input, so editing one reruns it. Not part of `rule all`: ask for it by name, before --configfile (which takes
+# every word after it), e.g. `snakemake --profile profiles/local --cores 2 results/results.md --configfile
+# config/laptop.yaml config/laptop-offline.yaml`; docs/results.md is that page of the laptop run.
+rule results_page:
+    input:
+        # one per task, in the order of params.tasks
+        teacher_metrics=[f"{run_dir(task, 'teacher')}/metrics.json" for task in TASKS],
+        teacher_curves=[f"{run_dir(task, 'teacher')}/curve.csv" for task in TASKS],
+        train=expand("resources/data/{task}/train.tsv", task=TASKS),
+        samples=expand("results/augment/{task}/shard0.parquet", task=TASKS),
+        # one per task and student, task outer
+        student_metrics=[
+            f"{run_dir(task, student)}/metrics.json"
+            for task in TASKS
+            for student in STUDENTS
+        ],
+        student_curves=[
+            f"{run_dir(task, student)}/curve.csv"
+            for task in TASKS
+            for student in STUDENTS
+        ],
+        # one per task and model (the teacher first), task outer
+        predictions=[
+            f"results/predictions/{task}/{model}.tsv"
+            for task in TASKS
+            for model in MODELS
+        ],
+        # the pre-trained teacher's, then one per task and model
+        probes=["results/probe/pretrained/teacher.csv"]
+        + [f"results/probe/{task}/{model}.csv" for task in TASKS for model in MODELS],
+        teacher_model=model_dir(TASKS[0], "teacher"),
+        # every timed job of the study (as summary_cost), and the offline GPT-2's pre-training where it runs
+        benchmarks=lambda wc: cost_benchmarks(wc)
+        + (["logs/benchmarks/offline/gpt2.tsv"] if "offline" in config else []),
+    output:
+        "results/results.md",
+    log:
+        "logs/results_page.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("results_page", "summary")
+    resources:
+        **rule_resources("results_page", "summary"),
+    params:
+        tasks=TASKS,
+        students=STUDENTS,
+        probe_tasks=PROBE_TASKS,
+        probe_data_dir=config["probe"]["data_dir"],
+        teacher_model=kdconfig.section(config, TASKS[0], "teacher")["model"],
+        data={
+            task: {
+                key: value
+                for key, value in kdconfig.section(config, task, "data").items()
+                if key in ("train", "dev", "test", "max_train")
+            }
+            for task in TASKS
+        },
+        augment={key: config["augment"][key] for key in ("sentences", "shards")},
+        offline=(
+            {
+                "gpt2": {
+                    key: config["offline"]["gpt2"][key]
+                    for key in ("vocab_size", "hidden", "layers", "heads", "epochs")
+                },
+                "probing": {
+                    key: config["offline"]["probing"][key]
+                    for key in ("source", "sizes")
+                },
+            }
+            if "offline" in config
+            else None
+        ),
+        lstm_s_embeddings=config["students"].get("lstm_s", {}).get("embeddings"),
+        # the run's --configfile arguments, relative to the workflow's directory, for the command the page prints
+        configfiles=[os.path.relpath(path) for path in workflow.overwrite_configfiles],
+    script:
+        "../scripts/results_page.py"

@@ -20,7 +20,7 @@ a sample. The chunks are then copied into `out_path` row group by row group and 
 are discarded.
 
 Settings (`augment` section): `max_length`, `batch_size` (rows per batch; `auto` (or absent): from the free
-GPU memory, `runtime.sampling_batch_size`, or `runtime.CPU_SAMPLING_BATCH` on a CPU), `temperature` (0: greedy),
+GPU memory, `augment.memory.sampling_batch_size`, or `augment.memory.CPU_SAMPLING_BATCH` on a CPU), `temperature` (0: greedy),
 `top_k` (0: full distribution), `chunk_size`, optional `bf16` (bf16 on a bf16-capable GPU; default on there,
 `false` turns it off), optional `compile` (`torch.compile` the decode step).
 """
@@ -44,7 +44,8 @@ from kdprobe.errors import ConfigError
 from kdprobe.chunks import ChunkStore
 from kdprobe.digest import content_digests
 from kdprobe.logs import progress
-from kdprobe.runtime import Lanes, autocast, autocast_dtype, maybe_compile, resolve_sampling_batch
+from kdprobe.augment.memory import resolve_sampling_batch
+from kdprobe.runtime import Lanes, autocast, autocast_dtype, maybe_compile
 from kdprobe.splits import normalise
 
 log = logging.getLogger(__name__)

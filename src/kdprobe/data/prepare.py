@@ -8,7 +8,7 @@ carves missing dev/test sets out of train with a seeded stratified split when as
 atomically.
 
 Accepted: a UTF-8 byte-order mark, CRLF line ends, blank lines, a missing final newline. Refused (file and
-line named): bytes that are not UTF-8, a line over `MAX_LINE_CHARS`, too few or too many columns, an empty
+line named): bytes that are not UTF-8, a line over `io.MAX_LINE_CHARS`, too few or too many columns, an empty
 sentence or label, a label outside the known set (0/1 for GLUE; for dev/test, one the training data has), a
 header line where none belongs (repeated, or in a headerless CoLA file), a file cut mid-line where that leaves
 a line malformed, and a file with no examples.
@@ -27,7 +27,7 @@ import pandas as pd
 
 from kdprobe.data import rasa
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.io import MAX_LINE_CHARS, read_lines, write_text, write_tsv
+from kdprobe.io import read_lines, write_text, write_tsv
 from kdprobe.registry import DEV_AS_TEST_FORMATS
 from kdprobe.splits import normalise
 

@@ -3,24 +3,15 @@
 - `download(url, dest, sha256=None, retries=4, backoff=2.0)`: streamed, retried with exponential back-off,
   verified (pinned sha256, or trust on first use through the `dest + '.sha256'` sidecar), atomically renamed.
 - `extract(archive, dest_dir, members=None)`: zip and tar(.gz) without absolute paths, `..`, links or devices.
-- `parse_sources(config['sources'])`, `fetch_source(source)`, `fetch_all(...)`: the `sources:` config section
-  (see `kdprobe.fetch.sources` and the comments above it in config/config.yaml).
+- `parse_sources(config['sources'])` (`spec`: the `sources:` config section, see the comments above it in
+  config/config.yaml), `fetch_source(source)`, `fetch_all(...)` (`fetcher`).
 - `snapshot_model(repo_id, out_dir, revision)`: a Hugging Face model directory, safetensors weights only.
 """
 
 from kdprobe.fetch.archive import UnsafeArchiveError, archive_format, extract
-from kdprobe.fetch.sources import (
-    DEFAULT_CACHE_DIR,
-    MODEL_FILES,
-    Source,
-    concrete,
-    copy_model_dir,
-    fetch_all,
-    fetch_source,
-    parse_sources,
-    snapshot_model,
-)
-from kdprobe.fetch.transfer import (
+from kdprobe.fetch.fetcher import MODEL_FILES, copy_model_dir, fetch_all, fetch_source, snapshot_model
+from kdprobe.fetch.spec import DEFAULT_CACHE_DIR, Source, concrete, parse_sources
+from kdprobe.fetch.download import (
     ChecksumError,
     FetchError,
     copy_verified,

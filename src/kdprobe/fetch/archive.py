@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, IO, Iterable
 
-from kdprobe.fetch.transfer import FetchError
+from kdprobe.fetch.download import FetchError
 
 log = logging.getLogger("kdprobe.fetch")
 

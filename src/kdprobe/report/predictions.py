@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from kdprobe.errors import InputError
-from kdprobe.io import write_csv
 from kdprobe.report.calibration import expected_calibration_error, reliability_table
 
 log = logging.getLogger(__name__)

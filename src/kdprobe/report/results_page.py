@@ -269,7 +269,8 @@ def sizes_section(files: RunFiles, settings: PageSettings) -> list[str]:
 
 def time_section(files: RunFiles) -> list[str]:
     times = stage_times(files.benchmarks)
-    rows = [[r.stage, r.jobs, _minutes(r.wall_s), _minutes(r.cpu_s), f"{r.max_rss_mb:,.0f}"] for r in times.itertuples()]
+    rows = [[r.stage, r.jobs, _minutes(r.wall_s), _minutes(r.cpu_s), f"{r.max_rss_mb:,.0f}"]
+            for r in times.itertuples()]
     rows.append(["**all stages**", int(times["jobs"].sum()), _minutes(times["wall_s"].sum()),
                  _minutes(times["cpu_s"].sum()), ""])
     return ["## Wall time per stage", "",
@@ -382,8 +383,8 @@ def setup_section(settings: PageSettings, project: Path) -> list[str]:
 
 def samples_section(files: RunFiles, tasks: Sequence[str], per_task: int = 4) -> list[str]:
     out = ["## Generated sentences", "",
-           f"The first {per_task} sentences of each task's first augmentation shard (`results/augment/<task>/shard0.parquet`), "
-           "as the students see them.", ""]
+           f"The first {per_task} sentences of each task's first augmentation shard "
+           "(`results/augment/<task>/shard0.parquet`), as the students see them.", ""]
     for task in tasks:
         path = _file(files.samples, task, "augmentation shard")
         sentences = pd.read_parquet(path, columns=["sentence"])["sentence"].head(per_task).tolist()

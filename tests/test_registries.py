@@ -1,0 +1,125 @@
+"""The closed vocabularies have one home each (`kdprobe.registry`), and the schema agrees with them: its enums of
+tasks, students, formats, poolings and losses, its `resources` keys (rule and stage names), and the defaults it
+states for optional settings (`kdprobe.settings`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import yaml
+
+from kdprobe import registry
+from kdprobe.data.prepare import READERS
+from kdprobe.losses import LOSSES
+from kdprobe.settings import OptimizerSettings, TrainSettings
+from smk import ROOT
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+DEFS = SCHEMA["$defs"]
+RULES = ROOT / "workflow" / "rules"
+
+
+def resolve(node: dict) -> dict:
+    """A property's schema with its `$ref` (one level, `#/$defs/...`) and `allOf` parts merged under it."""
+    out = {}
+    for part in node.get("allOf", []):
+        out |= resolve(part)
+    if "$ref" in node:
+        target = SCHEMA
+        for key in node["$ref"].removeprefix("#/").split("/"):
+            target = target[key]
+        out |= resolve(target)
+    return out | {k: v for k, v in node.items() if k not in ("$ref", "allOf")}
+
+
+def test_tasks_and_students_of_the_schema_are_the_registries():
+    assert SCHEMA["properties"]["tasks"]["propertyNames"]["enum"] == list(registry.TASKS)
+    assert list(SCHEMA["properties"]["students"]["properties"]) == list(registry.STUDENTS)
+    sweep = SCHEMA["properties"]["sweeps"]["additionalProperties"]["properties"]
+    assert sweep["student"]["enum"] == list(registry.STUDENTS)
+    assert sweep["tasks"]["items"]["enum"] == list(registry.TASKS)
+
+
+def test_every_task_format_is_read_and_in_the_schema():
+    formats = DEFS["data"]["properties"]["format"]["enum"]
+    assert set(formats) == set(READERS)
+    assert {f for task in registry.TASK.values() for f in task.formats} <= set(formats)
+    assert set(registry.DEV_AS_TEST_FORMATS) == {"cola", "sst2"}  # GLUE hides its test labels
+
+
+def test_metrics_and_headlines():
+    from kdprobe.metrics import task_metrics
+    import numpy as np
+
+    gold = pred = np.array([0, 1, 1, 0])
+    for name, task in registry.TASK.items():
+        assert set(task_metrics(name, gold, pred)) == {"accuracy", *task.metrics}
+        assert registry.HEADLINE_METRIC[name] == task.metrics[0]
+        assert all(m in registry.METRIC_DISPLAY and m in registry.METRIC_UNITS for m in ("accuracy", *task.metrics))
+
+
+def test_poolings_and_losses_match_the_schema():
+    allowed = set(DEFS["pooling"]["items"]["enum"]) if "items" in DEFS["pooling"] else set()
+    assert allowed == {p for poolings in registry.POOLINGS.values() for p in poolings}
+    assert list(SCHEMA["properties"]["probe"]["properties"]["pooling"]["properties"]) == list(registry.PROBE_KINDS)
+    assert set(DEFS["student_common"]["loss"]["enum"]) == set(LOSSES)
+    for kind in registry.STUDENT.values():
+        props = DEFS[kind.name]["properties"]
+        assert kind.default_loss in LOSSES
+        assert kind.default_embeddings in props["embeddings"]["enum"]
+        assert all(key in props for key in (*kind.width_keys, kind.depth_key)), kind.name
+
+
+def test_student_modules_are_the_registrys():
+    import importlib
+
+    for kind in registry.STUDENT.values():
+        module = importlib.import_module(kind.module)
+        assert module.KIND == kind.name
+        assert callable(module.reads_words) and callable(module.reads_teacher_ids)
+
+
+@pytest.mark.parametrize("section,key,evals", [("teacher", "teacher", 1), ("gpt2", "gpt2", 10),
+                                               ("bert_s", "students.bert_s", 1), ("lstm_s", "students.lstm_s", 1)])
+def test_code_defaults_are_the_schemas(section, key, evals):
+    """Every default the training settings apply is the one the schema states (`default:`) for that section."""
+    props = {name: resolve(node) for name, node in DEFS[section]["properties"].items()}
+    minimal = {"epochs": 1, "batch_size": 1, "seed": 0, "lr": 1.0, "optimizer": "adam"}
+    train = TrainSettings.from_section(minimal, key, evals_per_epoch=evals)
+    checked = 0
+    for field in dataclasses.fields(TrainSettings):
+        if field.name in props and "default" in props[field.name]:
+            assert getattr(train, field.name) == props[field.name]["default"], (section, field.name)
+            checked += 1
+    assert checked >= 3, f"{section}: the schema states too few defaults"
+    if "rho" in props:
+        assert OptimizerSettings.from_section(minimal, key).rho == props["rho"]["default"]
+
+
+def _rule_names() -> set[str]:
+    names = set()
+    for path in RULES.glob("*.smk"):
+        text = path.read_text()
+        names |= set(re.findall(r"^\s*rule (\w+):", text, re.M))
+        names |= set(re.findall(r"^use rule \w+ as (\w+)", text, re.M))
+    return names
+
+
+def test_resources_keys_are_rules_or_stages():
+    keys = SCHEMA["properties"]["resources"]["propertyNames"]["enum"]
+    stages = {path.stem for path in RULES.glob("*.smk")} - {"common"}
+    rules = _rule_names() | {"demo_bert", "demo_gpt2", "demo_word2vec"}  # demo.smk builds these in a loop
+    assert set(keys) - {"default"} - stages - rules == set()
+    for path in [ROOT / "config" / name for name in ("config.yaml", "demo.yaml", "laptop.yaml", "laptop-offline.yaml")]:
+        used = set((yaml.safe_load(path.read_text()) or {}).get("resources", {}))
+        assert used <= set(keys), (path.name, used - set(keys))
+
+
+def test_every_rule_asks_for_resources_under_its_own_name():
+    for path in RULES.glob("*.smk"):
+        for match in re.finditer(r"rule_(?:threads|resources)\(\"(\w+)\"(?:, \"(\w+)\")?\)", path.read_text()):
+            rule, stage = match.groups()
+            assert rule in _rule_names() | {"demo_data"}, (path.name, rule)
+            assert stage in (None, path.stem), (path.name, rule, stage)
