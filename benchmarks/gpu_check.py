@@ -24,7 +24,8 @@ resumable training step of each student saved and restored bit-exactly, and resu
 Exits non-zero without a GPU (it never runs in CI), when a check fails, when a section raises, or when the time
 budget (`--budget-s`) ran out before every section ran. `--cpu-smoke` runs every code path (peers and checks
 included) at tiny sizes on the CPU in under a minute, writes only to the `--out` it must be given, and labels its
-page as a smoke run: its figures test this script and measure nothing (`tests/test_gpu_check.py`).
+page as a smoke run: its figures test this script and measure nothing (`tests/test_gpu_check.py`). The raw numbers
+go to a JSON file beside the page (`docs/gpu.json`), which is rendered from them.
 """
 
 from __future__ import annotations
@@ -32,11 +33,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import datetime as dt
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,33 +45,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-_started = time.perf_counter()  # the budget counts from here, imports included
-
-from bench_env import ROOT  # noqa: E402  (first: Hugging Face offline, src/ on the import path)
+from bench_env import ROOT, STARTED  # noqa: E402  (first: Hugging Face offline, src/ on the path, the budget's clock)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import transformers  # noqa: E402
-import yaml  # noqa: E402
 
 import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
+from bench_common import (THESIS, cell, command_line, fmt, log, md_row, md_table, median, now,  # noqa: E402
+                          paired_ratio, shown, software, software_line, thesis_student)
 import kdprobe.transfer as kd_logits  # noqa: E402
 from kdprobe import runtime  # noqa: E402
 import kdprobe.augment.sample as kd_sampling  # noqa: E402
+from kdprobe.augment.memory import resolve_sampling_batch  # noqa: E402
 from kdprobe.batching import PackedIds  # noqa: E402
-from kdprobe.distil import DistilLoss, make_optimizer  # noqa: E402
+from kdprobe.distil import DistilLoss  # noqa: E402
 from kdprobe.io import write_json, write_text  # noqa: E402
-from kdprobe.losses import distillation_loss, loss_settings  # noqa: E402
+from kdprobe.losses import distillation_loss  # noqa: E402
+from kdprobe.models import infer_logits  # noqa: E402
+from kdprobe.registry import STUDENT  # noqa: E402
+from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings  # noqa: E402
 from kdprobe.students import build_student  # noqa: E402
 from kdprobe.students.testing import synthetic_sentences  # noqa: E402
-from kdprobe.training import fit  # noqa: E402
+from kdprobe.training import Batches, EpochEnd, Resume, fit  # noqa: E402
 
-THESIS = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 DEFAULT_OUT = ROOT / "docs" / "gpu.md"
 BUDGET_S = 480
 N_CLASSES = 2
-DEFAULT_LOSS = {"bert_s": "soft_ce", "lstm_s": "mse"}  # as `distil`
 SIZES = {
     # the thesis sizes on one GPU; student slices at the thesis batch sizes (None: config/config.yaml's)
     "gpu": dict(gpt2=dict(layers=24, hidden=1024, heads=16, vocab=50257),
@@ -105,15 +104,6 @@ BOUNDS = {
     "resume_rel": 1e-2,             # resumed vs uninterrupted weights (L2), relative to how far training moved
                                     # them, when the kernels are not deterministic run to run (else: bit for bit)
 }
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} +{time.perf_counter() - _started:5.0f} s] {msg}", file=sys.stderr,
-          flush=True)
-
-
-def median(xs) -> float:
-    return float(statistics.median(xs))
 
 
 # ------------------------------------------------------------------------------------------------ the device
@@ -222,10 +212,7 @@ def alternate(device: torch.device, repeats: int, runs: dict[str, Callable[[int]
 
 def ratio(result: dict, ours: str, peer: str, unit: str = "sentences") -> float | None:
     """Median over rounds of ours/peer throughput (each pair ran one after the other); None if a side has no runs."""
-    a, b = result[ours]["runs"], result[peer]["runs"]
-    if not a or not b:
-        return None
-    return median([(x[unit] / x["s"]) / (y[unit] / y["s"]) for x, y in zip(a, b)])
+    return paired_ratio(result[ours]["runs"], result[peer]["runs"], unit)
 
 
 # ---------------------------------------------------------------------------------------------- models, data
@@ -270,12 +257,8 @@ def student_batch(kind: str, sizes: dict) -> int:
 
 
 def student_settings(kind: str, sizes: dict) -> dict:
-    """The thesis student section (a smoke run shrinks it); LSTM_S on random word vectors (word2vec's shape without
-    the GoogleNews file)."""
-    settings = {**THESIS["students"][kind], "batch_size": student_batch(kind, sizes), **sizes["students"].get(kind, {})}
-    if kind == "lstm_s":
-        settings["embeddings"] = "random"
-    return settings
+    """The thesis student section at the run's batch size (a smoke run shrinks the model too)."""
+    return thesis_student(kind, batch_size=student_batch(kind, sizes), **sizes["students"].get(kind, {}))
 
 
 def student_ids(model, sentences: list[str], bert_tok) -> PackedIds:
@@ -349,10 +332,9 @@ def check_logits(bert, tok, sentences: list[str], batch: int, max_length: int, d
     """`logits.infer_logits` with bf16 autocast (kdprobe's default on a GPU) against fp32, same sentences."""
     ids = tok(sentences, truncation=True, max_length=max_length)["input_ids"]
     model = bert.to(device)
-    full = kd_logits.infer_logits(model, ids, batch, tok.pad_token_id, device, {"bf16": False})
+    full = infer_logits(model, ids, batch, tok.pad_token_id, device, {"bf16": False})
     with cpu_bf16(device):  # one lane: the autocast context is the calling thread's
-        half = kd_logits.infer_logits(model, ids, batch, tok.pad_token_id, device, {"bf16": True},
-                                      lanes=runtime.Lanes(1))
+        half = infer_logits(model, ids, batch, tok.pad_token_id, device, {"bf16": True}, lanes=runtime.Lanes(1))
     bert.cpu()
     diff = np.abs(half - full)
     max_abs, mean_abs = float(diff.max()), float(diff.mean())
@@ -566,15 +548,6 @@ def run_checks(s: Setup, sizes: dict, device: torch.device) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------- speed
-def sampled_flops(model, samples: list[list[int]], max_length: int) -> float:
-    """Effective forward FLOPs of the sampled tokens (`bench_models.gpt2_flops_per_token`, each row's steps up to
-    its end token), the same count whoever computed them."""
-    cfg = model.config
-    per_token = bm.gpt2_flops_per_token(model, 0)
-    steps = np.array([min(len(x) + 1, max_length) for x in samples], dtype=np.float64)
-    return float(np.sum(per_token * steps + 4.0 * cfg.n_embd * cfg.n_layer * steps * (steps + 1) / 2))
-
-
 def bench_sampling(s: Setup, sizes: dict, device: torch.device, peak: dict) -> dict:
     settings = sampling_settings(sizes)
     max_length, eos = settings["max_length"], s.gpt2_tok.eos_token_id
@@ -583,9 +556,8 @@ def bench_sampling(s: Setup, sizes: dict, device: torch.device, peak: dict) -> d
     cfg = model.config
     configured = int(sizes["configured_batch"] or THESIS["augment"]["batch_size"])
     release(device)
-    auto = runtime.resolve_sampling_batch({**settings, "batch_size": "auto"}, device, layers=cfg.n_layer,
-                                          hidden=cfg.n_embd, vocab=cfg.vocab_size, max_length=max_length,
-                                          value_bytes=2 if dtype is not None else 4)
+    auto = resolve_sampling_batch({**settings, "batch_size": "auto"}, device, layers=cfg.n_layer, hidden=cfg.n_embd,
+                                  vocab=cfg.vocab_size, max_length=max_length, value_bytes=2 if dtype is not None else 4)
     free = runtime.free_memory(device)
     peer_model = copy.deepcopy(model).to(dtype) if dtype is not None else model  # generate in kdprobe's precision
     out = {"dtype": str(dtype or torch.float32).removeprefix("torch."), "configured": configured, "auto": auto,
@@ -593,7 +565,7 @@ def bench_sampling(s: Setup, sizes: dict, device: torch.device, peak: dict) -> d
 
     def counts(samples):
         return {"sentences": len(samples), "tokens": sum(min(len(x) + 1, max_length) for x in samples),
-                "flops": sampled_flops(model, samples, max_length)}
+                "flops": bm.sampled_flops(model, samples, max_length)}
 
     for label, batch, n in (("configured", configured, configured * sizes["configured_batches"]),
                             ("auto", auto, min(auto, sizes["auto_rows"] or auto))):
@@ -629,7 +601,7 @@ def bench_logits(s: Setup, sizes: dict, device: torch.device) -> dict:
         def go():  # what `write_transfer` does with a chunk, without the files: tokenise, length-sorted batches
             ids = tok(sentences, truncation=True, max_length=max_length, return_attention_mask=False,
                       return_token_type_ids=False)["input_ids"]
-            kd_logits.infer_logits(model, ids, batch, tok.pad_token_id, device, settings)
+            infer_logits(model, ids, batch, tok.pad_token_id, device, settings)
             return {"sentences": len(ids), "tokens": sum(map(len, ids))}
         return go
 
@@ -718,8 +690,7 @@ def bench_students(s: Setup, sizes: dict, device: torch.device) -> dict:
 
 # --------------------------------------------------------------------------------------------------- machine
 def machine(device: torch.device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "cpu_cores": os.cpu_count(), "host": platform.node()}
+    info = {**software(), "cpu_cores": os.cpu_count(), "host": platform.node()}
     if device.type != "cuda":
         return {**info, "device": "CPU (smoke run)"}
     p = torch.cuda.get_device_properties(device)
@@ -734,46 +705,156 @@ def machine(device: torch.device) -> dict:
             "matmul_fp32_precision": str(torch.get_float32_matmul_precision())}
 
 
-# ---------------------------------------------------------------------------------------------------- report
-def fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or x != x:
-        return "n/a"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{digits}g}"
-
-
-def cell(text: str) -> str:
-    """Text for a markdown table cell (`|x|` would end the cell)."""
-    return text.replace("|", "\\|")
-
-
+# ------------------------------------------------------------------------------------------------------ page
 def mib(x: float | None) -> str:
     return "n/a (CPU)" if x is None else f"{x / 1024:.1f} GiB"
 
 
+def render(res: dict) -> str:
+    """The page of a run's raw numbers (`res`, as its JSON holds them)."""
+    return "\n".join([*page_head(res), *machine_section(res), *models_section(res), *correctness_section(res),
+                      *speed_section(res), *check_memory_section(res), *not_measured_section(res),
+                      "", "## Reproduce", "```bash",
+                      ".venv/bin/python benchmarks/gpu_check.py   # one GPU, under 8 minutes", "```", ""])
+
+
+def status(res: dict) -> str:
+    if res["passed"]:
+        return "every check passed"
+    if not res["complete"]:
+        return "INCOMPLETE: " + "; ".join([f"{k} raised" for k in res["errors"]]
+                                          + [f"{k} skipped (time budget)" for k in res["skipped"]])
+    return "A CHECK FAILED"
+
+
+def page_head(res: dict) -> list[str]:
+    smoke = ["**SMOKE RUN** (`--cpu-smoke`): tiny models on the CPU, to test `benchmarks/gpu_check.py` itself. "
+             "Its figures measure nothing; `docs/gpu.md` comes from a run on a GPU.", ""]
+    return ["# GPU check", "", *(smoke if res["smoke"] else []),
+            f"Run by `benchmarks/gpu_check.py` on {res['date']} (`{res['command']}`): {res['elapsed_s'] / 60:.1f} min "
+            f"against a budget of {res['budget_s'] / 60:.0f} min; **{status(res)}**. Raw numbers: `{res['json']}`.",
+            ""]
+
+
+def machine_section(res: dict) -> list[str]:
+    m, matmul = res["machine"], res["matmul"]
+    gpu = (f", {m['gpu_memory_gib']:.0f} GiB, compute capability {m['capability']}, {m['sms']} SMs; CUDA {m['cuda']}, "
+           f"cuDNN {m['cudnn']}, driver {m['driver']}; cuDNN RNN fp32 precision {m['rnn_fp32_precision']}, matmul "
+           f"fp32 precision {m['matmul_fp32_precision']}" if "capability" in m else "")
+    return ["## Machine",
+            f"- {m['device']}{gpu}; {m['cpu_cores']} CPU cores",
+            software_line(m),
+            f"- dense {matmul['dtype']} matmul ({matmul['n']}^2): {fmt(matmul['flops_per_s'] / 1e12)} TFLOP/s, the "
+            "yardstick for the sampler's share of the peak",
+            ""]
+
+
+def models_section(res: dict) -> list[str]:
+    models = res["models"]
+    return [
+        "## Models and data",
+        f"- GPT-2: {models['gpt2']}; the benchmark's length mix (`bench_models.length_shaped_gpt2`). BERT: "
+        f"{models['bert']}, 2 classes. Random weights built from these configurations; nothing downloaded.",
+        f"- Tokenizers: the demo's scratch tokenizers (WordPiece {models['bert_vocab']}, byte-level BPE "
+        f"{models['gpt2_vocab']} entries); the models keep the real vocabulary sizes, so the embedding "
+        "tables, GPT-2's LM head and the sampling softmax are full size (sampled ids beyond the tokenizer are never "
+        "decoded).",
+        f"- Sentences: {models['corpus']}, 8% of them several joined (`bench_models.realistic_sentences`).",
+        "- Students: the thesis sections of config/config.yaml (LSTM_S on random word vectors in place of "
+        "word2vec)" + "".join(f"; {k.upper()} shrunk to {v}" for k, v in res["sizes"]["students"].items())
+        + "; training in fp32 as configured (`bf16` is off for training by default).",
+        "",
+    ]
+
+
+def correctness_section(res: dict) -> list[str]:
+    checks = res["sections"].get("checks", {}).get("checks", [])
+    rows = [md_row(cell(c["name"]), cell(c["measured"]), cell(c["bound"]), "PASS" if c["pass"] else "**FAIL**")
+            for c in checks]
+    return [
+        "## Correctness (on this device, in this run)",
+        *md_table(("check", "measured", "bound", "result"), rows),
+        "",
+        "- Sampling: `sampling.Gpt2Decoder` (the sampler's GPT-2 path) in fp32 and in bf16 (kdprobe's default on a "
+        "bf16 GPU), fed the same tokens drawn from the fp32 distribution at every position up to `max_length`; "
+        "total variation = half the L1 distance between the two full next-token distributions (softmax of the "
+        "logits: the thesis samples at temperature 1 without top-k). The fp32 decoder is compared with "
+        "`GPT2LMHeadModel`'s own forward over the whole sequences.",
+        "- Teacher logits: `logits.infer_logits` with `bf16: true` and `false` on the same sentences. A random "
+        "BERT's logits are small and close together, so argmax agreement is counted where the fp32 margin exceeds "
+        "twice the largest difference measured (elsewhere a flip says nothing about a fine-tuned teacher).",
+        "- LSTM_S: `LstmStudent` on the device (on a GPU `forward` runs packed sequences through `nn.LSTM`, i.e. "
+        "cuDNN) against a CPU copy with the same weights (`forward` there runs `students.bilstm`); logits and the "
+        "gradient of every trainable parameter, relative to that tensor's largest value; with cuDNN in IEEE fp32 "
+        "and with its default RNN precision (TF32 on Ampere and later, which training then uses).",
+        "- Resume: `training.fit` as `distil` drives it, 2 epochs of one batch; the state file after epoch 1 "
+        "against the states in memory, then a run resumed from it against an uninterrupted one. Each is run twice: "
+        "where two identical runs differ, the GPU's kernels are not deterministic and bit-exactness is out of "
+        "reach (the table says so), and the bound is relative to the size of the training step.",
+        "",
+    ]
+
+
+def speed_row(step: str, result: dict, peer: str, unit: str, what: str) -> str:
+    """A row of the speed table: kdprobe's and the peer's rates, their ratio and each side's peak memory."""
+    ours, theirs = result["kdprobe"], result[peer]
+
+    def rate(side):
+        return "out of memory" if side["oom"] else fmt(side.get(f"{unit}_per_s"))
+
+    return md_row(step, what, rate(ours), f"{rate(theirs)} ({peer})",
+                  f"{fmt(result['ratio'])}x" if result["ratio"] else "n/a",
+                  f"{mib(ours['peak_mib'])} / {mib(theirs['peak_mib'])}")
+
+
 def speed_rows(res: dict) -> list[str]:
-    rows = []
-
-    def row(step, result, ours, peer, unit, ratio_value, what):
-        a, b = result[ours], result[peer]
-        rate = lambda side: "out of memory" if side["oom"] else fmt(side.get(f"{unit}_per_s"))  # noqa: E731
-        rows.append(f"| {step} | {what} | {rate(a)} | {rate(b)} ({peer}) | "
-                    f"{fmt(ratio_value) + 'x' if ratio_value else 'n/a'} | "
-                    f"{mib(a['peak_mib'])} / {mib(b['peak_mib'])} |")
-
-    sampling = res["sections"].get("sampling")
-    if sampling:
+    rows, sections = [], res["sections"]
+    if sections.get("sampling"):
         for label in ("configured", "auto"):
-            b = sampling["batches"][label]
-            row(f"sampling, {label} batch ({b['batch']})", b, "kdprobe", "generate", "tokens", b["ratio"],
-                "tokens/s")
-    lg = res["sections"].get("logits")
-    if lg:
-        row(f"teacher logits (batch {lg['batch']})", lg, "kdprobe", "collator", "sentences", lg["ratio"],
-            "sentences/s")
-    for kind, st in res["sections"].get("students", {}).items():
-        row(f"{kind.upper()} epoch slice (batch {st['batch']}, {st['steps']} steps)", st, "kdprobe", st["peer"],
-            "sentences", st["ratio"], "sentences/s")
+            b = sections["sampling"]["batches"][label]
+            rows.append(speed_row(f"sampling, {label} batch ({b['batch']})", b, "generate", "tokens", "tokens/s"))
+    if sections.get("logits"):
+        lg = sections["logits"]
+        rows.append(speed_row(f"teacher logits (batch {lg['batch']})", lg, "collator", "sentences", "sentences/s"))
+    for kind, st in sections.get("students", {}).items():
+        rows.append(speed_row(f"{kind.upper()} epoch slice (batch {st['batch']}, {st['steps']} steps)", st,
+                              st["peer"], "sentences", "sentences/s"))
     return rows
+
+
+def sampling_note(sampling: dict, max_length: int) -> str:
+    conf, auto = sampling["batches"]["configured"], sampling["batches"]["auto"]
+    return (
+        f"- Sampling: `sampling.sample_rows` ({sampling['dtype']}, the GPT-2 decoder with its preallocated "
+        f"cache, finished rows dropped at once) vs `peers.hf_generate` (`generate(do_sample=True, "
+        f"use_cache=True)` on a {sampling['dtype']} copy of the model; finished rows stay in the batch), "
+        f"max {max_length} tokens, temperature and top-k of `augment`. Configured batch = "
+        f"`augment.batch_size` ({conf['batch']}, {conf['rows']} rows); automatic = what "
+        f"`runtime.resolve_sampling_batch` picks with `batch_size: auto` "
+        + (f"from {sampling['free_gib']:.0f} GiB free " if sampling["free_gib"] else "on a CPU ")
+        + f"({auto['batch']}; {auto['rows']} rows). Tokens = sampled tokens, the end token included. Batch effect "
+        f"(kdprobe, automatic over configured): {fmt(sampling['batch_effect'])}x. Share of the matmul yardstick "
+        f"(effective FLOPs, `bench_models.gpt2_flops_per_token`): {100 * conf['peak_fraction']:.0f}% at the "
+        f"configured batch, {100 * auto['peak_fraction']:.0f}% at the automatic one.")
+
+
+def logits_note(lg: dict) -> str:
+    e2e = lg["write_transfer"]
+    return (
+        f"- Teacher logits: {lg['sentences']:,} sentences, batch {lg['batch']}, {lg['dtype']}: tokenise, then "
+        "`logits.infer_logits` (length-sorted batches padded to their longest) vs `peers.dynamic_padding_logits` "
+        "(`DataCollatorWithPadding`, input order, same autocast). End to end, `logits.write_transfer` (model "
+        f"read from disk, tokenise, run, parquet written) ran at {fmt(e2e.get('sentences_per_s'))} sentences/s "
+        f"(peak {mib(e2e['peak_mib'])}).")
+
+
+def students_note(students: dict) -> str:
+    return (
+        "- Students: one epoch of `training.fit` on `distil.DistilLoss` (ids tokenised once, length-grouped "
+        "batches) over the slice vs `peers.bert_epoch` (Hugging Face BERT of BERT_S's size, "
+        "`DataCollatorWithPadding`) and `peers.lstm_epoch` (plain `nn.LSTM` on packed sequences, a `DataLoader` "
+        "padding per batch); the same loss and optimiser. Mean tokens per sentence: "
+        + ", ".join(f"{k.upper()} {v['mean_tokens']:.1f}" for k, v in students.items()) + ".")
 
 
 def one_task(res: dict) -> list[str]:
@@ -796,122 +877,40 @@ def one_task(res: dict) -> list[str]:
             + "; ".join(f"{name} {epochs * n / rate / 60:,.1f} min" for name, rate, epochs in steps) + "."]
 
 
-def report(res: dict) -> str:
-    m, sizes, smoke = res["machine"], res["sizes"], res["smoke"]
-    checks = res["sections"].get("checks", {}).get("checks", [])
-    lines = ["# GPU check", ""]
-    if smoke:
-        lines += ["**SMOKE RUN** (`--cpu-smoke`): tiny models on the CPU, to test `benchmarks/gpu_check.py` itself. "
-                  "Its figures measure nothing; `docs/gpu.md` comes from a run on a GPU.", ""]
-    status = "every check passed" if res["passed"] else (
-        "INCOMPLETE: " + "; ".join([f"{k} raised" for k in res["errors"]] + [f"{k} skipped (time budget)"
-                                                                           for k in res["skipped"]])
-        if not res["complete"] else "A CHECK FAILED")
-    lines += [
-        f"Run by `benchmarks/gpu_check.py` on {res['date']} (`{res['command']}`): {res['elapsed_s'] / 60:.1f} min "
-        f"against a budget of {res['budget_s'] / 60:.0f} min; **{status}**. Raw numbers: `{res['json']}`.",
-        "",
-        "## Machine",
-        f"- {m['device']}" + (f", {m['gpu_memory_gib']:.0f} GiB, compute capability {m['capability']}, {m['sms']} SMs; "
-                              f"CUDA {m['cuda']}, cuDNN {m['cudnn']}, driver {m['driver']}; cuDNN RNN fp32 "
-                              f"precision {m['rnn_fp32_precision']}, matmul fp32 precision "
-                              f"{m['matmul_fp32_precision']}" if "capability" in m else "")
-        + f"; {m['cpu_cores']} CPU cores",
-        f"- Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}",
-        f"- dense {res['matmul']['dtype']} matmul ({res['matmul']['n']}^2): {fmt(res['matmul']['flops_per_s'] / 1e12)} "
-        "TFLOP/s, the yardstick for the sampler's share of the peak",
-        "",
-        "## Models and data",
-        f"- GPT-2: {res['models']['gpt2']}; the benchmark's length mix (`bench_models.length_shaped_gpt2`). BERT: "
-        f"{res['models']['bert']}, 2 classes. Random weights built from these configurations; nothing downloaded.",
-        f"- Tokenizers: the demo's scratch tokenizers (WordPiece {res['models']['bert_vocab']}, byte-level BPE "
-        f"{res['models']['gpt2_vocab']} entries); the models keep the real vocabulary sizes, so the embedding "
-        "tables, GPT-2's LM head and the sampling softmax are full size (sampled ids beyond the tokenizer are never "
-        "decoded).",
-        f"- Sentences: {res['models']['corpus']}, 8% of them several joined (`bench_models.realistic_sentences`).",
-        "- Students: the thesis sections of config/config.yaml (LSTM_S on random word vectors in place of "
-        "word2vec)" + "".join(f"; {k.upper()} shrunk to {v}" for k, v in sizes["students"].items())
-        + "; training in fp32 as configured (`bf16` is off for training by default).",
-        "",
-        "## Correctness (on this device, in this run)",
-        "| check | measured | bound | result |",
-        "| --- | --- | --- | --- |",
-        *[f"| {cell(c['name'])} | {cell(c['measured'])} | {cell(c['bound'])} | {'PASS' if c['pass'] else '**FAIL**'} |"
-          for c in checks],
-        "",
-        "- Sampling: `sampling.Gpt2Decoder` (the sampler's GPT-2 path) in fp32 and in bf16 (kdprobe's default on a "
-        "bf16 GPU), fed the same tokens drawn from the fp32 distribution at every position up to `max_length`; "
-        "total variation = half the L1 distance between the two full next-token distributions (softmax of the "
-        "logits: the thesis samples at temperature 1 without top-k). The fp32 decoder is compared with "
-        "`GPT2LMHeadModel`'s own forward over the whole sequences.",
-        "- Teacher logits: `logits.infer_logits` with `bf16: true` and `false` on the same sentences. A random "
-        "BERT's logits are small and close together, so argmax agreement is counted where the fp32 margin exceeds "
-        "twice the largest difference measured (elsewhere a flip says nothing about a fine-tuned teacher).",
-        "- LSTM_S: `LstmStudent` on the device (on a GPU `forward` runs packed sequences through `nn.LSTM`, i.e. "
-        "cuDNN) against a CPU copy with the same weights (`forward` there runs `students.bilstm`); logits and the "
-        "gradient of every trainable parameter, relative to that tensor's largest value; with cuDNN in IEEE fp32 "
-        "and with its default RNN precision (TF32 on Ampere and later, which training then uses).",
-        "- Resume: `training.fit` as `distil` drives it, 2 epochs of one batch; the state file after epoch 1 "
-        "against the states in memory, then a run resumed from it against an uninterrupted one. Each is run twice: "
-        "where two identical runs differ, the GPU's kernels are not deterministic and bit-exactness is out of "
-        "reach (the table says so), and the bound is relative to the size of the training step.",
-        "",
+def speed_section(res: dict) -> list[str]:
+    sections = res["sections"]
+    notes = [*([sampling_note(sections["sampling"], res["sizes"]["max_length"])] if sections.get("sampling") else []),
+             *([logits_note(sections["logits"])] if sections.get("logits") else []),
+             *([students_note(sections["students"])] if sections.get("students") else [])]
+    return [
         "## Speed (kdprobe beside what a researcher would write today; same model, sentences, batch, precision)",
-        f"Medians of {sizes['repeats']} run(s) each after one untimed run, kdprobe and the peer alternating; the ratio "
-        "is the median of each kdprobe run over the peer run next to it. Peak memory: "
+        f"Medians of {res['sizes']['repeats']} run(s) each after one untimed run, kdprobe and the peer alternating; "
+        "the ratio is the median of each kdprobe run over the peer run next to it. Peak memory: "
         "`torch.cuda.max_memory_allocated` over each side's runs.",
         "",
-        "| step | unit | kdprobe | peer | ratio | peak memory kdprobe / peer |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *speed_rows(res),
+        *md_table(("step", "unit", "kdprobe", "peer", "ratio", "peak memory kdprobe / peer"), speed_rows(res)),
         "",
+        *notes,
+        *one_task(res),
     ]
-    sampling = res["sections"].get("sampling")
-    if sampling:
-        conf, auto = sampling["batches"]["configured"], sampling["batches"]["auto"]
-        lines.append(
-            f"- Sampling: `sampling.sample_rows` ({sampling['dtype']}, the GPT-2 decoder with its preallocated "
-            f"cache, finished rows dropped at once) vs `peers.hf_generate` (`generate(do_sample=True, "
-            f"use_cache=True)` on a {sampling['dtype']} copy of the model; finished rows stay in the batch), "
-            f"max {sizes['max_length']} tokens, temperature and top-k of `augment`. Configured batch = "
-            f"`augment.batch_size` ({conf['batch']}, {conf['rows']} rows); automatic = what "
-            f"`runtime.resolve_sampling_batch` picks with `batch_size: auto` "
-            + (f"from {sampling['free_gib']:.0f} GiB free " if sampling["free_gib"] else "on a CPU ")
-            + f"({auto['batch']}; {auto['rows']} rows). Tokens = sampled tokens, the end token included. Batch effect "
-            f"(kdprobe, automatic over configured): {fmt(sampling['batch_effect'])}x. Share of the matmul yardstick "
-            f"(effective FLOPs, `bench_models.gpt2_flops_per_token`): {100 * conf['peak_fraction']:.0f}% at the "
-            f"configured batch, {100 * auto['peak_fraction']:.0f}% at the automatic one.")
-    lg = res["sections"].get("logits")
-    if lg:
-        e2e = lg["write_transfer"]
-        lines.append(
-            f"- Teacher logits: {lg['sentences']:,} sentences, batch {lg['batch']}, {lg['dtype']}: tokenise, then "
-            "`logits.infer_logits` (length-sorted batches padded to their longest) vs `peers.dynamic_padding_logits` "
-            "(`DataCollatorWithPadding`, input order, same autocast). End to end, `logits.write_transfer` (model "
-            f"read from disk, tokenise, run, parquet written) ran at {fmt(e2e.get('sentences_per_s'))} sentences/s "
-            f"(peak {mib(e2e['peak_mib'])}).")
-    st = res["sections"].get("students")
-    if st:
-        lines.append(
-            "- Students: one epoch of `training.fit` on `distil.DistilLoss` (ids tokenised once, length-grouped "
-            "batches) over the slice vs `peers.bert_epoch` (Hugging Face BERT of BERT_S's size, "
-            "`DataCollatorWithPadding`) and `peers.lstm_epoch` (plain `nn.LSTM` on packed sequences, a `DataLoader` "
-            "padding per batch); the same loss and optimiser. Mean tokens per sentence: "
-            + ", ".join(f"{k.upper()} {v['mean_tokens']:.1f}" for k, v in st.items()) + ".")
-    lines += one_task(res)
-    lines += ["", "## Peak GPU memory per check", "| check | peak |", "| --- | --- |",
-              *[f"| {k} | {mib(v)} |" for k, v in res["sections"].get("checks", {}).get("peak_mib", {}).items()]]
-    if res["errors"] or res["skipped"]:
-        lines += ["", "## Not measured"]
-        lines += [f"- {k}: raised `{v.strip().splitlines()[-1]}`" for k, v in res["errors"].items()]
-        lines += [f"- {k}: skipped, the time budget was spent" for k in res["skipped"]]
-    lines += ["", "## Reproduce", "```bash", ".venv/bin/python benchmarks/gpu_check.py   # one GPU, under 8 minutes",
-              "```", ""]
-    return "\n".join(lines)
+
+
+def check_memory_section(res: dict) -> list[str]:
+    peaks = res["sections"].get("checks", {}).get("peak_mib", {})
+    return ["", "## Peak GPU memory per check",
+            *md_table(("check", "peak"), [md_row(k, mib(v)) for k, v in peaks.items()])]
+
+
+def not_measured_section(res: dict) -> list[str]:
+    if not (res["errors"] or res["skipped"]):
+        return []
+    return ["", "## Not measured",
+            *[f"- {k}: raised `{v.strip().splitlines()[-1]}`" for k, v in res["errors"].items()],
+            *[f"- {k}: skipped, the time budget was spent" for k in res["skipped"]]]
 
 
 # ------------------------------------------------------------------------------------------------------ main
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="tiny sizes on the CPU, to test this script (needs --out; never writes docs/gpu.md)")
@@ -922,25 +921,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cpu_smoke and (args.out is None or args.out.resolve() == DEFAULT_OUT.resolve()):
         parser.error("--cpu-smoke writes only to an --out path given explicitly, never docs/gpu.md")
-    if not args.cpu_smoke and not torch.cuda.is_available():
-        print("gpu_check: no CUDA GPU is available (torch.cuda.is_available() is False). This check measures "
-              "kdprobe on a GPU and never runs in CI: run it on a machine with an H100/H200-class GPU, or test its "
-              "logic with --cpu-smoke --out PATH.", file=sys.stderr)
-        return 1
-    device = torch.device("cpu" if args.cpu_smoke else "cuda")
-    if args.cpu_smoke:
-        torch.set_num_threads(1)  # tiny models run fastest on one thread (no OpenMP waits on a busy machine)
-    sizes = SIZES["smoke" if args.cpu_smoke else "gpu"]
-    out = args.out or DEFAULT_OUT
-    json_path = out.with_suffix(".json")
-    res: dict[str, Any] = {
-        "smoke": args.cpu_smoke, "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "budget_s": args.budget_s,
-        "command": " ".join([".venv/bin/python", "benchmarks/gpu_check.py", *(argv or sys.argv[1:])]),
-        "json": str(json_path.relative_to(ROOT)) if json_path.resolve().is_relative_to(ROOT) else str(json_path),
-        "sizes": sizes, "bounds": BOUNDS, "machine": machine(device), "sections": {}, "errors": {}, "skipped": [],
-    }
-    log(f"{res['machine']['device']}: {'smoke run' if args.cpu_smoke else 'thesis sizes'}, budget "
-        f"{args.budget_s:.0f} s; writing {out} and {json_path}")
+    return args
+
+
+def measure(res: dict, sizes: dict, device: torch.device, budget_s: float, json_path: Path) -> None:
+    """Every section into `res` in turn, the JSON rewritten after each: a section that raises is recorded and the
+    others still run; one that would start after `budget_s` is skipped."""
     with tempfile.TemporaryDirectory(prefix="kdprobe-gpu-check-") as tmp:
         setup = build(sizes, device, Path(tmp))
         res["matmul"] = matmul_peak(device, sizes["matmul"])
@@ -955,8 +941,8 @@ def main(argv: list[str] | None = None) -> int:
             ("students", lambda: bench_students(setup, sizes, device)),
         ]
         for name, section in sections:
-            if time.perf_counter() - _started > args.budget_s:
-                log(f"{name}: skipped, {args.budget_s:.0f} s spent")
+            if time.perf_counter() - STARTED > budget_s:
+                log(f"{name}: skipped, {budget_s:.0f} s spent")
                 res["skipped"].append(name)
                 continue
             log(f"section {name}")
@@ -966,13 +952,36 @@ def main(argv: list[str] | None = None) -> int:
                 res["errors"][name] = traceback.format_exc()
                 log(f"{name} raised:\n{res['errors'][name]}")
             release(device)
-            write_json(json_path, {**res, "complete": False, "elapsed_s": time.perf_counter() - _started})
+            write_json(json_path, {**res, "complete": False, "elapsed_s": time.perf_counter() - STARTED})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.cpu_smoke and not torch.cuda.is_available():
+        print("gpu_check: no CUDA GPU is available (torch.cuda.is_available() is False). This check measures "
+              "kdprobe on a GPU and never runs in CI: run it on a machine with an H100/H200-class GPU, or test its "
+              "logic with --cpu-smoke --out PATH.", file=sys.stderr)
+        return 1
+    device = torch.device("cpu" if args.cpu_smoke else "cuda")
+    if args.cpu_smoke:
+        torch.set_num_threads(1)  # tiny models run fastest on one thread (no OpenMP waits on a busy machine)
+    sizes = SIZES["smoke" if args.cpu_smoke else "gpu"]
+    out = args.out or DEFAULT_OUT
+    json_path = out.with_suffix(".json")
+    res: dict[str, Any] = {
+        "smoke": args.cpu_smoke, "date": now(), "budget_s": args.budget_s,
+        "command": command_line("gpu_check.py", sys.argv[1:] if argv is None else argv), "json": shown(json_path),
+        "sizes": sizes, "bounds": BOUNDS, "machine": machine(device), "sections": {}, "errors": {}, "skipped": [],
+    }
+    log(f"{res['machine']['device']}: {'smoke run' if args.cpu_smoke else 'thesis sizes'}, budget "
+        f"{args.budget_s:.0f} s; writing {out} and {json_path}")
+    measure(res, sizes, device, args.budget_s, json_path)
     checks = res["sections"].get("checks", {}).get("checks", [])
-    res["elapsed_s"] = time.perf_counter() - _started
+    res["elapsed_s"] = time.perf_counter() - STARTED
     res["complete"] = not res["errors"] and not res["skipped"]
     res["passed"] = res["complete"] and all(c["pass"] for c in checks)
     write_json(json_path, res)
-    write_text(out, report(res))
+    write_text(out, render(res))
     log(f"wrote {out} and {json_path}: {'all checks passed' if res['passed'] else 'NOT PASSED'} "
         f"({res['elapsed_s'] / 60:.1f} min)")
     return 0 if res["passed"] else 1

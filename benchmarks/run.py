@@ -10,8 +10,9 @@ against the thesis' way of doing them (`anchors.py`, the floor).
 
 Every measurement is repeated (`--repeats`) with kdprobe's way and the anchor's way alternating, and medians are
 reported; the machine's dense fp32 matmul throughput is measured in the same run (before every section) as the
-yardstick for effective FLOP/s. Writes `docs/performance.md` (or `--out`) and prints the table. Not part of the
-test suite: it measures, it does not check correctness (the tests do).
+yardstick for effective FLOP/s. Measures into `docs/performance.json` (or `--json`), renders `docs/performance.md`
+(or `--out`) from it and prints the page. Not part of the test suite: it measures, it does not check correctness
+(the tests do).
 """
 
 from __future__ import annotations
@@ -24,37 +25,40 @@ import platform
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench_env import ROOT  # noqa: E402  (first: Hugging Face offline, src/ on the import path)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import transformers  # noqa: E402
-import yaml  # noqa: E402
 
 import anchors  # noqa: E402
 import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
+from bench_common import (THESIS, command_line, config, fmt, log, md_row, md_table, median, now,  # noqa: E402
+                          paired_ratio, shown, software, software_line, thesis_student)
 from kdprobe import batching as kd_batching  # noqa: E402
-from kdprobe import distil as kd_distil  # noqa: E402
 import kdprobe.transfer as kd_logits  # noqa: E402
 from kdprobe import runtime  # noqa: E402
 import kdprobe.augment.sample as kd_sampling  # noqa: E402
+from kdprobe.augment.memory import sampling_batch_size  # noqa: E402
+from kdprobe.distil import DistilLoss  # noqa: E402
 from kdprobe.losses import distillation_loss  # noqa: E402
+from kdprobe.registry import STUDENT  # noqa: E402
 from kdprobe.schedule import linear_warmup_decay  # noqa: E402
+from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings  # noqa: E402
 from kdprobe.students import build_student  # noqa: E402
 from kdprobe.training import OptimStep  # noqa: E402
 
-THESIS = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+DEMO = config("demo")
 SIZES = {
-    # sample_rows: kdprobe's sampling batch (runtime.CPU_SAMPLING_BATCH); dbert_steps: d-bert steps timed;
+    # sample_rows: kdprobe's sampling batch (augment.memory.CPU_SAMPLING_BATCH); dbert_steps: d-bert steps timed;
     # generate_batches: batches of DBERT_BUFFER rows that kdprobe and `generate` sample at that batch;
     # generate_rows: whether `generate` also runs one batch of sample_rows rows
     "full": dict(sample_rows=1024, dbert_steps=6, generate_batches=3, generate_rows=True, logit_sents=1024,
@@ -62,6 +66,7 @@ SIZES = {
     "quick": dict(sample_rows=512, dbert_steps=3, generate_batches=2, generate_rows=False, logit_sents=512,
                   bert_s_sents=512, lstm_s_sents=400, repeats=3),
 }
+SECTIONS = ("sampling", "logits", "students", "workflow", "memory")
 MAX_LENGTH = 128
 #: d-bert's buffer of partial texts: the batch at which kdprobe, `generate` and d-bert are compared
 DBERT_BUFFER = 128
@@ -76,14 +81,16 @@ TARGETS = {
     # against what a researcher would write today (issue 13), at the same batch and threads
     "sampling_vs_generate": 2.0, "logits_vs_dynamic": 1.5, "student_vs_plain": 1.5,
 }
+PERCENTILES = (5, 25, 50, 75, 95, 99, 100)
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+def percentiles(lengths: np.ndarray) -> dict:
+    return {f"p{q}": float(np.percentile(lengths, q)) for q in PERCENTILES}
 
 
-def median(xs):
-    return float(statistics.median(xs))
+def speedup(ours_s: list[float], theirs_s: list[float]) -> float:
+    """Median over the repeats of their time over ours, each pair measured side by side."""
+    return median([theirs / ours for ours, theirs in zip(ours_s, theirs_s)])
 
 
 # ------------------------------------------------------------------------------------------------ yardstick
@@ -129,14 +136,47 @@ class Peak:
         return median(self.samples)
 
 
+# ------------------------------------------------------------------------------------------- models, data
+@dataclass
+class Inputs:
+    """The run's models (GPT-2 in memory; both saved under `work`), fast tokenizers and sentences."""
+    gpt2: torch.nn.Module
+    gpt2_tok: Any
+    bert_tok: Any
+    bert_dir: Path
+    sentences: list[str]
+    work: Path
+
+
+def build_inputs(tmp: Path, sizes: dict, res: dict) -> Inputs:
+    """The benchmark's models and sentences (`bench_models`), saved under `tmp/work`; their sizes go into `res`."""
+    from transformers import AutoTokenizer
+
+    log("building models and sentences")
+    corpus = bm.demo_corpus(tmp / "demo")
+    bert_tok, gpt2_tok = bm.demo_tokenizers(corpus)
+    gpt2 = bm.length_shaped_gpt2(gpt2_tok)
+    bert = bm.random_bert(bert_tok)
+    work = tmp / "work"
+    gpt2.save_pretrained(work / "gpt2")
+    gpt2_tok.save_pretrained(work / "gpt2")
+    bert.save_pretrained(work / "bert")
+    bert_tok.save_pretrained(work / "bert")
+    res["vocab"] = {"gpt2": len(gpt2_tok), "bert": len(bert_tok)}
+    res["gpt2_params"] = bm.param_count(gpt2.transformer, skip=("wte", "wpe")) + gpt2.lm_head.weight.numel()
+    sentences = bm.realistic_sentences(corpus, max(sizes["logit_sents"], sizes["bert_s_sents"], sizes["lstm_s_sents"]),
+                                       seed=1)
+    (work / "sentences.json").write_text(json.dumps(bm.realistic_sentences(corpus, 600, seed=2)))
+    return Inputs(gpt2, AutoTokenizer.from_pretrained(work / "gpt2"), AutoTokenizer.from_pretrained(work / "bert"),
+                  work / "bert", sentences, work)
+
+
 # ------------------------------------------------------------------------------------------------- sampling
 def sample_run(gpt2, seqs: list[list[int]], elapsed: float, peak: float) -> dict:
     """Rates of one sampling run: sentences, sampled tokens (one per row per step, the end token included) and their
-    effective FLOPs (weights + attention at each token's context; the same count whichever way sampled them)."""
-    steps = [min(len(s) + 1, MAX_LENGTH) for s in seqs]
-    flops = sum(bm.gpt2_flops_per_token(gpt2, 0) * k + 4.0 * gpt2.config.n_embd * gpt2.config.n_layer
-                * k * (k + 1) / 2 for k in steps)
-    return {"s": elapsed, "sentences": len(seqs), "tokens": sum(steps), "flops": flops, "peak": peak,
+    effective FLOPs (`bench_models.sampled_flops`)."""
+    return {"s": elapsed, "sentences": len(seqs), "tokens": sum(min(len(s) + 1, MAX_LENGTH) for s in seqs),
+            "flops": bm.sampled_flops(gpt2, seqs, MAX_LENGTH), "peak": peak,
             "mean_length": float(np.mean([len(x) for x in seqs]))}
 
 
@@ -154,7 +194,28 @@ def rates(runs: list[dict]) -> dict:
 
 def ratio(runs: dict, a: str, b: str) -> float:
     """Median over the repeats of a's tokens/s over b's, each pair measured side by side."""
-    return median([(x["tokens"] / x["s"]) / (y["tokens"] / y["s"]) for x, y in zip(runs[a], runs[b])])
+    return paired_ratio(runs[a], runs[b], "tokens")
+
+
+def dbert_run(gpt2, tok, samples: list[str], steps: int, repeat: int, peak: float) -> dict:
+    """d-bert's sampler at its steady state (a buffer of `DBERT_BUFFER` texts drawn from `samples`), `steps` steps
+    timed one by one after one warm-up step."""
+    sampler = anchors.DbertSampler(gpt2, tok, max_len=MAX_LENGTH, max_size=DBERT_BUFFER, seed=200 + repeat)
+    sampler.start_stationary(samples, np.random.default_rng(300 + repeat))
+    sampler.step()  # warm-up
+    widths, finished, flops, tokens, elapsed = [], 0, 0.0, 0, 0.0
+    for _ in range(steps):
+        contexts = [len(sampler.tokenizer.encode(x, add_special_tokens=False)) + 1 for x in sampler.buffer]
+        contexts += [1] * (sampler.max_size - len(contexts))  # rows the step refills start at the start token
+        t = time.perf_counter()
+        done, width = sampler.step()  # only the step itself is timed
+        elapsed += time.perf_counter() - t
+        flops += sum(bm.gpt2_flops_per_token(gpt2, c) for c in contexts)
+        tokens += sampler.max_size
+        finished += len(done)
+        widths.append(width)
+    return {"s": elapsed, "sentences": finished, "tokens": tokens, "flops": flops, "peak": peak,
+            "width": median(widths)}
 
 
 def bench_sampling(gpt2, tok, sizes, peak: Peak) -> dict:
@@ -199,24 +260,10 @@ def bench_sampling(gpt2, tok, sizes, peak: Peak) -> dict:
     for r in range(repeats):
         peak.measure()
         samples += timed("kdprobe", kdprobe, rows, rows * n_lanes, 100 + r)
-        sampler = anchors.DbertSampler(gpt2, tok, max_len=MAX_LENGTH, max_size=small, seed=200 + r)
-        sampler.start_stationary(samples, np.random.default_rng(300 + r))
-        sampler.step()  # warm-up
-        widths, finished, flops, tokens, elapsed = [], 0, 0.0, 0, 0.0
-        for _ in range(sizes["dbert_steps"]):
-            contexts = [len(sampler.tokenizer.encode(x, add_special_tokens=False)) + 1 for x in sampler.buffer]
-            contexts += [1] * (sampler.max_size - len(contexts))  # rows the step refills start at the start token
-            t = time.perf_counter()
-            done, width = sampler.step()  # only the step itself is timed
-            elapsed += time.perf_counter() - t
-            flops += sum(bm.gpt2_flops_per_token(gpt2, c) for c in contexts)
-            tokens += sampler.max_size
-            finished += len(done)
-            widths.append(width)
-        runs["dbert"].append({"s": elapsed, "sentences": finished, "tokens": tokens, "flops": flops,
-                              "peak": peak.samples[-1], "width": median(widths)})
-        log(f"sampling d-bert {r + 1}/{repeats}: {finished / elapsed:.2f} sent/s, {tokens / elapsed:.0f} tok/s, "
-            f"width {median(widths):.0f}")
+        x = dbert_run(gpt2, tok, samples, sizes["dbert_steps"], r, peak.samples[-1])
+        runs["dbert"].append(x)
+        log(f"sampling d-bert {r + 1}/{repeats}: {x['sentences'] / x['s']:.2f} sent/s, {x['tokens'] / x['s']:.0f} "
+            f"tok/s, width {x['width']:.0f}")
         timed("kdprobe_small", kdprobe, small, n_small, 400 + r)
         timed("generate_small", generate, small, n_small, 400 + r)
         if sizes["generate_rows"]:
@@ -233,8 +280,7 @@ def bench_sampling(gpt2, tok, sizes, peak: Peak) -> dict:
             "batch_effect": ratio(runs, "kdprobe", "kdprobe_small"),
             "peak_fraction": out["kdprobe"]["peak_fraction"],
             "runs": runs, "dbert_width": median([x["width"] for x in runs["dbert"]]),
-            "lengths": {f"p{q}": float(np.percentile(lengths, q)) for q in (5, 25, 50, 75, 95, 99, 100)},
-            "mean_length": float(lengths.mean())}
+            "lengths": percentiles(lengths), "mean_length": float(lengths.mean())}
     if runs["generate"]:
         out["vs_generate"] = ratio(runs, "kdprobe", "generate")
         out["generate_batch_effect"] = ratio(runs, "generate", "generate_small")
@@ -279,25 +325,19 @@ def bench_logits(bert_dir: Path, bert_tok, sentences: list[str], sizes, peak: Pe
         sorted_batches += [part[i : i + batch] for i in range(0, len(part), batch)]
     plain = [np.arange(i, min(n, i + batch)) for i in range(0, n, batch)]
     return {"kdprobe": n / median(kd), "anchor": n / median(an), "peer": n / median(peer), "batch": batch, "n": n,
-            "speedup": median([a / k for k, a in zip(kd, an)]),
-            "vs_peer": median([p / k for k, p in zip(kd, peer)]),
+            "speedup": speedup(kd, an), "vs_peer": speedup(kd, peer),
             "runs": {"kdprobe_s": kd, "anchor_s": an, "peer_s": peer},
             "positions": {"tokens": int(lengths.sum()), "kdprobe": padded_positions(lengths, sorted_batches),
                           "peer": padded_positions(lengths, plain), "anchor": n * MAX_LENGTH},
-            "lengths": {f"p{q}": float(np.percentile(lengths, q)) for q in (5, 25, 50, 75, 95, 99, 100)},
-            "mean_length": float(np.mean(lengths))}
+            "lengths": percentiles(lengths), "mean_length": float(np.mean(lengths))}
 
 
 # ------------------------------------------------------------------------------------------------- students
-def student_settings(kind: str) -> dict:
-    settings = dict(THESIS["students"][kind])
-    if kind == "lstm_s":
-        settings["embeddings"] = "random"  # word2vec's shape (300-d words) without the GoogleNews file
-    return settings
-
-
 def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: Peak, threads: int) -> dict:
-    settings = student_settings(kind)
+    settings, section = thesis_student(kind), f"students.{kind}"
+    loss_settings = LossSettings.from_section(settings, section, STUDENT[kind].default_loss)
+    optimizer_settings = OptimizerSettings.from_section(settings, section)
+    numerics = TrainSettings.from_section(settings, section).numerics
     n_classes = 2
     teacher_logits = torch.randn(len(sentences), n_classes, generator=torch.Generator().manual_seed(5))
     vocab_info = {"teacher_dir": str(bert_dir), "sentences": sentences}
@@ -308,11 +348,11 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
         model = build_student(kind, settings, n_classes, vocab_info)
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
-        return model, params, kd_distil.make_optimizer(settings, params, kind)
+        return model, params, optimizer_settings.build(model)
 
     def loss_fn(student_logits, target):
-        return distillation_loss(settings["loss"], student_logits, target, float(settings["temperature"]),
-                                 str(settings.get("mse_reduction", "sum")))
+        return distillation_loss(loss_settings.name, student_logits, target, loss_settings.temperature,
+                                 loss_settings.mse_reduction)
 
     kd, an, peer = [], [], []
     for r in range(sizes["repeats"]):
@@ -332,8 +372,7 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
         distinct = sum(len(np.unique(np.concatenate(ids.batch(idx)))) for idx in batches) / ids.lengths.sum()
         scheduler = linear_warmup_decay(optimizer, 0, len(batches))
         step = OptimStep(optimizer, scheduler, params, float(settings["clip_norm"]))
-        loss = kd_distil.DistilLoss(model, ids, teacher_logits, settings["loss"], float(settings["temperature"]),
-                                    str(settings.get("mse_reduction", "sum")), torch.device("cpu"), settings)
+        loss = DistilLoss(model, ids, teacher_logits, loss_settings, torch.device("cpu"), numerics)
         t = time.perf_counter()
         for idx in batches:
             step(loss(idx))
@@ -346,8 +385,7 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
         else:
             peer_model = peers.bert_model(model.inputs.vocab_size, n_classes, settings, model.pad_id, "cpu")
             peer_ids = peers.tokenize(model.inputs.tokenizer, sentences, MAX_LENGTH)
-        peer_optimizer = kd_distil.make_optimizer(settings, [p for p in peer_model.parameters() if p.requires_grad],
-                                                  kind)
+        peer_optimizer = optimizer_settings.build(peer_model)
         t = time.perf_counter()
         if kind == "lstm_s":
             peers.lstm_epoch(peer_model, peer_optimizer, peer_ids, teacher_logits, batch_size, loss_fn,
@@ -371,13 +409,24 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
     return {"kdprobe": len(sentences) / median(kd), "anchor": len(sentences) / median(an),
             "peer": len(sentences) / median(peer), "n": len(sentences),
             "flops_per_s": {"kdprobe": flops / median(kd), "anchor": flops / median(an), "peer": flops / median(peer)},
-            "batch": batch_size, "threads": threads, "speedup": median([a / k for k, a in zip(kd, an)]),
-            "vs_peer": median([p / k for k, p in zip(kd, peer)]),
+            "batch": batch_size, "threads": threads, "speedup": speedup(kd, an), "vs_peer": speedup(kd, peer),
             "positions": {"tokens": int(ids.lengths.sum()), "kdprobe": padded_positions(ids.lengths, batches),
                           "peer": padded_positions(ids.lengths, plain)},
             "vocab": model.inputs.vocab_size, "mean_tokens": float(ids.lengths.mean()),
             "distinct_share": float(distinct),
             "runs": {"kdprobe_s": kd, "anchor_s": an, "peer_s": peer}}
+
+
+def bench_students(inputs: Inputs, sizes, peak: Peak, threads: int) -> dict:
+    """Both students on the demo-grammar sentences, and LSTM_S on real English."""
+    out = {}
+    for kind, key in (("bert_s", "bert_s_sents"), ("lstm_s", "lstm_s_sents")):
+        log(kind)
+        out[kind] = bench_student(kind, inputs.bert_dir, inputs.sentences[: sizes[key]], sizes, peak, threads)
+    log("lstm_s on real English")
+    english = bm.english_sentences(sizes["lstm_s_sents"], seed=1)
+    out["lstm_s_english"] = bench_student("lstm_s", inputs.bert_dir, english, sizes, peak, threads)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- workflow
@@ -429,8 +478,8 @@ def bench_dry_run(tmp: Path, repeats: int) -> dict:
         proc = subprocess.run([snakemake_bin(), "-n", "--quiet", "rules"], cwd=project, capture_output=True,
                               text=True)
         times.append(time.perf_counter() - t)
-        now = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
+        now_used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(now_used.ru_utime + now_used.ru_stime - used.ru_utime - used.ru_stime)
         if proc.returncode != 0:
             raise RuntimeError(f"dry run failed:\n{proc.stdout}\n{proc.stderr}")
         total = re.search(r"^total\s+(\d+)", proc.stdout + proc.stderr, re.M)
@@ -453,17 +502,12 @@ def run_demo(tmp: Path, cores: int) -> Path:
 
 
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+#: where a run's Snakemake `benchmark:` files are, one `<rule>/...tsv` each
+RULE_BENCHMARKS = Path("logs") / "benchmarks"
 
 
-def demo_overhead(run_dir: Path) -> dict:
-    """Wall time of a demo run (its newest Snakemake log of a run that finished jobs: dry runs are skipped), the sum
-    of its rules' own times (`benchmarks/**.tsv`, column `s`), and the time no job was running (from the log's job
-    start and finish stamps)."""
-    logs = [log for log in sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
-            if "steps (100%) done" in log.read_text()]
-    if not logs:
-        raise RuntimeError(f"no Snakemake log of a completed run in {run_dir}/.snakemake/log")
-    lines = logs[-1].read_text().splitlines()
+def job_times(lines: list[str]) -> tuple[dt.datetime, dt.datetime, list[tuple[dt.datetime, dt.datetime]]]:
+    """From a Snakemake log: its start, its last time stamp, and the (start, end) of every job that finished."""
     start = re.search(r"Date: (\S+ \S+)", "\n".join(lines[:20]))
     t0 = dt.datetime.strptime(start.group(1), "%Y-%m-%d %H:%M:%S") if start else None
     stamp, begun, ended, last = None, {}, {}, None
@@ -478,11 +522,11 @@ def demo_overhead(run_dir: Path) -> dict:
         m = re.match(r"Finished jobid: (\d+)|Finished job (\d+)\.", line)
         if m:
             ended[m.group(1) or m.group(2)] = stamp
-    t0 = t0 or min(begun.values())
-    wall_file, command_file = run_dir / "benchmark-demo-wall.txt", run_dir / "benchmark-demo-command.txt"
-    wall = float(wall_file.read_text()) if wall_file.exists() else (last - t0).total_seconds()
-    command = command_file.read_text().strip() if command_file.exists() else None
-    intervals = sorted((begun[j], ended[j]) for j in ended if j in begun)
+    return t0 or min(begun.values()), last, sorted((begun[j], ended[j]) for j in ended if j in begun)
+
+
+def busy_seconds(intervals: list[tuple[dt.datetime, dt.datetime]]) -> float:
+    """Seconds during which at least one of the (sorted) intervals was running."""
     busy, cur_s, cur_e = 0.0, None, None
     for s, e in intervals:
         if cur_e is None or s > cur_e:
@@ -493,16 +537,37 @@ def demo_overhead(run_dir: Path) -> dict:
             cur_e = max(cur_e, e)
     if cur_e is not None:
         busy += (cur_e - cur_s).total_seconds()
+    return busy
+
+
+def rule_seconds(run_dir: Path) -> dict[str, float]:
+    """Per rule, the sum of its jobs' own times (column `s` of its benchmark files)."""
     rule_s = {}
-    for tsv in (run_dir / "benchmarks").rglob("*.tsv"):
+    for tsv in (run_dir / RULE_BENCHMARKS).rglob("*.tsv"):
         rows = tsv.read_text().splitlines()
         if len(rows) >= 2:
-            rule = tsv.relative_to(run_dir / "benchmarks").parts[0]
+            rule = tsv.relative_to(run_dir / RULE_BENCHMARKS).parts[0]
             rule_s[rule] = rule_s.get(rule, 0.0) + float(rows[1].split("\t")[0])
+    return rule_s
+
+
+def demo_overhead(run_dir: Path) -> dict:
+    """Wall time of a demo run (its newest Snakemake log of a run that finished jobs: dry runs are skipped), the sum
+    of its rules' own times (`logs/benchmarks/**.tsv`, column `s`), and the time no job was running (from the log's
+    job start and finish stamps)."""
+    logs = [path for path in sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
+            if "steps (100%) done" in path.read_text()]
+    if not logs:
+        raise RuntimeError(f"no Snakemake log of a completed run in {run_dir}/.snakemake/log")
+    t0, last, intervals = job_times(logs[-1].read_text().splitlines())
+    wall_file, command_file = run_dir / "benchmark-demo-wall.txt", run_dir / "benchmark-demo-command.txt"
+    wall = float(wall_file.read_text()) if wall_file.exists() else (last - t0).total_seconds()
+    command = command_file.read_text().strip() if command_file.exists() else None
+    rule_s = rule_seconds(run_dir)
     job_s = sum((e - s).total_seconds() for s, e in intervals)
     return {"dir": str(run_dir), "command": command, "wall_s": wall, "jobs": len(intervals),
             "rule_s": sum(rule_s.values()),
-            "rule_s_by_rule": rule_s, "job_s": job_s, "idle_s": max(0.0, wall - busy),
+            "rule_s_by_rule": rule_s, "job_s": job_s, "idle_s": max(0.0, wall - busy_seconds(intervals)),
             "concurrency": job_s / wall if wall else float("nan")}
 
 
@@ -593,7 +658,7 @@ def gpu_estimates() -> dict:
             "weights": lstm_w, "flops": 6 * lstm_w, "tokens": sentences * MEAN_TOKENS * lstm["epochs"],
             "kind": "lstm_s", "steps": lstm["epochs"] * sentences / lstm["batch_size"]},
     }
-    auto = runtime.sampling_batch_size(int(0.9 * 80e9), layers=24, hidden=1024, vocab=50257,
+    auto = sampling_batch_size(int(0.9 * 80e9), layers=24, hidden=1024, vocab=50257,
                                        max_length=aug["max_length"])
     rows["sampling: GPT-2 medium decode (fwd)"]["steps"] = -(-sentences // auto) * aug["max_length"]
     peak = GPU["H100 SXM"]["bf16"]
@@ -617,25 +682,350 @@ def gpu_estimates() -> dict:
     return {"rows": rows, "decode": decode, "auto_batch": auto}
 
 
-# --------------------------------------------------------------------------------------------------- report
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
-    return {"cpu": cpu, "cores": os.cpu_count(), "isa": isa, "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "threads": torch.get_num_threads(), "kernel": platform.release(),
-            "mem_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9}
-
-
+# ----------------------------------------------------------------------------------------------------- page
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def miss_notes(res: dict) -> list[str]:
-    """For each missed peer target, the measurements that bound it in this run (none when all peer targets pass)."""
-    s, lg, st, notes = res["sampling"], res["logits"], res["students"], []
+def render(res: dict, quick: bool, cores: int) -> str:
+    """The page of a run's raw numbers (`res`, as its JSON holds them); `quick` and `cores` as that run was given."""
+    return "\n".join([*page_head(res, quick), *machine_section(res), *models_section(res), *results_section(res),
+                      *sampling_section(res), *logits_section(res), *students_section(res),
+                      *workflow_section(res, cores), *memory_section(res), *targets_section(res), *gpu_section(res),
+                      *reproduce_section(res)])
+
+
+def page_head(res: dict, quick: bool) -> list[str]:
+    return ["# Performance", "",
+            f"Measured by `benchmarks/run.py` on {res['date']} ({'quick sizes' if quick else 'full sizes'}, "
+            f"median of {res['sizes']['repeats']} repeats, kdprobe, the peer and the floor alternating).", ""]
+
+
+def machine_section(res: dict) -> list[str]:
+    m, peak = res["machine"], res["peak_flops"]
+    return [
+        "## Machine",
+        f"- CPU: {m['cpu']}, {m['cores']} cores ({', '.join(m['isa'])}), {m['mem_gb']:.0f} GB; torch threads "
+        f"{m['threads']}; Linux {m['kernel']}"
+        + (f". Fewer threads than cores (`--threads {m['threads']}`): on a machine shared with other work, "
+           "torch's multi-threaded ops wait for descheduled threads at every op; every side of every comparison "
+           "ran on the same threads." if m["threads"] < m["cores"] else ""),
+        software_line(m),
+        "- dense fp32 matmul (2048^2, torch.matmul; "
+        + (f"the better of one product on {m['threads']} threads and {m['threads']} single-threaded products side "
+           "by side" if m["threads"] > 1 else "one thread") + "), measured before every section: median "
+        f"**{fmt(peak / 1e9)} GFLOP/s** (range {fmt(min(res['peak_samples']) / 1e9)}-"
+        f"{fmt(max(res['peak_samples']) / 1e9)})",
+        f"- load average before / after: {res['load_before']} / {res['load_after']} (other processes share this "
+        "machine; ratios measured side by side are what count)",
+        "",
+    ]
+
+
+def length_mix(lengths: dict) -> str:
+    return "/".join(fmt(lengths[k]) for k in ("p5", "p50", "p95", "p99", "p100"))
+
+
+def models_section(res: dict) -> list[str]:
+    s, lg, st = res["sampling"], res["logits"], res["students"]
+    students = THESIS["students"]
+    return [
+        "## Models and data",
+        f"- GPT-2 and BERT of {bm.LAYERS} layers, hidden {bm.HIDDEN}, {bm.HEADS} heads, intermediate "
+        f"{bm.INTERMEDIATE}, randomly initialised, with the demo's tokenizers (vocabularies of "
+        f"{res['vocab']['gpt2']} and {res['vocab']['bert']}); GPT-2 has {fmt(res['gpt2_params'] / 1e6)}M weights "
+        "without embeddings (LM head included). Its end-token log-odds are set per position (`bench_models.py`), "
+        f"so its samples have a realistic length mix: tokens per sample p5/p50/p95/p99/max = "
+        + length_mix(s["lengths"]) + f", mean {s['mean_length']:.1f}.",
+        "- Sentences for logits and students: demo corpus sentences, 8% of them several joined (2 + a geometric "
+        "number, at most 12); BERT "
+        "wordpieces p5/p50/p95/p99/max = " + length_mix(lg["lengths"]) + f", mean {lg['mean_length']:.1f}.",
+        f"- Students: the thesis architectures (`config/config.yaml`): BERT_S {students['bert_s']['layers']} "
+        f"x {students['bert_s']['hidden']} (batch {st['bert_s']['batch']}), LSTM_S BiLSTM "
+        f"{students['lstm_s']['hidden']} on 2 x 300-d word channels (batch {st['lstm_s']['batch']}, "
+        "random vectors in place of word2vec).",
+        "",
+    ]
+
+
+def comparison(step: str, other: str, what: str, ours: float, theirs: float, ratio: float | None = None) -> str:
+    """A row of the results table: kdprobe's rate beside the other side's, and their ratio (default: of these)."""
+    ratio = ratio if ratio is not None else (ours / theirs if theirs else float("nan"))
+    return md_row(step, other, what, fmt(ours), fmt(theirs), f"{fmt(ratio)}x")
+
+
+def comparison_rows(res: dict) -> list[str]:
+    s, lg, st = res["sampling"], res["logits"], res["students"]
+    kd, db, ks, gs = s["kdprobe"], s["dbert"], s["kdprobe_small"], s["generate_small"]
+    B, R = s["small"], s["rows"]
+    ours_big, ours_small = f"sampling, batch {R} x {s['lanes']} lane(s)", f"sampling, batch {B} x {s['lanes']} lane(s)"
+    dbert_way = f"d-bert's sampler, batch {B}, no cache (floor)"
+    rows = [comparison(ours_big, dbert_way, "sentences/s", kd["sentences_per_s"], db["sentences_per_s"]),
+            comparison(ours_big, dbert_way, "tokens/s", kd["tokens_per_s"], db["tokens_per_s"], s["speedup"]),
+            comparison(ours_small, f"HF `generate`, batch {B}", "tokens/s", ks["tokens_per_s"], gs["tokens_per_s"],
+                       s["vs_generate_small"])]
+    if "generate" in s:
+        rows.append(comparison(ours_big, f"HF `generate`, batch {R}", "tokens/s", kd["tokens_per_s"],
+                               s["generate"]["tokens_per_s"], s["vs_generate"]))
+    rows += [comparison("teacher logits", "`DataCollatorWithPadding` + `DataLoader` loop", "sentences/s",
+                        lg["kdprobe"], lg["peer"], lg["vs_peer"]),
+             comparison("teacher logits", "pad to 128 (floor)", "sentences/s", lg["kdprobe"], lg["anchor"],
+                        lg["speedup"])]
+    for key, name, peer_name in (("bert_s", "BERT_S epoch", "HF `BertForSequenceClassification` + collator"),
+                                 ("lstm_s", "LSTM_S epoch", "`nn.LSTM` on packed sequences + `DataLoader`"),
+                                 ("lstm_s_english", "LSTM_S epoch, real English",
+                                  "`nn.LSTM` on packed sequences + `DataLoader`")):
+        x = st[key]
+        rows += [comparison(name, peer_name, "sentences/s", x["kdprobe"], x["peer"], x["vs_peer"]),
+                 comparison(name, "tokenise and pad to 128 on the fly (floor)", "sentences/s", x["kdprobe"],
+                            x["anchor"], x["speedup"])]
+    for kind, name in (("bert_s", "BERT_S"), ("lstm_s", "LSTM_S")):
+        f = st[kind]["flops_per_s"]
+        rows.append(comparison(f"{name} epoch", "plain-PyTorch peer (as above)", "useful GFLOP/s",
+                               f["kdprobe"] / 1e9, f["peer"] / 1e9))
+    return rows
+
+
+def results_section(res: dict) -> list[str]:
+    s = res["sampling"]
+    return [
+        "## Results",
+        "Each step is measured against what a researcher would write today (the *peer*, `benchmarks/peers.py`) and "
+        "against the thesis-era code (the *floor*, `benchmarks/anchors.py`), on the same model, sentences, batch size "
+        f"and {s['threads']} torch thread(s) (kdprobe as {s['lanes']} single-threaded lane(s), the others on torch's "
+        "own threads). Rates are medians over the repeats; ratios are medians of the ratios of each kdprobe run to "
+        "the other side's run next to it (both under the same load), so they need not equal the ratio of the "
+        "medians.",
+        "",
+        *md_table(("step (kdprobe)", "compared with", "measure", "kdprobe", "other", "ratio"), comparison_rows(res)),
+        "",
+    ]
+
+
+def sampling_rows(s: dict) -> list[str]:
+    """The ways of sampling side by side: rates, effective FLOP/s, share of the matmul peak, sample lengths."""
+    rows, B, R = [], s["small"], s["rows"]
+    for key, name, batch in (("dbert", "d-bert's sampler (no cache)", B), ("generate_small", "HF `generate`", B),
+                             ("kdprobe_small", "kdprobe", B), ("generate", "HF `generate`", R),
+                             ("kdprobe", "kdprobe (its CPU batch)", R)):
+        if key in s:
+            x = s[key]
+            rows.append(md_row(name, str(batch), fmt(x["tokens_per_s"]), fmt(x["flops_per_s"] / 1e9),
+                               f"{100 * x['peak_fraction']:.1f}%", "" if key == "dbert" else f"{x['mean_length']:.1f}"))
+    return rows
+
+
+def sampling_effects(s: dict) -> list[str]:
+    """The floor's ratio taken apart: the cache effect, kdprobe's own speed-up and the batch effect."""
+    B, R = s["small"], s["rows"]
+    return [
+        f"- **cache effect** (HF `generate` / d-bert, both at batch {B}): **{s['cache_effect']:.1f}x**.",
+        f"- **kdprobe's own speed-up at equal batch** (kdprobe / `generate`): **{s['vs_generate_small']:.2f}x** at "
+        f"batch {B}" + (f", **{s['vs_generate']:.2f}x** at batch {R}." if "vs_generate" in s else "."),
+        f"- **batch effect** (kdprobe at batch {R} / kdprobe at batch {B}): **{s['batch_effect']:.2f}x**"
+        + (f" (for `generate`: {s['generate_batch_effect']:.2f}x)." if "generate_batch_effect" in s else "."),
+        f"- the floor's single ratio (kdprobe at batch {R} / d-bert at batch {B}, {s['speedup']:.0f}x) is about the "
+        f"product of the three: cache {s['cache_effect']:.1f}x x kdprobe's own {s['vs_generate_small']:.2f}x x "
+        f"batch {s['batch_effect']:.2f}x = "
+        f"{s['cache_effect'] * s['vs_generate_small'] * s['batch_effect']:.0f}x.",
+    ]
+
+
+def sampling_section(res: dict) -> list[str]:
+    s = res["sampling"]
+    B, R = s["small"], s["rows"]
+    return [
+        "### Sampling: the cache effect and the batch effect, separately",
+        "Tokens are sampled tokens (one per row per step, the end token included); effective FLOPs count 2 x "
+        "weights (LM head included) + attention (4 x context x hidden per layer) per sampled token, the same count "
+        "for every way (d-bert executes far more, `generate` somewhat more: it keeps finished rows in the batch). "
+        "Share = effective FLOP/s over the matmul FLOP/s measured just before (same threads).",
+        "",
+        *md_table(("way", "batch", "tokens/s", "effective GFLOP/s", "share of matmul peak",
+                   "mean tokens per sample"), sampling_rows(s)),
+        "",
+        *sampling_effects(s),
+        "",
+        f"- kdprobe: `sampling.sample_rows` as `sample_shard` runs it: batches of {R} (and of {B}) rows, one "
+        f"batch per lane ({s['lanes']} lane(s), `runtime.Lanes`), each lane keeping its `Gpt2Decoder` (preallocated "
+        f"KV cache, finished rows dropped at once); {s['rows'] * s['lanes']} and {s['n_small']} samples per repeat, "
+        f"max {MAX_LENGTH} tokens, temperature 1, top-k off, first call (not timed) makes the decoders.",
+        f"- HF `generate` (`peers.hf_generate`): `model.generate(do_sample=True, use_cache=True, top_k=0, "
+        f"temperature=1.0, max_new_tokens={MAX_LENGTH}, eos_token_id=pad_token_id=end)` on the same "
+        f"`GPT2LMHeadModel`, prompts of the start token alone, batches of {B} ({s['n_small']} samples per repeat)"
+        + (f" and one batch of {R}" if "generate" in s else "")
+        + "; a batch runs until its last row ends (finished rows stay in it, padded): it runs "
+        f"{s['generate_small']['row_steps_per_token']:.1f} row-steps per sampled token at batch {B}"
+        + (f", {s['generate']['row_steps_per_token']:.1f} at batch {R}" if "generate" in s else "")
+        + " (kdprobe: 1).",
+        f"- d-bert (`anchors.DbertSampler`): buffer of {B} texts, each step re-encodes and re-runs the whole padded "
+        f"batch with no cache, one `multinomial` draw per row; timed over {res['sizes']['dbert_steps']} steps from "
+        f"its steady state (median padded width {s['dbert_width']:.0f}).",
+        "",
+    ]
+
+
+def logits_section(res: dict) -> list[str]:
+    lg = res["logits"]
+    pos = lg["positions"]
+    return [
+        "### Teacher logits",
+        f"- kdprobe: `logits.write_transfer` (load tokenizer and model, tokenise, length-sorted batches of "
+        f"{lg['batch']} within chunks of {kd_logits.STREAM_BATCHES} batches, each padded to its longest, run side by "
+        "side on one lane per thread (`runtime.Lanes`), parquet written).",
+        f"- peer (`peers.dynamic_padding_logits`): load tokenizer and model (`from_pretrained`), tokenise all "
+        f"sentences once (truncated to {MAX_LENGTH}), `DataLoader(batch_size={lg['batch']}, shuffle=False, "
+        "collate_fn=DataCollatorWithPadding(tokenizer))`, `model.eval()`, `torch.no_grad()`, logits to numpy in "
+        "input order; nothing written.",
+        f"- floor (`anchors.padded_logits`): each batch of {lg['batch']} tokenised and padded to {MAX_LENGTH} "
+        "(model already loaded).",
+        f"- positions run for {lg['n']} sentences of {pos['tokens']:,} wordpieces: kdprobe "
+        f"{pos['kdprobe']:,} ({pos['kdprobe'] / pos['tokens']:.2f}x the "
+        f"tokens), peer {pos['peer']:,} ({pos['peer'] / pos['tokens']:.2f}x), "
+        f"floor {pos['anchor']:,} ({pos['anchor'] / pos['tokens']:.2f}x).",
+        "",
+    ]
+
+
+def students_section(res: dict) -> list[str]:
+    st = res["students"]
+    en, pos = st["lstm_s_english"], st["bert_s"]["positions"]
+    return [
+        "### Students",
+        f"- kdprobe: one epoch of `training.OptimStep` on `distil.DistilLoss` over `batching.epoch_batches` "
+        f"(length-grouped shuffled batches; ids tokenised once beforehand, as `distil` does; not timed); "
+        f"{st['bert_s']['n']} (BERT_S, batch {st['bert_s']['batch']}) and {st['lstm_s']['n']} (LSTM_S, batch "
+        f"{st['lstm_s']['batch']}) sentences, {st['bert_s']['threads']} torch thread(s) for every side "
+        "(`--student-threads`).",
+        "- peers: the same architecture, loss (`losses.distillation_loss`: soft CE at T = 3 for BERT_S, summed MSE "
+        "for LSTM_S), optimiser (`distil.make_optimizer`: Adam 5e-4 (0.9, 0.98) / Adadelta 1.0, rho 0.95), "
+        "gradient clipping, batch size and token ids, trained from a shuffled `DataLoader` that pads each batch to "
+        "its longest (ids made beforehand, not timed). BERT_S: Hugging Face `BertForSequenceClassification` of "
+        "BERT_S's size (`peers.bert_model`) with `DataCollatorWithPadding` (`peers.bert_epoch`); LSTM_S: "
+        "`peers.PackedBiLSTM` (frozen + trained 300-d embeddings concatenated, `nn.LSTM(600, 300, "
+        "bidirectional=True)` on `pack_padded_sequence(enforce_sorted=False)`, FC 400, ReLU, dropout, linear) with "
+        "a `pad_sequence` collate_fn (`peers.lstm_epoch`).",
+        f"- padding: BERT_S positions run per epoch: kdprobe {pos['kdprobe']:,}, peer "
+        f"{pos['peer']:,} (shuffled batches) for {pos['tokens']:,} "
+        "tokens; the LSTMs skip padding either way (packed).",
+        "- floor (`anchors.on_the_fly_epoch`): shuffled batches tokenised and padded to "
+        f"{MAX_LENGTH} on the fly, every epoch; BERT_S over all {MAX_LENGTH} positions, LSTM_S as d-bert's BiRNN "
+        "(sorted, packed, `nn.LSTM`).",
+        "- kdprobe's LSTM_S runs `students.bilstm` on the CPU (packed, both directions in one product per step, a "
+        "hand-written backward pass that skips the frozen channel's input gradient; the same numbers as `nn.LSTM`, "
+        "`tests/test_bilstm.py`). `bilstm` runs the input side (input projections, input-weight and input "
+        "gradients) once per distinct word of a batch, not per token, so its speed depends on how often words "
+        f"repeat within a batch: in the demo-grammar sentences ({st['lstm_s']['vocab']} words, "
+        f"{st['lstm_s']['mean_tokens']:.1f} tokens per sentence) the distinct words of a batch are "
+        f"{100 * st['lstm_s']['distinct_share']:.0f}% of its tokens. Useful FLOPs count the work per token, so "
+        "kdprobe's LSTM_S share of the matmul peak is not an efficiency figure. The rows *real English* repeat the "
+        f"LSTM_S epoch on {en['n']} sentences of news (`bench_models.english_sentences`: the Lee corpus shipped "
+        f"with gensim; {en['vocab']} words, {en['mean_tokens']:.1f} tokens per sentence, distinct words "
+        f"{100 * en['distinct_share']:.0f}% of a batch's tokens): what to expect on real text. They are not "
+        "targets.",
+        "",
+    ]
+
+
+def slurm_line(slurm: dict) -> str:
+    if not slurm.get("client_tools"):
+        return "SLURM client tools: not installed (no start-up cost)."
+    if slurm.get("up"):
+        return (f"SLURM client tools installed, controller up (`scontrol show config` "
+                f"{slurm['show_config_s']:.2f} s): no start-up penalty.")
+    return (f"**SLURM client tools installed but the controller does not answer** (`scontrol show config` "
+            f"took {slurm['show_config_s']:.1f} s): every `snakemake` start pays about that much; start "
+            "the controller, or take `scontrol` off the PATH when not using SLURM.")
+
+
+def demo_line(demo: dict | None, cores: int) -> str:
+    if not demo:
+        return ("- demo run: not measured in this run (`--quick` or `--no-demo`; give `--demo-run DIR` to read "
+                "a finished run, or run without either to run one).")
+    return (
+        f"- demo run ({demo['jobs']} jobs, `--cores {cores}`): **{demo['wall_s']:.0f} s** wall; the rules' "
+        f"own times (`{RULE_BENCHMARKS}/<rule>/...tsv`) sum to {demo['rule_s']:.0f} s, jobs as Snakemake saw them to "
+        f"{demo['job_s']:.0f} s (mean concurrency {demo['concurrency']:.2f} of {cores}); no job was "
+        f"running for {demo['idle_s']:.0f} s (DAG building, start-up, scheduling). Per rule: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(demo["rule_s_by_rule"].items(), key=lambda kv: -kv[1]))
+        + f". Run directory: `{demo['dir']}`."
+        + (f" Measured as: `{demo['command']}` (the wall time is that command's)." if demo.get("command") else ""))
+
+
+def workflow_section(res: dict, cores: int) -> list[str]:
+    dry = res["dry_run"]
+    return [
+        "## Workflow",
+        f"- dry run of the thesis config, all tasks (`snakemake -n` in a copy of the project, {dry['jobs']} jobs): "
+        f"**{dry['s']:.1f} s** (runs: {', '.join(f'{x:.1f}' for x in dry['all_s'])} s).",
+        f"- {slurm_line(res['slurm'])}",
+        demo_line(res.get("demo"), cores),
+        "",
+    ]
+
+
+def memory_section(res: dict) -> list[str]:
+    mem, rows = res["memory"], []
+    for stage, name in (("sample", "sampling (`sample_shard`, demo settings)"),
+                        ("logits", "teacher logits (`write_transfer`, demo settings)")):
+        a, b = mem[f"{stage}_x1"], mem[f"{stage}_x10"]
+        rows.append(md_row(name, f"{a['peak_rss_mb']:.0f} MB ({a['n']} sentences)",
+                           f"{b['peak_rss_mb']:.0f} MB ({b['n']})", f"{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}x"))
+    return [
+        "## Memory (separate processes, peak RSS)",
+        *md_table(("stage", "demo scale", "10x", "growth"), rows),
+        "",
+        "Both stream: sampling writes resumable chunks (demo: 100 sentences) and concatenates them row group by "
+        f"row group; logits tokenise, run and write {kd_logits.STREAM_BATCHES} batches at a time (demo: "
+        f"{kd_logits.STREAM_BATCHES * DEMO['logits']['batch_size']} sentences). Neither holds a whole-shard tensor; "
+        "what remains is the model, torch itself and one batch's activations.",
+        "",
+    ]
+
+
+def speed_targets(res: dict) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) of the speed targets: against the peers, then against the floor."""
+    s, lg, st, peak = res["sampling"], res["logits"], res["students"], res["peak_flops"]
+    out = [(f"sampling >= 2x HF `generate` at the same batch ({batch}; tokens/s)", f"{s[key]:.2f}x",
+            s[key] >= TARGETS["sampling_vs_generate"])
+           for key, batch in (("vs_generate_small", s["small"]), ("vs_generate", s["rows"])) if key in s]
+    out.append(("teacher logits >= 1.5x the dynamic-padding loop", f"{lg['vs_peer']:.2f}x",
+                lg["vs_peer"] >= TARGETS["logits_vs_dynamic"]))
+    for kind, name, peer_name in (("bert_s", "BERT_S", "HF BERT with dynamic padding"),
+                                  ("lstm_s", "LSTM_S", "`nn.LSTM` on packed sequences")):
+        r = st[kind]["vs_peer"]
+        out.append((f"{name} epoch >= 1.5x {peer_name}", f"{r:.2f}x", r >= TARGETS["student_vs_plain"]))
+    out += [("sampling >= 8x d-bert's way (tokens/s; kdprobe at its batch, d-bert at its own)",
+             f"{s['speedup']:.1f}x", s["speedup"] >= TARGETS["sampling_speedup"]),
+            (f"sampling >= 40% of measured matmul FLOP/s ({fmt(peak / 1e9)} GFLOP/s)",
+             f"{100 * s['peak_fraction']:.0f}%", s["peak_fraction"] >= TARGETS["sampling_peak_fraction"]),
+            ("teacher logits >= 3x pad-to-128", f"{lg['speedup']:.1f}x", lg["speedup"] >= TARGETS["logits_speedup"])]
+    for kind, name in (("bert_s", "BERT_S"), ("lstm_s", "LSTM_S")):
+        r, f = st[kind]["speedup"], st[kind]["flops_per_s"]
+        out.append((f"{name} epoch >= 3x tokenise-on-the-fly",
+                    f"{r:.1f}x (useful FLOP/s: kdprobe {100 * f['kdprobe'] / peak:.0f}%, anchor "
+                    f"{100 * f['anchor'] / peak:.0f}% of matmul peak)", r >= TARGETS["student_speedup"]))
+    return out
+
+
+def workflow_targets(res: dict) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) of the dry run, the demo (when measured) and memory growth."""
+    dry, demo, mem = res["dry_run"], res.get("demo"), res["memory"]
+    out = [(f"dry run of the thesis DAG ({dry['jobs']} jobs) <= 10 s", f"{dry['s']:.1f} s",
+            dry["s"] <= TARGETS["dry_run_s"])]
+    if demo:
+        out.append((f"the demo ({demo['jobs']} jobs, 2 cores) <= 8 min"
+                    + (", from a fresh clone (`make demo`)" if demo.get("command") else ""),
+                    f"{demo['wall_s']:.0f} s", demo["wall_s"] <= TARGETS["demo_s"]))
+    for stage in ("sample", "logits"):
+        a, b = mem[f"{stage}_x1"]["peak_rss_mb"], mem[f"{stage}_x10"]["peak_rss_mb"]
+        out.append((f"peak RSS of {'sampling' if stage == 'sample' else 'logits'} at 10x <= 1.5x demo scale",
+                    f"{b / a:.2f}x ({a:.0f} -> {b:.0f} MB)", b / a <= TARGETS["memory_growth"]))
+    return out
+
+
+def sampling_misses(s: dict) -> list[str]:
+    notes = []
     for key, batch, kd_key, peer_key in (("vs_generate_small", s["small"], "kdprobe_small", "generate_small"),
                                          ("vs_generate", s["rows"], "kdprobe", "generate")):
         if key in s and s[key] < TARGETS["sampling_vs_generate"]:
@@ -644,23 +1034,36 @@ def miss_notes(res: dict) -> list[str]:
                 f"reaches {100 * s[kd_key]['peak_fraction']:.0f}% and `generate` "
                 f"{100 * s[peer_key]['peak_fraction']:.0f}% of the measured matmul peak; `generate` runs "
                 f"{s[peer_key]['row_steps_per_token']:.1f} row-steps per sampled token (kdprobe 1).")
+    return notes
+
+
+def logits_misses(lg: dict) -> list[str]:
+    if lg["vs_peer"] >= TARGETS["logits_vs_dynamic"]:
+        return []
     pos = lg["positions"]
-    if lg["vs_peer"] < TARGETS["logits_vs_dynamic"]:
-        padding = pos["peer"] / pos["kdprobe"]
-        notes.append(
-            f"- **Missed: teacher logits vs the dynamic-padding loop ({lg['vs_peer']:.2f}x).** The peer runs "
-            f"{padding:.2f}x the positions kdprobe runs ({pos['peer']:,} vs {pos['kdprobe']:,}); per position kdprobe "
-            f"is {lg['vs_peer'] / padding:.2f}x as fast. Length sorting can save no more than the padding the peer "
-            "runs.")
+    padding = pos["peer"] / pos["kdprobe"]
+    return [
+        f"- **Missed: teacher logits vs the dynamic-padding loop ({lg['vs_peer']:.2f}x).** The peer runs "
+        f"{padding:.2f}x the positions kdprobe runs ({pos['peer']:,} vs {pos['kdprobe']:,}); per position kdprobe "
+        f"is {lg['vs_peer'] / padding:.2f}x as fast. Length sorting can save no more than the padding the peer "
+        "runs."]
+
+
+def dry_run_misses(res: dict) -> list[str]:
     dry, slurm = res.get("dry_run"), res.get("slurm", {})
-    if dry and dry["s"] > TARGETS["dry_run_s"] and "cpu_s" in dry:
-        stalled = slurm.get("client_tools") and not slurm.get("up")
-        notes.append(
-            f"- **Missed: dry run ({dry['s']:.1f} s).** Snakemake used {dry['cpu_s']:.1f} s of CPU time (user + "
-            f"system) in those {dry['s']:.1f} s of wall time"
-            + (f"; `scontrol show config`, which Snakemake's SLURM plugin asks at every start, took "
-               f"{slurm['show_config_s']:.1f} s here with no SLURM controller answering (see Workflow)."
-               if stalled else f" (load average before the run: {res['load_before']})."))
+    if not (dry and dry["s"] > TARGETS["dry_run_s"] and "cpu_s" in dry):
+        return []
+    stalled = slurm.get("client_tools") and not slurm.get("up")
+    return [
+        f"- **Missed: dry run ({dry['s']:.1f} s).** Snakemake used {dry['cpu_s']:.1f} s of CPU time (user + "
+        f"system) in those {dry['s']:.1f} s of wall time"
+        + (f"; `scontrol show config`, which Snakemake's SLURM plugin asks at every start, took "
+           f"{slurm['show_config_s']:.1f} s here with no SLURM controller answering (see Workflow)."
+           if stalled else f" (load average before the run: {res['load_before']}).")]
+
+
+def student_misses(st: dict) -> list[str]:
+    notes = []
     for kind, name in (("bert_s", "BERT_S"), ("lstm_s", "LSTM_S")):
         x = st[kind]
         if x["speedup"] < TARGETS["student_speedup"]:
@@ -682,294 +1085,31 @@ def miss_notes(res: dict) -> list[str]:
     return notes
 
 
-def fmt(x: float, digits: int = 3) -> str:
-    if x != x:
-        return "n/a"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}g}"
+def miss_notes(res: dict) -> list[str]:
+    """For each missed target, the measurements that bound it in this run (none when all pass)."""
+    return [*sampling_misses(res["sampling"]), *logits_misses(res["logits"]), *dry_run_misses(res),
+            *student_misses(res["students"])]
 
 
-def report(res: dict, args) -> str:
-    m, peak = res["machine"], res["peak_flops"]
-    s, lg, st = res["sampling"], res["logits"], res["students"]
-    kd, db = s["kdprobe"], s["dbert"]
-    frac = s["peak_fraction"]
-    rows = []
-    targets = []
-
-    def row(step, other, what, ours, theirs, ratio=None):
-        ratio = ratio if ratio is not None else (ours / theirs if theirs else float("nan"))
-        rows.append(f"| {step} | {other} | {what} | {fmt(ours)} | {fmt(theirs)} | {fmt(ratio)}x |")
-
-    B, R = s["small"], s["rows"]
-    dbert_way = f"d-bert's sampler, batch {B}, no cache (floor)"
-    row(f"sampling, batch {R} x {s['lanes']} lane(s)", dbert_way, "sentences/s", kd["sentences_per_s"],
-        db["sentences_per_s"])
-    row(f"sampling, batch {R} x {s['lanes']} lane(s)", dbert_way, "tokens/s", kd["tokens_per_s"], db["tokens_per_s"],
-        s["speedup"])
-    ks, gs = s["kdprobe_small"], s["generate_small"]
-    row(f"sampling, batch {B} x {s['lanes']} lane(s)", f"HF `generate`, batch {B}", "tokens/s", ks["tokens_per_s"],
-        gs["tokens_per_s"], s["vs_generate_small"])
-    if "generate" in s:
-        row(f"sampling, batch {R} x {s['lanes']} lane(s)", f"HF `generate`, batch {R}", "tokens/s",
-            kd["tokens_per_s"], s["generate"]["tokens_per_s"], s["vs_generate"])
-    row("teacher logits", "`DataCollatorWithPadding` + `DataLoader` loop", "sentences/s", lg["kdprobe"], lg["peer"],
-        lg["vs_peer"])
-    row("teacher logits", "pad to 128 (floor)", "sentences/s", lg["kdprobe"], lg["anchor"], lg["speedup"])
-    en = st["lstm_s_english"]
-    for key, name, peer_name in (("bert_s", "BERT_S epoch", "HF `BertForSequenceClassification` + collator"),
-                                 ("lstm_s", "LSTM_S epoch", "`nn.LSTM` on packed sequences + `DataLoader`"),
-                                 ("lstm_s_english", "LSTM_S epoch, real English",
-                                  "`nn.LSTM` on packed sequences + `DataLoader`")):
-        x = st[key]
-        row(name, peer_name, "sentences/s", x["kdprobe"], x["peer"], x["vs_peer"])
-        row(name, "tokenise and pad to 128 on the fly (floor)", "sentences/s", x["kdprobe"], x["anchor"], x["speedup"])
-    for kind, name in (("bert_s", "BERT_S"), ("lstm_s", "LSTM_S")):
-        f = st[kind]["flops_per_s"]
-        row(f"{name} epoch", "plain-PyTorch peer (as above)", "useful GFLOP/s", f["kdprobe"] / 1e9, f["peer"] / 1e9)
-    speed = s["speedup"]
-    r = s["vs_generate_small"]
-    targets.append((f"sampling >= 2x HF `generate` at the same batch ({B}; tokens/s)", f"{r:.2f}x",
-                    r >= TARGETS["sampling_vs_generate"]))
-    if "generate" in s:
-        r = s["vs_generate"]
-        targets.append((f"sampling >= 2x HF `generate` at the same batch ({R}; tokens/s)", f"{r:.2f}x",
-                        r >= TARGETS["sampling_vs_generate"]))
-    r = lg["vs_peer"]
-    targets.append(("teacher logits >= 1.5x the dynamic-padding loop", f"{r:.2f}x", r >= TARGETS["logits_vs_dynamic"]))
-    for kind, name, peer_name in (("bert_s", "BERT_S", "HF BERT with dynamic padding"),
-                                  ("lstm_s", "LSTM_S", "`nn.LSTM` on packed sequences")):
-        r = st[kind]["vs_peer"]
-        targets.append((f"{name} epoch >= 1.5x {peer_name}", f"{r:.2f}x", r >= TARGETS["student_vs_plain"]))
-    targets.append(("sampling >= 8x d-bert's way (tokens/s; kdprobe at its batch, d-bert at its own)",
-                    f"{speed:.1f}x", speed >= TARGETS["sampling_speedup"]))
-    targets.append((f"sampling >= 40% of measured matmul FLOP/s ({fmt(peak / 1e9)} GFLOP/s)",
-                    f"{100 * frac:.0f}%", frac >= TARGETS["sampling_peak_fraction"]))
-    r = lg["speedup"]
-    targets.append(("teacher logits >= 3x pad-to-128", f"{r:.1f}x", r >= TARGETS["logits_speedup"]))
-    for kind, name in (("bert_s", "BERT_S"), ("lstm_s", "LSTM_S")):
-        r, f = st[kind]["speedup"], st[kind]["flops_per_s"]
-        targets.append((f"{name} epoch >= 3x tokenise-on-the-fly",
-                        f"{r:.1f}x (useful FLOP/s: kdprobe {100 * f['kdprobe'] / peak:.0f}%, anchor "
-                        f"{100 * f['anchor'] / peak:.0f}% of matmul peak)", r >= TARGETS["student_speedup"]))
-    dry = res["dry_run"]
-    targets.append((f"dry run of the thesis DAG ({dry['jobs']} jobs) <= 10 s", f"{dry['s']:.1f} s",
-                    dry["s"] <= TARGETS["dry_run_s"]))
-    demo = res.get("demo")
-    if demo:
-        targets.append((f"the demo ({demo['jobs']} jobs, 2 cores) <= 8 min"
-                        + (", from a fresh clone (`make demo`)" if demo.get("command") else ""),
-                        f"{demo['wall_s']:.0f} s", demo["wall_s"] <= TARGETS["demo_s"]))
-    mem = res["memory"]
-    for stage in ("sample", "logits"):
-        g = mem[f"{stage}_x10"]["peak_rss_mb"] / mem[f"{stage}_x1"]["peak_rss_mb"]
-        targets.append((f"peak RSS of {'sampling' if stage == 'sample' else 'logits'} at 10x <= 1.5x demo scale",
-                        f"{g:.2f}x ({mem[f'{stage}_x1']['peak_rss_mb']:.0f} -> "
-                        f"{mem[f'{stage}_x10']['peak_rss_mb']:.0f} MB)", g <= TARGETS["memory_growth"]))
-
-    slurm = res["slurm"]
-    if not slurm.get("client_tools"):
-        slurm_line = "SLURM client tools: not installed (no start-up cost)."
-    elif slurm.get("up"):
-        slurm_line = (f"SLURM client tools installed, controller up (`scontrol show config` "
-                      f"{slurm['show_config_s']:.2f} s): no start-up penalty.")
-    else:
-        slurm_line = (f"**SLURM client tools installed but the controller does not answer** (`scontrol show config` "
-                      f"took {slurm['show_config_s']:.1f} s): every `snakemake` start pays about that much; start "
-                      "the controller, or take `scontrol` off the PATH when not using SLURM.")
-    demo = res.get("demo")
-    if demo:
-        demo_lines = [
-            f"- demo run ({demo['jobs']} jobs, `--cores {args.cores}`): **{demo['wall_s']:.0f} s** wall; the rules' "
-            f"own times (`benchmarks/<rule>/...tsv`) sum to {demo['rule_s']:.0f} s, jobs as Snakemake saw them to "
-            f"{demo['job_s']:.0f} s (mean concurrency {demo['concurrency']:.2f} of {args.cores}); no job was "
-            f"running for {demo['idle_s']:.0f} s (DAG building, start-up, scheduling). Per rule: "
-            + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(demo["rule_s_by_rule"].items(), key=lambda kv: -kv[1]))
-            + f". Run directory: `{demo['dir']}`."
-            + (f" Measured as: `{demo['command']}` (the wall time is that command's)." if demo.get("command") else "")
-        ]
-    else:
-        demo_lines = ["- demo run: not measured in this run (`--quick` or `--no-demo`; give `--demo-run DIR` to read "
-                      "a finished run, or run without either to run one)."]
-
-    sampling_rows = []
-    for key, name, batch in (("dbert", "d-bert's sampler (no cache)", B), ("generate_small", "HF `generate`", B),
-                             ("kdprobe_small", "kdprobe", B), ("generate", "HF `generate`", R),
-                             ("kdprobe", "kdprobe (its CPU batch)", R)):
-        if key in s:
-            x = s[key]
-            length = "" if key == "dbert" else f"{x['mean_length']:.1f}"
-            sampling_rows.append(f"| {name} | {batch} | {fmt(x['tokens_per_s'])} | {fmt(x['flops_per_s'] / 1e9)} | "
-                                 f"{100 * x['peak_fraction']:.1f}% | {length} |")
-    sampling_effects = [
-        f"- **cache effect** (HF `generate` / d-bert, both at batch {B}): **{s['cache_effect']:.1f}x**.",
-        f"- **kdprobe's own speed-up at equal batch** (kdprobe / `generate`): **{s['vs_generate_small']:.2f}x** at "
-        f"batch {B}" + (f", **{s['vs_generate']:.2f}x** at batch {R}." if "vs_generate" in s else "."),
-        f"- **batch effect** (kdprobe at batch {R} / kdprobe at batch {B}): **{s['batch_effect']:.2f}x**"
-        + (f" (for `generate`: {s['generate_batch_effect']:.2f}x)." if "generate_batch_effect" in s else "."),
-        f"- the floor's single ratio (kdprobe at batch {R} / d-bert at batch {B}, {s['speedup']:.0f}x) is about the "
-        f"product of the three: cache {s['cache_effect']:.1f}x x kdprobe's own {s['vs_generate_small']:.2f}x x "
-        f"batch {s['batch_effect']:.2f}x = "
-        f"{s['cache_effect'] * s['vs_generate_small'] * s['batch_effect']:.0f}x.",
-    ]
+def targets_section(res: dict) -> list[str]:
     notes = miss_notes(res)
-
-    gpu = res["gpu"]
-    lines = [
-        "# Performance",
-        "",
-        f"Measured by `benchmarks/run.py` on {res['date']} ({'quick sizes' if args.quick else 'full sizes'}, "
-        f"median of {res['sizes']['repeats']} repeats, kdprobe, the peer and the floor alternating).",
-        "",
-        "## Machine",
-        f"- CPU: {m['cpu']}, {m['cores']} cores ({', '.join(m['isa'])}), {m['mem_gb']:.0f} GB; torch threads "
-        f"{m['threads']}; Linux {m['kernel']}"
-        + (f". Fewer threads than cores (`--threads {m['threads']}`): on a machine shared with other work, "
-           "torch's multi-threaded ops wait for descheduled threads at every op; every side of every comparison "
-           "ran on the same threads." if m["threads"] < m["cores"] else ""),
-        f"- Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}",
-        "- dense fp32 matmul (2048^2, torch.matmul; "
-        + (f"the better of one product on {m['threads']} threads and {m['threads']} single-threaded products side "
-           "by side" if m["threads"] > 1 else "one thread") + "), measured before every section: median "
-        f"**{fmt(peak / 1e9)} GFLOP/s** (range {fmt(min(res['peak_samples']) / 1e9)}-"
-        f"{fmt(max(res['peak_samples']) / 1e9)})",
-        f"- load average before / after: {res['load_before']} / {res['load_after']} (other processes share this "
-        "machine; ratios measured side by side are what count)",
-        "",
-        "## Models and data",
-        f"- GPT-2 and BERT of {bm.LAYERS} layers, hidden {bm.HIDDEN}, {bm.HEADS} heads, intermediate "
-        f"{bm.INTERMEDIATE}, randomly initialised, with the demo's tokenizers (vocabularies of "
-        f"{res['vocab']['gpt2']} and {res['vocab']['bert']}); GPT-2 has {fmt(res['gpt2_params'] / 1e6)}M weights "
-        "without embeddings (LM head included). Its end-token log-odds are set per position (`bench_models.py`), "
-        f"so its samples have a realistic length mix: tokens per sample p5/p50/p95/p99/max = "
-        + "/".join(fmt(s["lengths"][k]) for k in ("p5", "p50", "p95", "p99", "p100"))
-        + f", mean {s['mean_length']:.1f}.",
-        "- Sentences for logits and students: demo corpus sentences, 8% of them several joined (2 + a geometric "
-        "number, at most 12); BERT "
-        "wordpieces p5/p50/p95/p99/max = " + "/".join(fmt(lg["lengths"][k]) for k in ("p5", "p50", "p95", "p99", "p100"))
-        + f", mean {lg['mean_length']:.1f}.",
-        f"- Students: the thesis architectures (`config/config.yaml`): BERT_S {THESIS['students']['bert_s']['layers']} "
-        f"x {THESIS['students']['bert_s']['hidden']} (batch {st['bert_s']['batch']}), LSTM_S BiLSTM "
-        f"{THESIS['students']['lstm_s']['hidden']} on 2 x 300-d word channels (batch {st['lstm_s']['batch']}, "
-        "random vectors in place of word2vec).",
-        "",
-        "## Results",
-        "Each step is measured against what a researcher would write today (the *peer*, `benchmarks/peers.py`) and "
-        "against the thesis-era code (the *floor*, `benchmarks/anchors.py`), on the same model, sentences, batch size "
-        f"and {s['threads']} torch thread(s) (kdprobe as {s['lanes']} single-threaded lane(s), the others on torch's "
-        "own threads). Rates are medians over the repeats; ratios are medians of the ratios of each kdprobe run to "
-        "the other side's run next to it (both under the same load), so they need not equal the ratio of the "
-        "medians.",
-        "",
-        "| step (kdprobe) | compared with | measure | kdprobe | other | ratio |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *rows,
-        "",
-        "### Sampling: the cache effect and the batch effect, separately",
-        "Tokens are sampled tokens (one per row per step, the end token included); effective FLOPs count 2 x "
-        "weights (LM head included) + attention (4 x context x hidden per layer) per sampled token, the same count "
-        "for every way (d-bert executes far more, `generate` somewhat more: it keeps finished rows in the batch). "
-        "Share = effective FLOP/s over the matmul FLOP/s measured just before (same threads).",
-        "",
-        "| way | batch | tokens/s | effective GFLOP/s | share of matmul peak | mean tokens per sample |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *sampling_rows,
-        "",
-        *sampling_effects,
-        "",
-        f"- kdprobe: `sampling.sample_rows` as `sample_shard` runs it: batches of {R} (and of {B}) rows, one "
-        f"batch per lane ({s['lanes']} lane(s), `runtime.Lanes`), each lane keeping its `Gpt2Decoder` (preallocated "
-        f"KV cache, finished rows dropped at once); {s['rows'] * s['lanes']} and {s['n_small']} samples per repeat, "
-        f"max {MAX_LENGTH} tokens, temperature 1, top-k off, first call (not timed) makes the decoders.",
-        f"- HF `generate` (`peers.hf_generate`): `model.generate(do_sample=True, use_cache=True, top_k=0, "
-        f"temperature=1.0, max_new_tokens={MAX_LENGTH}, eos_token_id=pad_token_id=end)` on the same "
-        f"`GPT2LMHeadModel`, prompts of the start token alone, batches of {B} ({s['n_small']} samples per repeat)"
-        + (f" and one batch of {R}" if "generate" in s else "")
-        + "; a batch runs until its last row ends (finished rows stay in it, padded): it runs "
-        f"{s['generate_small']['row_steps_per_token']:.1f} row-steps per sampled token at batch {B}"
-        + (f", {s['generate']['row_steps_per_token']:.1f} at batch {R}" if "generate" in s else "")
-        + " (kdprobe: 1).",
-        f"- d-bert (`anchors.DbertSampler`): buffer of {B} texts, each step re-encodes and re-runs the whole padded "
-        f"batch with no cache, one `multinomial` draw per row; timed over {res['sizes']['dbert_steps']} steps from "
-        f"its steady state (median padded width {s['dbert_width']:.0f}).",
-        "",
-        "### Teacher logits",
-        f"- kdprobe: `logits.write_transfer` (load tokenizer and model, tokenise, length-sorted batches of "
-        f"{lg['batch']} within chunks of {kd_logits.STREAM_BATCHES} batches, each padded to its longest, run side by "
-        "side on one lane per thread (`runtime.Lanes`), parquet written).",
-        f"- peer (`peers.dynamic_padding_logits`): load tokenizer and model (`from_pretrained`), tokenise all "
-        f"sentences once (truncated to {MAX_LENGTH}), `DataLoader(batch_size={lg['batch']}, shuffle=False, "
-        "collate_fn=DataCollatorWithPadding(tokenizer))`, `model.eval()`, `torch.no_grad()`, logits to numpy in "
-        "input order; nothing written.",
-        f"- floor (`anchors.padded_logits`): each batch of {lg['batch']} tokenised and padded to {MAX_LENGTH} "
-        "(model already loaded).",
-        f"- positions run for {lg['n']} sentences of {lg['positions']['tokens']:,} wordpieces: kdprobe "
-        f"{lg['positions']['kdprobe']:,} ({lg['positions']['kdprobe'] / lg['positions']['tokens']:.2f}x the "
-        f"tokens), peer {lg['positions']['peer']:,} ({lg['positions']['peer'] / lg['positions']['tokens']:.2f}x), "
-        f"floor {lg['positions']['anchor']:,} ({lg['positions']['anchor'] / lg['positions']['tokens']:.2f}x).",
-        "",
-        "### Students",
-        f"- kdprobe: one epoch of `training.OptimStep` on `distil.DistilLoss` over `batching.epoch_batches` "
-        f"(length-grouped shuffled batches; ids tokenised once beforehand, as `distil` does; not timed); "
-        f"{st['bert_s']['n']} (BERT_S, batch {st['bert_s']['batch']}) and {st['lstm_s']['n']} (LSTM_S, batch "
-        f"{st['lstm_s']['batch']}) sentences, {st['bert_s']['threads']} torch thread(s) for every side "
-        "(`--student-threads`).",
-        "- peers: the same architecture, loss (`losses.distillation_loss`: soft CE at T = 3 for BERT_S, summed MSE "
-        "for LSTM_S), optimiser (`distil.make_optimizer`: Adam 5e-4 (0.9, 0.98) / Adadelta 1.0, rho 0.95), "
-        "gradient clipping, batch size and token ids, trained from a shuffled `DataLoader` that pads each batch to "
-        "its longest (ids made beforehand, not timed). BERT_S: Hugging Face `BertForSequenceClassification` of "
-        "BERT_S's size (`peers.bert_model`) with `DataCollatorWithPadding` (`peers.bert_epoch`); LSTM_S: "
-        "`peers.PackedBiLSTM` (frozen + trained 300-d embeddings concatenated, `nn.LSTM(600, 300, "
-        "bidirectional=True)` on `pack_padded_sequence(enforce_sorted=False)`, FC 400, ReLU, dropout, linear) with "
-        "a `pad_sequence` collate_fn (`peers.lstm_epoch`).",
-        f"- padding: BERT_S positions run per epoch: kdprobe {st['bert_s']['positions']['kdprobe']:,}, peer "
-        f"{st['bert_s']['positions']['peer']:,} (shuffled batches) for {st['bert_s']['positions']['tokens']:,} "
-        "tokens; the LSTMs skip padding either way (packed).",
-        "- floor (`anchors.on_the_fly_epoch`): shuffled batches tokenised and padded to "
-        f"{MAX_LENGTH} on the fly, every epoch; BERT_S over all {MAX_LENGTH} positions, LSTM_S as d-bert's BiRNN "
-        "(sorted, packed, `nn.LSTM`).",
-        "- kdprobe's LSTM_S runs `students.bilstm` on the CPU (packed, both directions in one product per step, a "
-        "hand-written backward pass that skips the frozen channel's input gradient; the same numbers as `nn.LSTM`, "
-        "`tests/test_bilstm.py`). `bilstm` runs the input side (input projections, input-weight and input "
-        "gradients) once per distinct word of a batch, not per token, so its speed depends on how often words "
-        f"repeat within a batch: in the demo-grammar sentences ({st['lstm_s']['vocab']} words, "
-        f"{st['lstm_s']['mean_tokens']:.1f} tokens per sentence) the distinct words of a batch are "
-        f"{100 * st['lstm_s']['distinct_share']:.0f}% of its tokens. Useful FLOPs count the work per token, so "
-        "kdprobe's LSTM_S share of the matmul peak is not an efficiency figure. The rows *real English* repeat the "
-        f"LSTM_S epoch on {en['n']} sentences of news (`bench_models.english_sentences`: the Lee corpus shipped "
-        f"with gensim; {en['vocab']} words, {en['mean_tokens']:.1f} tokens per sentence, distinct words "
-        f"{100 * en['distinct_share']:.0f}% of a batch's tokens): what to expect on real text. They are not "
-        "targets.",
-        "",
-        "## Workflow",
-        f"- dry run of the thesis config, all tasks (`snakemake -n` in a copy of the project, {dry['jobs']} jobs): "
-        f"**{dry['s']:.1f} s** (runs: {', '.join(f'{x:.1f}' for x in dry['all_s'])} s).",
-        f"- {slurm_line}",
-        *demo_lines,
-        "",
-        "## Memory (separate processes, peak RSS)",
-        "| stage | demo scale | 10x | growth |",
-        "| --- | --- | --- | --- |",
-    ]
-    for stage, name in (("sample", "sampling (`sample_shard`, demo settings)"),
-                        ("logits", "teacher logits (`write_transfer`, demo settings)")):
-        a, b = mem[f"{stage}_x1"], mem[f"{stage}_x10"]
-        lines.append(f"| {name} | {a['peak_rss_mb']:.0f} MB ({a['n']} sentences) | {b['peak_rss_mb']:.0f} MB "
-                     f"({b['n']}) | {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}x |")
-    lines += [
-        "",
-        "Both stream: sampling writes resumable chunks (demo: 100 sentences) and concatenates them row group by "
-        f"row group; logits tokenise, run and write {kd_logits.STREAM_BATCHES} batches at a time (demo: "
-        f"{kd_logits.STREAM_BATCHES * DEMO['logits']['batch_size']} sentences). Neither holds a whole-shard tensor; "
-        "what remains is the model, torch itself and one batch's activations.",
-        "",
+    return [
         "## Targets (this CPU, medians)",
-        "| target | measured | result |",
-        "| --- | --- | --- |",
-        *[f"| {t} | {v} | {verdict(ok)} |" for t, v, ok in targets],
+        *md_table(("target", "measured", "result"),
+                  [md_row(t, v, verdict(ok)) for t, v, ok in speed_targets(res) + workflow_targets(res)]),
         "",
         *(notes + [""] if notes else []),
+    ]
+
+
+def gpu_section(res: dict) -> list[str]:
+    gpu = res["gpu"]
+    rows = [md_row(name, f"{r['weights'] / 1e6:.1f}M", f"{r['flops'] / 1e6:.0f} M", f"{r['tokens'] / 1e6:,.0f} M",
+                   f"{r['compute_s'] / 60:.1f} min", f"{r['overhead_s'] / 60:.1f} min",
+                   f"**{r['estimate_s'] / 60:.0f} min**") for name, r in gpu["rows"].items()]
+    decode = [md_row(k, f"{v['bw_step_ms']:.2f} ms", f"{v['flop_step_ms']:.2f} ms", f"{v['overhead_ms']:.0f} ms",
+                     f"{v['tokens_per_s']:,.0f}", f"{v['task_min']:.1f} min") for k, v in gpu["decode"].items()]
+    return [
         "## Expected GPU figures for the thesis sizes (ESTIMATES, not measured)",
         "No GPU was available for these measurements. The figures below are arithmetic on model sizes and "
         "published H100/H200 specifications; treat them as estimates until `benchmarks/run.py` (or the workflow) "
@@ -982,26 +1122,13 @@ def report(res: dict, args) -> str:
         + "; a floor per optimiser or decode step for kernel launches and Python (no CUDA graphs): "
         + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in STEP_OVERHEAD_S.items()) + ".",
         "",
-        "| work (one task) | weights (no embeddings) | FLOPs per token | tokens | compute-bound | step floor | "
-        "estimate |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, r in gpu["rows"].items():
-        lines.append(f"| {name} | {r['weights'] / 1e6:.1f}M | {r['flops'] / 1e6:.0f} M | {r['tokens'] / 1e6:,.0f} M | "
-                     f"{r['compute_s'] / 60:.1f} min | {r['overhead_s'] / 60:.1f} min | "
-                     f"**{r['estimate_s'] / 60:.0f} min** |")
-    lines += [
+        *md_table(("work (one task)", "weights (no embeddings)", "FLOPs per token", "tokens", "compute-bound",
+                   "step floor", "estimate"), rows),
         "",
         "Decoding GPT-2 medium, per step: memory-bound time (all bf16 weights read once plus every row's KV cache "
         "at the mean context), compute-bound time, and the launch floor; the step takes the largest:",
         "",
-        "| GPU, batch | memory-bound | compute-bound | floor | tokens/s | one task's sampling |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for k, v in gpu["decode"].items():
-        lines.append(f"| {k} | {v['bw_step_ms']:.2f} ms | {v['flop_step_ms']:.2f} ms | {v['overhead_ms']:.0f} ms | "
-                     f"{v['tokens_per_s']:,.0f} | {v['task_min']:.1f} min |")
-    lines += [
+        *md_table(("GPU, batch", "memory-bound", "compute-bound", "floor", "tokens/s", "one task's sampling"), decode),
         "",
         f"Batch {gpu['auto_batch']} is what `runtime.sampling_batch_size` picks from ~72 GB free (bf16 KV cache for "
         f"{THESIS['augment']['max_length'] + 1} positions). At the thesis' batch of 256 a step is bound by launches "
@@ -1016,6 +1143,11 @@ def report(res: dict, args) -> str:
         "`torch.compile` (`compile: true` in a section), and a sampling batch size from free GPU memory when "
         "`augment.batch_size` is `auto` (or absent).",
         "",
+    ]
+
+
+def reproduce_section(res: dict) -> list[str]:
+    return [
         "## Reproduce",
         "```bash",
         "make setup                                     # once: .venv",
@@ -1028,10 +1160,10 @@ def report(res: dict, args) -> str:
         f"This run: `{res['command']}` ({res['elapsed_s'] / 60:.1f} min). Raw numbers: `{res['json']}`.",
         "",
     ]
-    return "\n".join(lines)
 
 
-def main() -> None:
+# ------------------------------------------------------------------------------------------------------ main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes; no demo run unless --demo-run")
     parser.add_argument("--demo-run", type=Path, help="a finished demo run directory to read instead of running one")
@@ -1044,80 +1176,60 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2, help="--cores of the demo run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--json", type=Path, help="raw results (default: next to --out, .json)")
-    parser.add_argument("--only", help="comma-separated sections (sampling,logits,students,workflow,memory)")
+    parser.add_argument("--only", help=f"comma-separated sections ({','.join(SECTIONS)})")
     parser.add_argument("--from-json", type=Path,
                         help="write the page from an earlier run's raw numbers (its .json; give that run's --quick "
                              "and --cores) without measuring")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        return child_main(args)
-    if args.from_json:
-        res = json.loads(args.from_json.read_text())
-        if args.demo_run:  # the page again, with the demo section from a finished run (e.g. a fresh clone's)
-            res["demo"] = demo_overhead(args.demo_run)
-            args.from_json.write_text(json.dumps(res, indent=1, default=str))
-        args.out.write_text(report(res, args))
-        log(f"wrote {args.out} from {args.from_json}")
-        return
+    return parser.parse_args(argv)
 
-    started = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    sizes = dict(SIZES["quick" if args.quick else "full"])
-    if args.repeats:
-        sizes["repeats"] = args.repeats
-    only = set(args.only.split(",")) if args.only else None
-    res = {"date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(), "sizes": sizes,
-           "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-           "command": " ".join([".venv/bin/python", *sys.argv])}
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine() -> dict:
+    """This CPU (model, cores, vector extensions), the software, torch's threads, the kernel and the memory."""
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+               platform.processor())
+    flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
+    return {"cpu": cpu, "cores": os.cpu_count(), "isa": isa, **software(),
+            "threads": torch.get_num_threads(), "kernel": platform.release(),
+            "mem_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9}
+
+
+def write_raw(path: Path, res: dict) -> None:
+    """The run's raw numbers, which the page is rendered from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1, default=str))
+
+
+def measure(args: argparse.Namespace, sizes: dict, only: set[str] | None) -> dict:
+    """The raw numbers of every section asked for (all without `--only`), in the order the page reads them."""
+    def want(section):
+        return only is None or section in only
+
+    res = {"date": now(), "machine": machine(), "sizes": sizes, "load_before": load_average(),
+           "command": command_line("run.py", args.argv)}
     peak = Peak()
     with tempfile.TemporaryDirectory(prefix="kdprobe-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        log("building models and sentences")
-        corpus = bm.demo_corpus(tmp / "demo")
-        bert_tok, gpt2_tok = bm.demo_tokenizers(corpus)
-        gpt2 = bm.length_shaped_gpt2(gpt2_tok)
-        bert = bm.random_bert(bert_tok)
-        work = tmp / "work"
-        gpt2.save_pretrained(work / "gpt2")
-        gpt2_tok.save_pretrained(work / "gpt2")
-        bert.save_pretrained(work / "bert")
-        bert_tok.save_pretrained(work / "bert")
-        res["vocab"] = {"gpt2": len(gpt2_tok), "bert": len(bert_tok)}
-        res["gpt2_params"] = bm.param_count(gpt2.transformer, skip=("wte", "wpe")) + gpt2.lm_head.weight.numel()
-        from transformers import AutoTokenizer
-
-        gpt2_fast = AutoTokenizer.from_pretrained(work / "gpt2")
-        bert_fast = AutoTokenizer.from_pretrained(work / "bert")
-        sentences = bm.realistic_sentences(corpus, max(sizes["logit_sents"], sizes["bert_s_sents"],
-                                                       sizes["lstm_s_sents"]), seed=1)
-        (work / "sentences.json").write_text(json.dumps(bm.realistic_sentences(corpus, 600, seed=2)))
-
-        def want(section):
-            return only is None or section in only
-
+        inputs = build_inputs(tmp, sizes, res)
         if want("sampling"):
             log("sampling")
-            res["sampling"] = bench_sampling(gpt2, gpt2_fast, sizes, peak)
+            res["sampling"] = bench_sampling(inputs.gpt2, inputs.gpt2_tok, sizes, peak)
         if want("logits"):
             log("teacher logits")
-            res["logits"] = bench_logits(work / "bert", bert_fast, sentences[: sizes["logit_sents"]], sizes, peak,
-                                         tmp)
+            res["logits"] = bench_logits(inputs.bert_dir, inputs.bert_tok, inputs.sentences[: sizes["logit_sents"]],
+                                         sizes, peak, tmp)
         if want("students"):
-            res["students"] = {}
-            for kind, key in (("bert_s", "bert_s_sents"), ("lstm_s", "lstm_s_sents")):
-                log(kind)
-                res["students"][kind] = bench_student(kind, work / "bert", sentences[: sizes[key]], sizes, peak,
-                                                      args.student_threads or args.threads)
-            log("lstm_s on real English")
-            res["students"]["lstm_s_english"] = bench_student(
-                "lstm_s", work / "bert", bm.english_sentences(sizes["lstm_s_sents"], seed=1), sizes, peak,
-                args.student_threads or args.threads)
-        res["peak_flops"], res["peak_samples"] = peak.value if peak.samples else matmul_flops(), list(peak.samples)
-        if not peak.samples:
-            res["peak_samples"] = [res["peak_flops"]]
+            res["students"] = bench_students(inputs, sizes, peak, args.student_threads or args.threads)
+        res["peak_flops"] = peak.value if peak.samples else matmul_flops()
+        res["peak_samples"] = list(peak.samples) or [res["peak_flops"]]
         if want("workflow"):
             log("workflow")
             res["slurm"] = slurm_status()
@@ -1128,16 +1240,42 @@ def main() -> None:
                 res["demo"] = demo_overhead(run_demo(tmp, args.cores))
         if want("memory"):
             log("memory")
-            res["memory"] = bench_memory(work)
+            res["memory"] = bench_memory(inputs.work)
         res["gpu"] = gpu_estimates()
-    res["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    res["load_after"] = load_average()
+    return res
+
+
+def rerender(args: argparse.Namespace) -> None:
+    """The page again from `--from-json`; with `--demo-run`, that run's demo section first replaces the JSON's."""
+    res = json.loads(args.from_json.read_text())
+    if args.demo_run:
+        res["demo"] = demo_overhead(args.demo_run)
+        write_raw(args.from_json, res)
+    args.out.write_text(render(res, args.quick, args.cores))
+    log(f"wrote {args.out} from {args.from_json}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    if args.child:
+        return child_main(args)
+    if args.from_json:
+        return rerender(args)
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    sizes = dict(SIZES["quick" if args.quick else "full"])
+    if args.repeats:
+        sizes["repeats"] = args.repeats
+    only = set(args.only.split(",")) if args.only else None
+    res = measure(args, sizes, only)
     res["elapsed_s"] = time.perf_counter() - started
     json_path = args.json or args.out.with_suffix(".json")
-    res["json"] = str(json_path.relative_to(ROOT)) if json_path.is_relative_to(ROOT) else str(json_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(res, indent=1, default=str))
+    res["json"] = shown(json_path)
+    write_raw(json_path, res)
     if only is None:
-        text = report(res, args)
+        text = render(res, args.quick, args.cores)
         args.out.write_text(text)
         print(text)
         log(f"wrote {args.out} and {json_path}")

@@ -22,6 +22,7 @@ from kdprobe.io import write_parquet
 from kdprobe.students.testing import (FILLER, NEGATIVE, POSITIVE, make_task, make_teacher, make_word2vec,
                                       synthetic_sentences)
 from kdprobe.training import RunFiles
+from kdprobe.students.testing import SECTION
 
 AWKWARD = [
     "a tab\tinside",
@@ -126,10 +127,12 @@ def test_distillation_reads_the_rows_in_order(transfer):
     assert [list(x) for x in tail["input_ids"]] == shard.column("input_ids").to_pylist()
 
 
-BERT_S = {"layers": 1, "hidden": 16, "intermediate": 32, "heads": 2, "dropout": 0.1, "max_length": 16,
+BERT_S = {**SECTION["bert_s"],
+          "layers": 1, "hidden": 16, "intermediate": 32, "heads": 2, "dropout": 0.1, "max_length": 16,
           "embeddings": "random", "loss": "soft_ce", "temperature": 3.0, "optimizer": "adam", "lr": 1e-3,
           "betas": [0.9, 0.98], "batch_size": 4, "epochs": 2, "warmup_epochs": 1, "clip_norm": 0, "seed": 1}
-LSTM_S = {"hidden": 8, "fc": 8, "dropout": 0.1, "embeddings": "word2vec", "embedding_mode": "multichannel",
+LSTM_S = {**SECTION["lstm_s"],
+          "hidden": 8, "fc": 8, "dropout": 0.1, "embeddings": "word2vec", "embedding_mode": "multichannel",
           "loss": "mse", "temperature": 1.0, "optimizer": "adam", "lr": 1e-3, "betas": [0.9, 0.999],
           "batch_size": 4, "epochs": 2, "warmup_epochs": 0, "clip_norm": 30.0, "max_length": 16, "seed": 1}
 

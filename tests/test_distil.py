@@ -17,12 +17,15 @@ from kdprobe.io import read_json, write_parquet
 from kdprobe.students import load_student
 from kdprobe.students.testing import make_student_task
 from kdprobe.training import EpochEnd, RunFiles
+from kdprobe.students.testing import SECTION
 
-BERT_S = {"layers": 2, "hidden": 32, "intermediate": 64, "heads": 2, "dropout": 0.1, "max_length": 32,
+BERT_S = {**SECTION["bert_s"],
+          "layers": 2, "hidden": 32, "intermediate": 64, "heads": 2, "dropout": 0.1, "max_length": 32,
           "embeddings": "random", "loss": "soft_ce", "temperature": 3.0, "optimizer": "adam", "lr": 3e-3,
           "betas": [0.9, 0.98], "batch_size": 16, "epochs": 5, "schedule": "linear", "warmup_epochs": 1, "clip_norm": 0,
           "seed": 7}
-LSTM_S = {"hidden": 16, "fc": 16, "dropout": 0.1, "embeddings": "word2vec", "embedding_mode": "multichannel",
+LSTM_S = {**SECTION["lstm_s"],
+          "hidden": 16, "fc": 16, "dropout": 0.1, "embeddings": "word2vec", "embedding_mode": "multichannel",
           "loss": "mse", "temperature": 1.0, "optimizer": "adam", "lr": 1e-2, "betas": [0.9, 0.999],
           "batch_size": 16, "epochs": 6, "schedule": "none", "warmup_epochs": 0, "clip_norm": 30.0, "max_length": 32,
           "mse_reduction": "sum", "seed": 7}

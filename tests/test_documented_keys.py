@@ -1,7 +1,7 @@
 """Every config key the documentation mentions is one the schema accepts, and the sampler gets every `augment` key.
 
-Mentions are collected from README.md, docs/*.md, the comments of config/*.yaml and the module docstrings of
-src/kdprobe: dotted paths whose first part is a config section (`teacher.max_length`, `tasks.<task>.data`,
+Mentions are collected from every page (README.md, docs/*.md, config/*.md), the comments of config/*.yaml and
+the module docstrings of src/kdprobe: dotted paths whose first part is a config section (`teacher.max_length`, `tasks.<task>.data`,
 `sources.models.*.output`), `key: value` examples (`compile: true`), `settings['key']`, and the keys listed in a
 docstring's settings paragraph (`Settings (`augment` section): `max_length`, ...`). A mention the schema refuses
 is documentation of a setting a user cannot set: the kind of drift this test exists to catch.
@@ -179,9 +179,14 @@ def _settings_paragraphs(doc: str) -> list[tuple[list[str], list[str]]]:
     return out
 
 
+def pages() -> list[Path]:
+    """Every page of the documentation: the README, docs/*.md and config/*.md (config/README.md)."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "config").glob("*.md"))]
+
+
 def _mentions() -> list[tuple[str, str, str]]:
     """(where, kind, key) of every mention: kind `path` (dotted, checked as a path) or `key` (a bare key name)."""
-    texts = {str(p.relative_to(ROOT)): p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    texts = {str(p.relative_to(ROOT)): p.read_text() for p in pages()}
     texts |= {str(p.relative_to(ROOT)): _comments(p) for p in sorted((ROOT / "config").glob("*.yaml"))}
     texts |= _docstrings()
     found = []
@@ -209,6 +214,14 @@ def test_every_documented_key_is_in_the_schema():
     refused = sorted({f"{where}: {key}" for where, kind, key in _mentions()
                       if not (accepts(key) if kind == "path" else key in ALL_KEYS)})
     assert refused == [], "documented but refused by the schema:\n" + "\n".join(refused)
+
+
+def test_the_collector_reads_every_page():
+    names = {str(p.relative_to(ROOT)) for p in pages()}
+    assert {"README.md", "config/README.md", "docs/internals.md", "docs/configuration.md", "docs/cluster.md"} <= names
+    assert {str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")} <= names  # no page in a subfolder
+    where = {where for where, _, _ in _mentions()}
+    assert {"config/README.md", "docs/configuration.md", "docs/cluster.md"} <= where
 
 
 def test_the_collector_finds_mentions_and_drift():

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from kdprobe.students import build_student
-from kdprobe.students.testing import LABELS, make_student_task
+from kdprobe.students.testing import LABELS, SECTION, make_student_task
 from smk import ROOT
 
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -125,7 +125,8 @@ from kdprobe.predict.speed import measure_model
 measure_model("lstm_s", out / "model", job["data"], out / "speed.json", "cpu",
               {"latency_repeats": 1, "throughput_batch": 4, "throughput_batches": 1, "warmup": 0})
 """
-LSTM_S = {"hidden": 8, "fc": 8, "dropout": 0.1, "embeddings": "word2vec", "embedding_mode": "multichannel",
+LSTM_S = {**SECTION["lstm_s"],
+          "hidden": 8, "fc": 8, "dropout": 0.1, "embeddings": "word2vec", "embedding_mode": "multichannel",
           "loss": "mse", "temperature": 1.0, "optimizer": "adam", "lr": 1e-2, "betas": [0.9, 0.999], "batch_size": 16,
           "epochs": 1, "schedule": "none", "warmup_epochs": 0, "clip_norm": 30.0, "max_length": 32,
           "mse_reduction": "sum", "seed": 7}

@@ -12,6 +12,7 @@ from kdprobe.errors import ConfigError, InputError
 from kdprobe.predict.predictions import write_predictions
 from kdprobe.students import build_student
 from kdprobe.students.testing import LABELS, make_task, make_teacher
+from kdprobe.students.testing import SECTION
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,8 @@ def test_teacher_predictions_match_unbatched_model(task, tmp_path):
 
 
 @pytest.mark.parametrize("kind,settings,info", [
-    ("bert_s", {"layers": 1, "hidden": 16, "intermediate": 16, "heads": 2, "max_length": 32}, "teacher"),
-    ("lstm_s", {"hidden": 8, "fc": 8, "embeddings": "random", "embedding_dim": 6, "embedding_mode": "non-static",
+    ("bert_s", {**SECTION["bert_s"], "layers": 1, "hidden": 16, "intermediate": 16, "heads": 2, "max_length": 32}, "teacher"),
+    ("lstm_s", {**SECTION["lstm_s"], "hidden": 8, "fc": 8, "embeddings": "random", "embedding_dim": 6, "embedding_mode": "non-static",
                 "max_length": 32, "seed": 0}, "words"),
 ])
 def test_student_predictions_match_unbatched_model(task, tmp_path, kind, settings, info):
@@ -118,8 +119,8 @@ def test_teacher_predictions_truncate_at_the_training_max_length(task, tmp_path)
 
 
 @pytest.mark.parametrize("kind,settings,info,n_words", [
-    ("bert_s", {"layers": 1, "hidden": 16, "intermediate": 16, "heads": 2, "max_length": 9}, "teacher", 7),
-    ("lstm_s", {"hidden": 8, "fc": 8, "embeddings": "random", "embedding_dim": 6, "embedding_mode": "non-static",
+    ("bert_s", {**SECTION["bert_s"], "layers": 1, "hidden": 16, "intermediate": 16, "heads": 2, "max_length": 9}, "teacher", 7),
+    ("lstm_s", {**SECTION["lstm_s"], "hidden": 8, "fc": 8, "embeddings": "random", "embedding_dim": 6, "embedding_mode": "non-static",
                 "max_length": 7, "seed": 0}, "words", 7),
 ])
 def test_student_predictions_truncate_at_the_training_max_length(task, tmp_path, kind, settings, info, n_words):

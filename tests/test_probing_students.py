@@ -10,10 +10,13 @@ from kdprobe.probe import encoders
 from kdprobe.probe.run import COLUMNS, probe_model
 from kdprobe.students import build_student, load_student
 from kdprobe.students.testing import make_teacher, make_word2vec, synthetic_sentences
+from kdprobe.students.testing import SECTION
 
-BERT_S = {"layers": 3, "hidden": 12, "intermediate": 16, "heads": 2, "dropout": 0.0, "max_length": 32,
+BERT_S = {**SECTION["bert_s"],
+          "layers": 3, "hidden": 12, "intermediate": 16, "heads": 2, "dropout": 0.0, "max_length": 32,
           "embeddings": "random"}
-LSTM_S = {"hidden": 8, "fc": 8, "dropout": 0.0, "embeddings": "random", "embedding_mode": "non-static",
+LSTM_S = {**SECTION["lstm_s"],
+          "hidden": 8, "fc": 8, "dropout": 0.0, "embeddings": "random", "embedding_mode": "non-static",
           "embedding_dim": 8, "max_length": 32, "seed": 0}
 
 

@@ -123,3 +123,18 @@ def test_every_rule_asks_for_resources_under_its_own_name():
             rule, stage = match.groups()
             assert rule in _rule_names() | {"demo_data"}, (path.name, rule)
             assert stage in (None, path.stem), (path.name, rule, stage)
+
+
+def test_use_rule_parents_are_the_rule_files():
+    """common.smk's USE_RULE_PARENTS (whose `resources` entry a `use rule` rule falls back to) names every
+    `use rule PARENT as RULE` of the rule files, with the parent's own resources entry."""
+    declared = dict(re.findall(r'^    "(\w+)": "(\w+)",$', (RULES / "common.smk").read_text().split("USE_RULE_PARENTS = {")[1]
+                               .split("}")[0], re.M))
+    found = {}
+    for path in RULES.glob("*.smk"):
+        found |= {child: parent for parent, child in re.findall(r"^use rule (\w+) as (\w+)", path.read_text(), re.M)}
+    root = {child: parent for child, parent in found.items()}
+    for child in root:  # a rule made from a made rule takes the first real rule's entry
+        while root[child] in found:
+            root[child] = found[root[child]]
+    assert declared == root

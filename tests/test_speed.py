@@ -13,6 +13,7 @@ from kdprobe.predict.speed import (check_settings, measure_model, time_forward,
                            timing_devices, weight_bytes)
 from kdprobe.students import build_student
 from kdprobe.students.testing import LABELS, make_task, make_teacher
+from kdprobe.students.testing import SECTION
 
 SETTINGS = {"latency_repeats": 7, "throughput_batch": 16, "throughput_batches": 3, "warmup": 2}
 
@@ -117,7 +118,7 @@ def test_measure_teacher_and_student(task, tmp_path):
     assert record["settings"] == SETTINGS
 
     torch.manual_seed(0)
-    student = build_student("bert_s", {"layers": 1, "hidden": 16, "intermediate": 16, "heads": 2, "max_length": 32},
+    student = build_student("bert_s", {**SECTION["bert_s"], "layers": 1, "hidden": 16, "intermediate": 16, "heads": 2, "max_length": 32},
                             2, {"teacher_dir": task["teacher"], "labels": LABELS})
     student.save(tmp_path / "student")
     rec = measure_model("bert_s", tmp_path / "student", task["data"], tmp_path / "s.json", "cpu", SETTINGS)

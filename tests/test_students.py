@@ -19,12 +19,15 @@ from kdprobe.embeddings import (
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.students import build_student, load_student, reads_words
 from kdprobe.students.testing import make_teacher, make_word2vec, synthetic_sentences
+from kdprobe.students.testing import SECTION
 
-THESIS_BERT_S = {"layers": 5, "hidden": 204, "intermediate": 750, "heads": 3, "dropout": 0.1, "max_length": 128}
-THESIS_LSTM_S = {"hidden": 300, "fc": 400, "dropout": 0.1, "max_length": 128}
-TINY_BERT_S = {"layers": 2, "hidden": 16, "intermediate": 32, "heads": 2, "dropout": 0.1, "max_length": 32,
+THESIS_BERT_S = {**SECTION["bert_s"],
+                 "layers": 5, "hidden": 204, "intermediate": 750, "heads": 3, "dropout": 0.1, "max_length": 128}
+THESIS_LSTM_S = {**SECTION["lstm_s"], "hidden": 300, "fc": 400, "dropout": 0.1, "max_length": 128}
+TINY_BERT_S = {**SECTION["bert_s"],
+               "layers": 2, "hidden": 16, "intermediate": 32, "heads": 2, "dropout": 0.1, "max_length": 32,
                "embeddings": "random", "seed": 1}
-TINY_LSTM_S = {"hidden": 12, "fc": 10, "dropout": 0.1, "max_length": 32, "embeddings": "random",
+TINY_LSTM_S = {**SECTION["lstm_s"], "hidden": 12, "fc": 10, "dropout": 0.1, "max_length": 32, "embeddings": "random",
                "embedding_dim": 8, "embedding_mode": "multichannel", "seed": 1}
 SENTENCES = ["The movie was good .", "A really dull , sad plot !", "it", "Great actor and nice story overall"]
 

@@ -46,13 +46,28 @@ wildcard_constraints:
     sweep=exactly(SWEEPS),
 
 
+#: The rules made by `use rule PARENT as RULE` (predict.smk, variants.smk): each falls back to its parent's
+#: `resources` entry (tests/test_registries.py checks this against the rule files).
+USE_RULE_PARENTS = {
+    "predict_test": "predict",
+    "teacher_variant": "teacher",
+    "distil_variant": "distil",
+    "predict_variant": "predict",
+    "predict_test_variant": "predict",
+    "probe_variant": "probe",
+}
+
+
 def resource_spec(rule, stage=None):
-    """`config.resources.<rule>` over `resources.<stage>` (the rule file's stage, for rules that share one entry:
-    summary, analysis, demo, fetch, offline) over `resources.default`."""
+    """`config.resources.<rule>` over its `use rule` parent's entry, over `resources.<stage>` (the rule file's
+    stage, for rules that share one entry: summary, analysis, demo, fetch, offline), over `resources.default`.
+    """
     entries = config["resources"]
+    parent = USE_RULE_PARENTS.get(rule)
     return {
         **entries["default"],
         **(entries.get(stage, {}) if stage else {}),
+        **(entries.get(parent, {}) if parent else {}),
         **entries.get(rule, {}),
     }
 
@@ -300,8 +315,8 @@ COST_RULES = (
 
 
 def rule_gpus(rule):
-    """The GPUs a defined rule asks for (`use rule ... as` rules keep their parent's resources)."""
-    return workflow.get_rule(rule).resources.get("gpu", 0)
+    """The GPUs `rule` asks for (`resource_spec`)."""
+    return resource_spec(rule).get("gpu", 0)
 
 
 def cost_benchmarks(wildcards):

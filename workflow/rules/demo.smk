@@ -34,6 +34,7 @@ if "demo" in config:
         script:
             "../scripts/demo_data.py"
 
+    # rules demo_bert, demo_gpt2, demo_word2vec (one per entry of DEMO_MODELS)
     for _kind, _output in DEMO_MODELS.items():
 
         rule:

@@ -32,6 +32,9 @@ use rule predict as predict_test with:
         "logs/predict_test/{task}/{model}.log",
     benchmark:
         "logs/benchmarks/predict_test/{task}/{model}.tsv"
+    threads: rule_threads("predict_test")
+    resources:
+        **rule_resources("predict_test"),
     params:
         split="test",  # merged with predict's params (max_length)
 

@@ -110,7 +110,7 @@ rule summary_cost:
     resources:
         **rule_resources("summary_cost", "summary"),
     params:
-        gpus=lambda wc: {rule: rule_gpus(rule) for rule in COST_RULES},
+        gpus={rule: rule_gpus(rule) for rule in COST_RULES},
     script:
         "../scripts/summary_cost.py"
 

@@ -13,6 +13,9 @@ use rule teacher as teacher_variant with:
         "logs/teacher/{task}/{variant}.log",
     benchmark:
         "logs/benchmarks/teacher/{task}/{variant}.tsv"
+    threads: rule_threads("teacher_variant")
+    resources:
+        **rule_resources("teacher_variant"),
     params:
         settings=lambda wc: variant_settings(wc.task, "teacher", wc.variant),
         state="results/.state/teacher/{task}/{variant}.pt",
@@ -27,6 +30,9 @@ use rule distil as distil_variant with:
         "logs/distil/{task}/{student}/{variant}.log",
     benchmark:
         "logs/benchmarks/distil/{task}/{student}/{variant}.tsv"
+    threads: rule_threads("distil_variant")
+    resources:
+        **rule_resources("distil_variant"),
     params:
         settings=lambda wc: variant_settings(wc.task, wc.student, wc.variant),
         state="results/.state/students/{task}/{student}/{variant}.pt",
@@ -42,6 +48,9 @@ use rule predict as predict_variant with:
         "logs/predict/{task}/{model}/{variant}.log",
     benchmark:
         "logs/benchmarks/predict/{task}/{model}/{variant}.tsv"
+    threads: rule_threads("predict_variant")
+    resources:
+        **rule_resources("predict_variant"),
     params:
         max_length=lambda wc: variant_settings(wc.task, wc.model, wc.variant)[
             "max_length"
@@ -55,6 +64,9 @@ use rule predict_variant as predict_test_variant with:
         "logs/predict_test/{task}/{model}/{variant}.log",
     benchmark:
         "logs/benchmarks/predict_test/{task}/{model}/{variant}.tsv"
+    threads: rule_threads("predict_test_variant")
+    resources:
+        **rule_resources("predict_test_variant"),
     params:
         max_length=lambda wc: variant_settings(wc.task, wc.model, wc.variant)[
             "max_length"
@@ -76,6 +88,9 @@ use rule probe as probe_variant with:
         "logs/probe/{scope}/{model}/{variant}.log",
     benchmark:
         "logs/benchmarks/probe/{scope}/{model}/{variant}.tsv"
+    threads: rule_threads("probe_variant")
+    resources:
+        **rule_resources("probe_variant"),
     params:
         model_path=lambda wc: model_dir(wc.scope, wc.model, wc.variant),
         state="results/.state/probe/{scope}/{model}/{variant}",

@@ -119,10 +119,10 @@ class BertStudent(Student):
 
 def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
     kind = "students.bert_s"
-    source = choice(settings, "embeddings", SOURCES, "random", kind)
-    mode = choice(settings, "embedding_mode", MODES, "non-static", kind)
-    hidden = int(setting(settings, "hidden", 204, kind))
-    max_length = int(setting(settings, "max_length", 128, kind))
+    source = choice(settings, "embeddings", SOURCES, None, kind)
+    mode = choice(settings, "embedding_mode", MODES, None, kind)
+    hidden = int(setting(settings, "hidden", kind=kind))
+    max_length = int(setting(settings, "max_length", kind=kind))
     if max_length < 3:
         raise ConfigError(f"{kind}.max_length", f"{max_length} leaves no room for a token between [CLS] and [SEP]")
     matrix = None
@@ -136,11 +136,11 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
             raise ConfigError(kind, "BERT_S with random embeddings needs vocab_info['teacher_dir'] (its tokenizer)")
         inputs = WordPieceInput(vocab_info["teacher_dir"], special_tokens=True)
     config = {
-        "layers": int(setting(settings, "layers", 5, kind)),
+        "layers": int(setting(settings, "layers", kind=kind)),
         "hidden": hidden,
-        "intermediate": int(setting(settings, "intermediate", 750, kind)),
-        "heads": int(setting(settings, "heads", 3, kind)),
-        "dropout": float(setting(settings, "dropout", 0.1, kind)),
+        "intermediate": int(setting(settings, "intermediate", kind=kind)),
+        "heads": int(setting(settings, "heads", kind=kind)),
+        "dropout": float(setting(settings, "dropout", kind=kind)),
         "max_length": max_length,
         "embeddings": source,
         "embedding_mode": mode,

@@ -27,7 +27,7 @@ from torch import nn
 
 from kdprobe.embeddings import CLS, PAD, SEP, UNK, build_vocab, load_word2vec
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.students.common import WEIGHTS_FILE, WordInput, WordPieceInput
+from kdprobe.students.common import WEIGHTS_FILE, WordInput, WordPieceInput, setting
 
 MODES = ("static", "non-static", "multichannel")
 COMBINE = ("concat", "mean")
@@ -136,7 +136,7 @@ def word2vec_vectors(settings: dict, vocab_info: dict[str, Any], inputs: WordInp
     path = vocab_info.get("word2vec") or settings.get("word2vec")
     if not path:
         raise ConfigError(f"{section}.word2vec", "word2vec embeddings need a word2vec file")
-    return load_word2vec(path, inputs.words, seed=int(settings.get("seed", 0) or 0))
+    return load_word2vec(path, inputs.words, seed=int(setting(settings, "seed", kind=section)))
 
 
 def teacher_vectors(vocab_info: dict[str, Any], section: str, special_tokens: bool

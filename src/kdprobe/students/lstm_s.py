@@ -96,8 +96,8 @@ class LstmStudent(Student):
 
 def build(settings: dict, n_classes: int, vocab_info: dict) -> LstmStudent:
     kind = "students.lstm_s"
-    source = choice(settings, "embeddings", SOURCES, "word2vec", kind)
-    mode = choice(settings, "embedding_mode", MODES, "multichannel", kind)
+    source = choice(settings, "embeddings", SOURCES, None, kind)
+    mode = choice(settings, "embedding_mode", MODES, None, kind)
     width = int(setting(settings, "embedding_dim", 300, kind))
     projection_dim = None
     if source == "teacher":
@@ -109,14 +109,14 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> LstmStudent:
         if source == "word2vec":
             matrix = word2vec_vectors(settings, vocab_info, inputs, kind)
         else:
-            seed = int(settings.get("seed", 0) or 0)
+            seed = int(setting(settings, "seed", kind=kind))
             matrix = uniform_embeddings(inputs.vocab_size, width, seed, pad_id=inputs.pad_id)
     config = {
-        "layers": int(setting(settings, "layers", 1, kind)),
-        "hidden": int(setting(settings, "hidden", 300, kind)),
-        "fc": int(setting(settings, "fc", 400, kind)),
-        "dropout": float(setting(settings, "dropout", 0.1, kind)),
-        "max_length": int(setting(settings, "max_length", 128, kind)),
+        "layers": int(setting(settings, "layers", kind=kind)),
+        "hidden": int(setting(settings, "hidden", kind=kind)),
+        "fc": int(setting(settings, "fc", kind=kind)),
+        "dropout": float(setting(settings, "dropout", kind=kind)),
+        "max_length": int(setting(settings, "max_length", kind=kind)),
         "embeddings": source,
         "embedding_mode": mode,
         "embedding_dim": int(matrix.shape[1]),

@@ -13,6 +13,16 @@ import pandas as pd
 from kdprobe.embeddings import word_tokenize, write_word2vec
 from kdprobe.io import write_parquet, write_text, write_tsv
 
+
+#: Complete `students.<kind>` architecture sections (the thesis config's values, seed 0), for tests to override:
+#: the students read every key the schema requires and have no defaults of their own.
+SECTION = {
+    "bert_s": {"layers": 5, "hidden": 204, "intermediate": 750, "heads": 3, "embeddings": "random",
+               "embedding_mode": "non-static", "dropout": 0.1, "max_length": 128, "seed": 0},
+    "lstm_s": {"layers": 1, "hidden": 300, "fc": 400, "embeddings": "word2vec", "embedding_mode": "multichannel",
+               "dropout": 0.1, "max_length": 128, "seed": 0},
+}
+
 POSITIVE = ["good", "great", "fine", "nice", "superb"]
 NEGATIVE = ["bad", "awful", "poor", "sad", "dull"]
 FILLER = ["the", "a", "movie", "film", "was", "is", "very", "plot", "actor", "story", "really", "quite", "this",
