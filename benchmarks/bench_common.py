@@ -17,6 +17,8 @@ import transformers
 import yaml
 
 from bench_env import ROOT, STARTED
+from kdprobe.registry import STUDENT
+from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings
 
 
 def config(name: str) -> dict:
@@ -55,19 +57,30 @@ def thesis_student(kind: str, **overrides) -> dict:
     return settings
 
 
+def typed_student(kind: str, settings: dict) -> tuple[LossSettings, OptimizerSettings, TrainSettings]:
+    """The loss, optimiser and training-loop settings of a student's section, typed as `distil` types them."""
+    section = f"students.{kind}"
+    return (LossSettings.from_section(settings, section, STUDENT[kind].default_loss),
+            OptimizerSettings.from_section(settings, section), TrainSettings.from_section(settings, section))
+
+
 def now() -> str:
     return dt.datetime.now().strftime("%Y-%m-%d %H:%M")
 
 
 def command_line(script: str, argv: Sequence[str]) -> str:
-    """The command a page says it was run by."""
-    return " ".join([".venv/bin/python", f"benchmarks/{script}", *argv])
+    """The command a page says it was run by (absolute paths in it as `shown` names them)."""
+    return " ".join([".venv/bin/python", f"benchmarks/{script}", *(shown(a) if a.startswith("/") else a for a in argv)])
 
 
-def shown(path: Path) -> str:
-    """`path` as a page names it: relative to the checkout when inside it."""
-    full = path.resolve()
-    return str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else str(path)
+#: How a page names a directory outside the checkout (a page names no path of the machine it was made on).
+ELSEWHERE = "<elsewhere>"
+
+
+def shown(path: str | Path) -> str:
+    """`path` as a page names it: relative to the checkout when inside it, else `<elsewhere>/<its name>`."""
+    full = Path(path).resolve()
+    return str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else f"{ELSEWHERE}/{full.name}"
 
 
 def software() -> dict:

@@ -11,9 +11,9 @@ tokenizers; the students as config/config.yaml defines them (LSTM_S on random wo
 
 Speed, kdprobe beside `peers.py` on the same model, sentences, batch size and precision, alternating, medians of
 `repeats` runs after one untimed run each, peak GPU memory of each side (`torch.cuda.max_memory_allocated`):
-sampling (`sampling.sample_rows` against `generate`) at `augment.batch_size` and at the automatic batch size
-(`runtime.resolve_sampling_batch`), teacher logits (`logits.infer_logits` against a `DataCollatorWithPadding` loop;
-`logits.write_transfer` end to end on its own), and a BERT_S and an LSTM_S epoch slice (`training.fit` on
+sampling (`augment.sample.sample_rows` against `generate`) at `augment.batch_size` and at the automatic batch size
+(`augment.memory.resolve_sampling_batch`), teacher logits (`models.infer_logits` against a `DataCollatorWithPadding`
+loop; `transfer.write_transfer` end to end on its own), and a BERT_S and an LSTM_S epoch slice (`training.fit` on
 `distil.DistilLoss` against Hugging Face BERT and a packed `nn.LSTM` loop).
 
 Checks, each with an explicit bound (`BOUNDS`), run first: bf16 against fp32 next-token distributions of the
@@ -53,8 +53,8 @@ import torch  # noqa: E402
 import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
 from bench_common import (THESIS, cell, command_line, fmt, log, md_row, md_table, median, now,  # noqa: E402
-                          paired_ratio, shown, software, software_line, thesis_student)
-import kdprobe.transfer as kd_logits  # noqa: E402
+                          paired_ratio, shown, software, software_line, thesis_student, typed_student)
+import kdprobe.transfer as kd_transfer  # noqa: E402
 from kdprobe import runtime  # noqa: E402
 import kdprobe.augment.sample as kd_sampling  # noqa: E402
 from kdprobe.augment.memory import resolve_sampling_batch  # noqa: E402
@@ -63,8 +63,6 @@ from kdprobe.distil import DistilLoss  # noqa: E402
 from kdprobe.io import write_json, write_text  # noqa: E402
 from kdprobe.losses import distillation_loss  # noqa: E402
 from kdprobe.models import infer_logits  # noqa: E402
-from kdprobe.registry import STUDENT  # noqa: E402
-from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings  # noqa: E402
 from kdprobe.students import build_student  # noqa: E402
 from kdprobe.students.testing import synthetic_sentences  # noqa: E402
 from kdprobe.training import Batches, EpochEnd, Resume, fit  # noqa: E402
@@ -284,7 +282,7 @@ def rel(diff: float, scale: float) -> float:
 
 
 def check_sampling(gpt2, eos: int, settings: dict, rows: int, device: torch.device) -> list[dict]:
-    """The sampler's GPT-2 decoder in bf16 and in fp32, fed the same tokens (drawn by `sampling.next_tokens` from
+    """The sampler's GPT-2 decoder in bf16 and in fp32, fed the same tokens (drawn by `augment.sample.next_tokens` from
     the fp32 logits, every position to `max_length`, past an end token too): total variation between their full
     next-token distributions (the thesis samples from them: temperature 1, no top-k); and the fp32 decoder against
     the model's own forward over the whole sequences."""
@@ -329,7 +327,7 @@ def check_sampling(gpt2, eos: int, settings: dict, rows: int, device: torch.devi
 
 
 def check_logits(bert, tok, sentences: list[str], batch: int, max_length: int, device: torch.device) -> list[dict]:
-    """`logits.infer_logits` with bf16 autocast (kdprobe's default on a GPU) against fp32, same sentences."""
+    """`models.infer_logits` with bf16 autocast (kdprobe's default on a GPU) against fp32, same sentences."""
     ids = tok(sentences, truncation=True, max_length=max_length)["input_ids"]
     model = bert.to(device)
     full = infer_logits(model, ids, batch, tok.pad_token_id, device, {"bf16": False})
@@ -465,7 +463,7 @@ def check_resume(kind: str, setup: Setup, sizes: dict, device: torch.device) -> 
     settings = {**student_settings(kind, sizes), "epochs": 2, "save_every_steps": 0}
     sentences = setup.sentences[: int(settings["batch_size"])]
     teacher_logits = torch.randn(len(sentences), N_CLASSES, generator=torch.Generator().manual_seed(2))
-    loss_name, temperature, reduction = loss_settings(settings, f"students.{kind}", DEFAULT_LOSS[kind])
+    loss_settings, optimizer_settings, training = typed_student(kind, settings)
     state_path = setup.tmp / f"resume-{kind}" / "state.pt"
     state_path.parent.mkdir(parents=True, exist_ok=True)
     captured: dict[str, Any] = {}
@@ -476,9 +474,8 @@ def check_resume(kind: str, setup: Setup, sizes: dict, device: torch.device) -> 
         ids = student_ids(model, sentences, setup.bert_tok)
         model.to(device)
         captured.setdefault("initial", to_cpu(model.state_dict()))
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = make_optimizer(settings, params, kind)
-        loss = DistilLoss(model, ids, teacher_logits, loss_name, temperature, reduction, device, settings)
+        optimizer = optimizer_settings.build(model)
+        loss = DistilLoss(model, ids, teacher_logits, loss_settings, device, training.numerics)
 
         def stop(epoch, row):
             if interrupt:
@@ -487,8 +484,9 @@ def check_resume(kind: str, setup: Setup, sizes: dict, device: torch.device) -> 
                 raise _Stop
 
         try:
-            fit(model, ids.lengths, loss, optimizer, settings, section=f"students.{kind}", device=device,
-                state_path=path, identity={"kind": kind}, on_epoch_end=stop, desc=f"resume check {kind}")
+            fit(model, Batches(ids.lengths, loss), optimizer, training, device=device,
+                resume=Resume(path, settings, identity={"kind": kind}), callbacks=[EpochEnd(stop)],
+                desc=f"resume check {kind}")
         except _Stop:
             pass
         return to_cpu(model.state_dict())
@@ -557,7 +555,8 @@ def bench_sampling(s: Setup, sizes: dict, device: torch.device, peak: dict) -> d
     configured = int(sizes["configured_batch"] or THESIS["augment"]["batch_size"])
     release(device)
     auto = resolve_sampling_batch({**settings, "batch_size": "auto"}, device, layers=cfg.n_layer, hidden=cfg.n_embd,
-                                  vocab=cfg.vocab_size, max_length=max_length, value_bytes=2 if dtype is not None else 4)
+                                  vocab=cfg.vocab_size, max_length=max_length,
+                                  value_bytes=2 if dtype is not None else 4)
     free = runtime.free_memory(device)
     peer_model = copy.deepcopy(model).to(dtype) if dtype is not None else model  # generate in kdprobe's precision
     out = {"dtype": str(dtype or torch.float32).removeprefix("torch."), "configured": configured, "auto": auto,
@@ -614,7 +613,7 @@ def bench_logits(s: Setup, sizes: dict, device: torch.device) -> dict:
 
     def end_to_end(r):  # as the workflow's logits job: model read from disk, tokenised, run, parquet written
         def go():
-            n = kd_logits.write_transfer(s.bert_dir, sentences, None, settings, s.tmp / f"transfer{r}.parquet",
+            n = kd_transfer.write_transfer(s.bert_dir, sentences, None, settings, s.tmp / f"transfer{r}.parquet",
                                          device)
             return {"sentences": n}
         return go
@@ -635,7 +634,7 @@ def bench_student(kind: str, s: Setup, sizes: dict, device: torch.device) -> dic
     batch = int(settings["batch_size"])
     sentences = s.sentences[: batch * sizes[f"{kind}_steps"]]
     teacher_logits = torch.randn(len(sentences), N_CLASSES, generator=torch.Generator().manual_seed(5))
-    loss_name, temperature, reduction = loss_settings(settings, f"students.{kind}", DEFAULT_LOSS[kind])
+    loss_settings, optimizer_settings, _ = typed_student(kind, settings)
     clip = float(settings.get("clip_norm") or 0.0)
     vocab_info = {"teacher_dir": str(s.bert_dir), "sentences": sentences}
     runtime.set_seed(0)
@@ -644,16 +643,18 @@ def bench_student(kind: str, s: Setup, sizes: dict, device: torch.device) -> dic
     features = peers.tokenize(s.bert_tok, sentences, int(settings["max_length"])) if kind == "bert_s" else None
 
     def loss_fn(student_logits, target):
-        return distillation_loss(loss_name, student_logits, target, temperature, reduction)
+        return distillation_loss(loss_settings.name, student_logits, target, loss_settings.temperature,
+                                 loss_settings.mse_reduction)
 
     def kdprobe(r):
         model = copy.deepcopy(template).to(device)
-        optimizer = make_optimizer(settings, [p for p in model.parameters() if p.requires_grad], kind)
-        loss = DistilLoss(model, ids, teacher_logits, loss_name, temperature, reduction, device, settings)
+        optimizer = optimizer_settings.build(model)
+        training = typed_student(kind, {**settings, "epochs": 1, "seed": 100 + r})[2]
+        loss = DistilLoss(model, ids, teacher_logits, loss_settings, device, training.numerics)
 
         def go():  # one epoch of `training.fit` on the slice, as `distil` trains (no dev evaluation)
-            result = fit(model, ids.lengths, loss, optimizer, {**settings, "epochs": 1, "seed": 100 + r},
-                         section=f"students.{kind}", device=device, state_path=None, desc=kind)
+            result = fit(model, Batches(ids.lengths, loss), optimizer, training, device=device,
+                         resume=Resume(None, settings), desc=kind)
             return {"sentences": len(sentences), "steps": result.steps}
         return go
 
@@ -664,7 +665,7 @@ def bench_student(kind: str, s: Setup, sizes: dict, device: torch.device) -> dic
         else:
             model = peers.bert_model(len(s.bert_tok), N_CLASSES, settings, s.bert_tok.pad_token_id, device,
                                      seed=200 + r)
-        optimizer = make_optimizer(settings, [p for p in model.parameters() if p.requires_grad], kind)
+        optimizer = optimizer_settings.build(model)
 
         def go():
             if kind == "lstm_s":
@@ -775,12 +776,12 @@ def correctness_section(res: dict) -> list[str]:
         "## Correctness (on this device, in this run)",
         *md_table(("check", "measured", "bound", "result"), rows),
         "",
-        "- Sampling: `sampling.Gpt2Decoder` (the sampler's GPT-2 path) in fp32 and in bf16 (kdprobe's default on a "
+        "- Sampling: `augment.sample.Gpt2Decoder` (the sampler's GPT-2 path) in fp32 and in bf16 (kdprobe's default on a "
         "bf16 GPU), fed the same tokens drawn from the fp32 distribution at every position up to `max_length`; "
         "total variation = half the L1 distance between the two full next-token distributions (softmax of the "
         "logits: the thesis samples at temperature 1 without top-k). The fp32 decoder is compared with "
         "`GPT2LMHeadModel`'s own forward over the whole sequences.",
-        "- Teacher logits: `logits.infer_logits` with `bf16: true` and `false` on the same sentences. A random "
+        "- Teacher logits: `models.infer_logits` with `bf16: true` and `false` on the same sentences. A random "
         "BERT's logits are small and close together, so argmax agreement is counted where the fp32 margin exceeds "
         "twice the largest difference measured (elsewhere a flip says nothing about a fine-tuned teacher).",
         "- LSTM_S: `LstmStudent` on the device (on a GPU `forward` runs packed sequences through `nn.LSTM`, i.e. "
@@ -825,12 +826,12 @@ def speed_rows(res: dict) -> list[str]:
 def sampling_note(sampling: dict, max_length: int) -> str:
     conf, auto = sampling["batches"]["configured"], sampling["batches"]["auto"]
     return (
-        f"- Sampling: `sampling.sample_rows` ({sampling['dtype']}, the GPT-2 decoder with its preallocated "
+        f"- Sampling: `augment.sample.sample_rows` ({sampling['dtype']}, the GPT-2 decoder with its preallocated "
         f"cache, finished rows dropped at once) vs `peers.hf_generate` (`generate(do_sample=True, "
         f"use_cache=True)` on a {sampling['dtype']} copy of the model; finished rows stay in the batch), "
         f"max {max_length} tokens, temperature and top-k of `augment`. Configured batch = "
         f"`augment.batch_size` ({conf['batch']}, {conf['rows']} rows); automatic = what "
-        f"`runtime.resolve_sampling_batch` picks with `batch_size: auto` "
+        f"`augment.memory.resolve_sampling_batch` picks with `batch_size: auto` "
         + (f"from {sampling['free_gib']:.0f} GiB free " if sampling["free_gib"] else "on a CPU ")
         + f"({auto['batch']}; {auto['rows']} rows). Tokens = sampled tokens, the end token included. Batch effect "
         f"(kdprobe, automatic over configured): {fmt(sampling['batch_effect'])}x. Share of the matmul yardstick "
@@ -842,8 +843,8 @@ def logits_note(lg: dict) -> str:
     e2e = lg["write_transfer"]
     return (
         f"- Teacher logits: {lg['sentences']:,} sentences, batch {lg['batch']}, {lg['dtype']}: tokenise, then "
-        "`logits.infer_logits` (length-sorted batches padded to their longest) vs `peers.dynamic_padding_logits` "
-        "(`DataCollatorWithPadding`, input order, same autocast). End to end, `logits.write_transfer` (model "
+        "`models.infer_logits` (length-sorted batches padded to their longest) vs `peers.dynamic_padding_logits` "
+        "(`DataCollatorWithPadding`, input order, same autocast). End to end, `transfer.write_transfer` (model "
         f"read from disk, tokenise, run, parquet written) ran at {fmt(e2e.get('sentences_per_s'))} sentences/s "
         f"(peak {mib(e2e['peak_mib'])}).")
 

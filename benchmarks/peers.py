@@ -33,7 +33,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def hf_generate(model, n: int, batch_size: int, *, bos: int, eos: int, max_new_tokens: int, temperature: float,
                 top_k: int, device: torch.device | str, seed: int) -> list[list[int]]:
     """`n` samples in batches of `batch_size`, each from the start token `bos` to `eos` or `max_new_tokens` tokens,
-    returned as kdprobe's `sampling.sample_rows` returns them (ids after the start token, without the end token).
+    returned as kdprobe's `augment.sample.sample_rows` returns them (ids after the start token, without the end token).
     Follows the Transformers docs' multinomial sampling
     (https://huggingface.co/docs/transformers/generation_strategies): `generate(do_sample=True, use_cache=True,
     top_k=..., temperature=..., max_new_tokens=...)`; `top_k=0` turns top-k off (generate's default is 50).

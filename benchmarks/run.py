@@ -42,17 +42,15 @@ import anchors  # noqa: E402
 import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
 from bench_common import (THESIS, command_line, config, fmt, log, md_row, md_table, median, now,  # noqa: E402
-                          paired_ratio, shown, software, software_line, thesis_student)
+                          paired_ratio, shown, software, software_line, thesis_student, typed_student)
 from kdprobe import batching as kd_batching  # noqa: E402
-import kdprobe.transfer as kd_logits  # noqa: E402
+import kdprobe.transfer as kd_transfer  # noqa: E402
 from kdprobe import runtime  # noqa: E402
 import kdprobe.augment.sample as kd_sampling  # noqa: E402
 from kdprobe.augment.memory import sampling_batch_size  # noqa: E402
 from kdprobe.distil import DistilLoss  # noqa: E402
 from kdprobe.losses import distillation_loss  # noqa: E402
-from kdprobe.registry import STUDENT  # noqa: E402
 from kdprobe.schedule import linear_warmup_decay  # noqa: E402
-from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings  # noqa: E402
 from kdprobe.students import build_student  # noqa: E402
 from kdprobe.training import OptimStep  # noqa: E402
 
@@ -304,7 +302,7 @@ def bench_logits(bert_dir: Path, bert_tok, sentences: list[str], sizes, peak: Pe
     for r in range(sizes["repeats"]):
         peak.measure()
         t = time.perf_counter()
-        kd_logits.write_transfer(bert_dir, sentences, None, settings, tmp / f"logits{r}.parquet", "cpu")
+        kd_transfer.write_transfer(bert_dir, sentences, None, settings, tmp / f"logits{r}.parquet", "cpu")
         kd.append(time.perf_counter() - t)
         # today's way, loading tokenizer and model as write_transfer does
         t = time.perf_counter()
@@ -319,8 +317,8 @@ def bench_logits(bert_dir: Path, bert_tok, sentences: list[str], sizes, peak: Pe
     lengths = np.array([len(x) for x in bert_tok(sentences, truncation=True, max_length=MAX_LENGTH)["input_ids"]])
     # positions each way runs: kdprobe sorts by length within each streamed chunk, the peer pads input-order batches
     sorted_batches = []
-    for start in range(0, n, kd_logits.STREAM_BATCHES * batch):
-        part = np.arange(start, min(n, start + kd_logits.STREAM_BATCHES * batch))
+    for start in range(0, n, kd_transfer.STREAM_BATCHES * batch):
+        part = np.arange(start, min(n, start + kd_transfer.STREAM_BATCHES * batch))
         part = part[np.argsort(-lengths[part], kind="stable")]
         sorted_batches += [part[i : i + batch] for i in range(0, len(part), batch)]
     plain = [np.arange(i, min(n, i + batch)) for i in range(0, n, batch)]
@@ -334,10 +332,8 @@ def bench_logits(bert_dir: Path, bert_tok, sentences: list[str], sizes, peak: Pe
 
 # ------------------------------------------------------------------------------------------------- students
 def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: Peak, threads: int) -> dict:
-    settings, section = thesis_student(kind), f"students.{kind}"
-    loss_settings = LossSettings.from_section(settings, section, STUDENT[kind].default_loss)
-    optimizer_settings = OptimizerSettings.from_section(settings, section)
-    numerics = TrainSettings.from_section(settings, section).numerics
+    settings = thesis_student(kind)
+    loss_settings, optimizer_settings, training = typed_student(kind, settings)
     n_classes = 2
     teacher_logits = torch.randn(len(sentences), n_classes, generator=torch.Generator().manual_seed(5))
     vocab_info = {"teacher_dir": str(bert_dir), "sentences": sentences}
@@ -372,7 +368,7 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
         distinct = sum(len(np.unique(np.concatenate(ids.batch(idx)))) for idx in batches) / ids.lengths.sum()
         scheduler = linear_warmup_decay(optimizer, 0, len(batches))
         step = OptimStep(optimizer, scheduler, params, float(settings["clip_norm"]))
-        loss = DistilLoss(model, ids, teacher_logits, loss_settings, torch.device("cpu"), numerics)
+        loss = DistilLoss(model, ids, teacher_logits, loss_settings, torch.device("cpu"), training.numerics)
         t = time.perf_counter()
         for idx in batches:
             step(loss(idx))
@@ -565,7 +561,7 @@ def demo_overhead(run_dir: Path) -> dict:
     command = command_file.read_text().strip() if command_file.exists() else None
     rule_s = rule_seconds(run_dir)
     job_s = sum((e - s).total_seconds() for s, e in intervals)
-    return {"dir": str(run_dir), "command": command, "wall_s": wall, "jobs": len(intervals),
+    return {"dir": shown(run_dir), "command": command, "wall_s": wall, "jobs": len(intervals),
             "rule_s": sum(rule_s.values()),
             "rule_s_by_rule": rule_s, "job_s": job_s, "idle_s": max(0.0, wall - busy_seconds(intervals)),
             "concurrency": job_s / wall if wall else float("nan")}
@@ -586,7 +582,7 @@ def child_main(args) -> None:
     else:
         sentences = json.loads((work / "sentences.json").read_text())
         reps = -(-n // len(sentences))
-        kd_logits.write_transfer(work / "bert", (sentences * reps)[:n], None, dict(DEMO["logits"]),
+        kd_transfer.write_transfer(work / "bert", (sentences * reps)[:n], None, dict(DEMO["logits"]),
                                  work / f"logits{n}.parquet", "cpu")
     # VmHWM: this process image's peak RSS (ru_maxrss would include the parent's, inherited through fork/exec)
     status = Path("/proc/self/status").read_text()
@@ -846,7 +842,7 @@ def sampling_section(res: dict) -> list[str]:
         "",
         *sampling_effects(s),
         "",
-        f"- kdprobe: `sampling.sample_rows` as `sample_shard` runs it: batches of {R} (and of {B}) rows, one "
+        f"- kdprobe: `augment.sample.sample_rows` as `sample_shard` runs it: batches of {R} (and of {B}) rows, one "
         f"batch per lane ({s['lanes']} lane(s), `runtime.Lanes`), each lane keeping its `Gpt2Decoder` (preallocated "
         f"KV cache, finished rows dropped at once); {s['rows'] * s['lanes']} and {s['n_small']} samples per repeat, "
         f"max {MAX_LENGTH} tokens, temperature 1, top-k off, first call (not timed) makes the decoders.",
@@ -870,8 +866,8 @@ def logits_section(res: dict) -> list[str]:
     pos = lg["positions"]
     return [
         "### Teacher logits",
-        f"- kdprobe: `logits.write_transfer` (load tokenizer and model, tokenise, length-sorted batches of "
-        f"{lg['batch']} within chunks of {kd_logits.STREAM_BATCHES} batches, each padded to its longest, run side by "
+        f"- kdprobe: `transfer.write_transfer` (load tokenizer and model, tokenise, length-sorted batches of "
+        f"{lg['batch']} within chunks of {kd_transfer.STREAM_BATCHES} batches, each padded to its longest, run side by "
         "side on one lane per thread (`runtime.Lanes`), parquet written).",
         f"- peer (`peers.dynamic_padding_logits`): load tokenizer and model (`from_pretrained`), tokenise all "
         f"sentences once (truncated to {MAX_LENGTH}), `DataLoader(batch_size={lg['batch']}, shuffle=False, "
@@ -898,7 +894,7 @@ def students_section(res: dict) -> list[str]:
         f"{st['lstm_s']['batch']}) sentences, {st['bert_s']['threads']} torch thread(s) for every side "
         "(`--student-threads`).",
         "- peers: the same architecture, loss (`losses.distillation_loss`: soft CE at T = 3 for BERT_S, summed MSE "
-        "for LSTM_S), optimiser (`distil.make_optimizer`: Adam 5e-4 (0.9, 0.98) / Adadelta 1.0, rho 0.95), "
+        "for LSTM_S), optimiser (`settings.OptimizerSettings`: Adam 5e-4 (0.9, 0.98) / Adadelta 1.0, rho 0.95), "
         "gradient clipping, batch size and token ids, trained from a shuffled `DataLoader` that pads each batch to "
         "its longest (ids made beforehand, not timed). BERT_S: Hugging Face `BertForSequenceClassification` of "
         "BERT_S's size (`peers.bert_model`) with `DataCollatorWithPadding` (`peers.bert_epoch`); LSTM_S: "
@@ -976,8 +972,8 @@ def memory_section(res: dict) -> list[str]:
         *md_table(("stage", "demo scale", "10x", "growth"), rows),
         "",
         "Both stream: sampling writes resumable chunks (demo: 100 sentences) and concatenates them row group by "
-        f"row group; logits tokenise, run and write {kd_logits.STREAM_BATCHES} batches at a time (demo: "
-        f"{kd_logits.STREAM_BATCHES * DEMO['logits']['batch_size']} sentences). Neither holds a whole-shard tensor; "
+        f"row group; logits tokenise, run and write {kd_transfer.STREAM_BATCHES} batches at a time (demo: "
+        f"{kd_transfer.STREAM_BATCHES * DEMO['logits']['batch_size']} sentences). Neither holds a whole-shard tensor; "
         "what remains is the model, torch itself and one batch's activations.",
         "",
     ]
@@ -1130,7 +1126,7 @@ def gpu_section(res: dict) -> list[str]:
         "",
         *md_table(("GPU, batch", "memory-bound", "compute-bound", "floor", "tokens/s", "one task's sampling"), decode),
         "",
-        f"Batch {gpu['auto_batch']} is what `runtime.sampling_batch_size` picks from ~72 GB free (bf16 KV cache for "
+        f"Batch {gpu['auto_batch']} is what `augment.memory.sampling_batch_size` picks from ~72 GB free (bf16 KV cache for "
         f"{THESIS['augment']['max_length'] + 1} positions). At the thesis' batch of 256 a step is bound by launches "
         "and weight reads; at a few thousand rows it is compute-bound, where the GPU is efficient. The thesis needed "
         "~17 h on 4 GPUs to sample one task with d-bert's sampler, over an hour on 4 GPUs for teacher logits and "
@@ -1208,13 +1204,13 @@ def write_raw(path: Path, res: dict) -> None:
     path.write_text(json.dumps(res, indent=1, default=str))
 
 
-def measure(args: argparse.Namespace, sizes: dict, only: set[str] | None) -> dict:
+def measure(args: argparse.Namespace, sizes: dict, only: set[str] | None, command: str) -> dict:
     """The raw numbers of every section asked for (all without `--only`), in the order the page reads them."""
     def want(section):
         return only is None or section in only
 
     res = {"date": now(), "machine": machine(), "sizes": sizes, "load_before": load_average(),
-           "command": command_line("run.py", args.argv)}
+           "command": command}
     peak = Peak()
     with tempfile.TemporaryDirectory(prefix="kdprobe-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -1258,7 +1254,6 @@ def rerender(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else argv
     if args.child:
         return child_main(args)
     if args.from_json:
@@ -1269,7 +1264,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.repeats:
         sizes["repeats"] = args.repeats
     only = set(args.only.split(",")) if args.only else None
-    res = measure(args, sizes, only)
+    res = measure(args, sizes, only, command_line("run.py", sys.argv[1:] if argv is None else argv))
     res["elapsed_s"] = time.perf_counter() - started
     json_path = args.json or args.out.with_suffix(".json")
     res["json"] = shown(json_path)

@@ -68,3 +68,13 @@ def test_shared_helpers_are_defined_once():
              for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)
              and node.name in shared]
     assert not again, f"defined in bench_common.py and again in {again}"
+
+
+def test_pages_name_no_path_of_the_machine(run, tmp_path):
+    """A run directory or output outside the checkout is named `<elsewhere>/<name>`, one inside it relative to it."""
+    import bench_common
+
+    assert bench_common.shown(tmp_path / "fresh") == "<elsewhere>/fresh"
+    assert bench_common.shown(ROOT / "docs" / "performance.md") == "docs/performance.md"
+    line = bench_common.command_line("run.py", ["--demo-run", str(tmp_path / "fresh"), "--quick"])
+    assert line == ".venv/bin/python benchmarks/run.py --demo-run <elsewhere>/fresh --quick"

@@ -41,31 +41,11 @@ ABSOLUTE = re.compile(r"(?<![\w.~$}>*\])\-/<@%+])/[\w.~-][^\s`'\"()<>,;|\]]*")
 #: Absolute paths that are no machine's own: the null device and standard streams, standard executables (GNU
 #: `/usr/bin/time`), and placeholders to replace (`/path/to/...`).
 NOT_A_MACHINE = re.compile(r"/dev/(null|stdin|stdout|stderr)|/usr/bin/[\w.-]+|/path/to/[^\s]*")
-#: Shipped files made by a generator that still prints its run's paths: the check is expected to fail until the
-#: generator prints project-relative paths (or placeholders) and the file is made again; then this entry must go.
-GENERATED_WITH_PATHS = {
-    "docs/performance.md": "written by benchmarks/run.py when it still printed its run directory and command line "
-                           "verbatim ('Run directory: /tmp/fresh', 'This run: ... --out /tmp/perf2/...'); "
-                           "measure again with a run.py that prints them relative to the project, then drop this",
-    "docs/performance.json": "benchmarks/run.py's raw numbers of that run keep its paths (demo.dir, command, json): "
-                             "/tmp/fresh, /tmp/perf2/...",
-}
-
-
 def absolute_paths(text: str) -> list[str]:
     return [m.group(0) for m in ABSOLUTE.finditer(text) if not NOT_A_MACHINE.fullmatch(m.group(0))]
 
 
-def _shipped_cases():
-    for path in SHIPPED:
-        name = rel(path)
-        if name in GENERATED_WITH_PATHS:
-            yield pytest.param(path, id=name, marks=pytest.mark.xfail(strict=True, reason=GENERATED_WITH_PATHS[name]))
-        else:
-            yield pytest.param(path, id=name)
-
-
-@pytest.mark.parametrize("path", list(_shipped_cases()))
+@pytest.mark.parametrize("path", SHIPPED, ids=rel)
 def test_no_shipped_file_names_an_absolute_path(path):
     try:
         text = path.read_text()

@@ -59,8 +59,13 @@ SHOWN_TEXT = """() => document.body.innerText + '\\n'
 
 
 def docutils_messages(text: str, where: str, pattern: re.Pattern = DOCUTILS_MESSAGE) -> list[str]:
-    """Each docutils message in `text`, with the words around it, as `where: ...`."""
-    return [f"{where}: ...{text[max(0, m.start() - 60):m.end() + 100]}..." for m in pattern.finditer(text)]
+    """`[where: what matched, and the text around the first match]` if `text` shows a docutils message, else `[]`."""
+    found = list(pattern.finditer(text))
+    if not found:
+        return []
+    first = found[0]
+    around = text[max(0, first.start() - 60):first.end() + 120]
+    return [f"{where}: {sorted({m.group(0) for m in found})} in ...{around}..."]
 
 
 @pytest.fixture(scope="module")
