@@ -541,8 +541,8 @@ def test_fetch_rules_run_under_snakemake(server, tmp_path):
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "Snakefile").write_text(
-        "def rule_resources(name):\n    return {'mem_mb': 1000, 'runtime': 10}\n\n"
-        "def rule_threads(name):\n    return 1\n\n"
+        "def rule_resources(name, stage=None):\n    return {'mem_mb': 1000, 'runtime': 10}\n\n"
+        "def rule_threads(name, stage=None):\n    return 1\n\n"
         f"include: {str(ROOT / 'workflow/rules/fetch.smk')!r}\n"
     )
     targets = ["resources/raw/cola/dev.tsv", "resources/probing/tree_depth.txt", "resources/models/bert-large-uncased"]

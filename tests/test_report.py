@@ -136,6 +136,19 @@ class Reader:
             self.links.setdefault(href, where)
         self.docutils += docutils_messages(self.js(SHOWN_TEXT), where)
 
+    def click_until(self, target, condition: str, arg=None, tries: int = 3) -> None:
+        """Click `target()` until `condition(arg)` holds: a click that lands while the page re-renders is lost."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        for attempt in range(tries):
+            target().click()
+            try:
+                self.page.wait_for_function(condition, arg=arg, timeout=40_000)
+                return
+            except PlaywrightTimeout:
+                if attempt == tries - 1:
+                    raise
+
     def menu_item(self, label: str):
         """The navigation pane's entry `label` (an icon and a label in a link)."""
         return self.page.locator("a > span", has_text=re.compile(f"^{re.escape(label)}$"))
@@ -164,25 +177,31 @@ class Reader:
             view = self.page.locator("tbody tr").nth(i).locator("td:last-child a").nth(0)
             href = view.get_attribute("href")
             if href == "#":  # a figure opens in the main pane
-                view.click()
-                self.page.wait_for_function(
+                self.click_until(
+                    lambda: view,
                     "() => app.state.content === 'img' && document.querySelector('div.p-3 > img')"
                     " && document.querySelector('div.p-3 > img').src === results[app.state.resultPath].data_uri"
-                    " && document.querySelector('div.p-3 > img').complete"
+                    " && document.querySelector('div.p-3 > img').complete",
                 )
                 path = self.js("() => app.state.resultPath")
                 self.viewed[path] = self.js(FIGURE_ON_SCREEN)
             else:  # tables are downloaded from their data URI
-                path = self.js(
-                    "(href) => Object.keys(results).find(p => results[p].data_uri === href)", href
-                )
-                assert path, f"{category} / {subcategory}: row {i} links to no result ({href[:80]})"
+                assert self.js(
+                    "(href) => Object.values(results).some(r => r.data_uri === href)", href
+                ), f"{category} / {subcategory}: row {i} links to no result ({href[:80]})"
+            # the row's information button names its result (two identical tables share a data URI)
+            self.click_until(
+                lambda: self.page.locator("tbody tr").nth(i).locator("td:last-child a").nth(1),
+                "(href) => app.state.navbarMode === 'resultinfo'"
+                " && (href === '#' || results[app.state.resultPath].data_uri === href)",
+                href,
+            )
+            if href == "#":
+                assert self.js("() => app.state.resultPath") == path, f"{category} / {subcategory}: row {i}"
+            else:
+                path = self.js("() => app.state.resultPath")
                 self.viewed[path] = {"kind": "download", "href": href, "download": view.get_attribute("download")}
             shown.append(path)
-            self.page.locator("tbody tr").nth(i).locator("td:last-child a").nth(1).click()
-            self.page.wait_for_function(
-                "(p) => app.state.navbarMode === 'resultinfo' && app.state.resultPath === p", arg=path
-            )
             caption = self.page.locator("li.prose")
             self.captions[path] = caption.inner_html() if caption.count() else ""
             self.collect_links(path)

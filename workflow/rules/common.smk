@@ -46,7 +46,7 @@ wildcard_constraints:
     sweep=exactly(SWEEPS),
 
 
-#: The rules made by `use rule PARENT as RULE` (predict.smk, variants.smk): each falls back to its parent's
+#: The rules that `use rule` makes from a parent (predict.smk, variants.smk); each falls back to its parent's
 #: `resources` entry (tests/test_registries.py checks this against the rule files).
 USE_RULE_PARENTS = {
     "predict_test": "predict",
