@@ -186,6 +186,7 @@ class Reader:
                 path = self.js("() => app.state.resultPath")
                 self.viewed[path] = self.js(FIGURE_ON_SCREEN)
             else:  # tables are downloaded from their data URI
+                download = view.get_attribute("download")
                 assert self.js(
                     "(href) => Object.values(results).some(r => r.data_uri === href)", href
                 ), f"{category} / {subcategory}: row {i} links to no result ({href[:80]})"
@@ -200,7 +201,7 @@ class Reader:
                 assert self.js("() => app.state.resultPath") == path, f"{category} / {subcategory}: row {i}"
             else:
                 path = self.js("() => app.state.resultPath")
-                self.viewed[path] = {"kind": "download", "href": href, "download": view.get_attribute("download")}
+                self.viewed[path] = {"kind": "download", "href": href, "download": download}
             shown.append(path)
             caption = self.page.locator("li.prose")
             self.captions[path] = caption.inner_html() if caption.count() else ""
