@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kdprobe-installed
 CORES ?= 2
 
-.PHONY: setup demo test clean-demo rulegraph
+.PHONY: setup demo test clean-demo rulegraph preflight
 
 setup: $(STAMP)
 
@@ -25,6 +25,14 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest
+
+# On the login node, before a cluster run: the partitions the config names exist (`sinfo`; python -m kdprobe.cluster),
+# then a dry run of TARGET (default: the whole study) through the SLURM profile. CONFIGS: config files over
+# config/config.yaml, e.g. `make preflight CONFIGS=my-site.yaml TARGET=results/probe/sara/bert_s.csv`.
+# Not yet checked here: that every source answers and matches its pin, and a GPU job on each GPU partition.
+preflight: setup
+	$(BIN)/python -m kdprobe.cluster config/config.yaml $(CONFIGS)
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake -n $(TARGET) --profile profiles/slurm $(if $(CONFIGS),--configfile config/config.yaml $(CONFIGS))
 
 clean-demo:
 	rm -rf results resources/demo resources/data logs .snakemake

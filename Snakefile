@@ -12,6 +12,8 @@ report: "workflow/report/workflow.rst"
 
 
 # One rule file per stage, in pipeline order (docs/internals.md has the stage table).
+# Each job's `conda:` names envs/kdprobe.yaml, which cannot hold kdprobe itself (src/kdprobe, installed with
+# `pip install -e .`): create and activate it by hand (the file says how) and run Snakemake without `--sdm conda`.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/demo.smk"

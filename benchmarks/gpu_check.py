@@ -327,7 +327,7 @@ def check_sampling(gpt2, eos: int, settings: dict, rows: int, device: torch.devi
 
 
 def check_logits(bert, tok, sentences: list[str], batch: int, max_length: int, device: torch.device) -> list[dict]:
-    """`models.infer_logits` with bf16 autocast (kdprobe's default on a GPU) against fp32, same sentences."""
+    """`models.infer_logits` with bf16 autocast (`logits.bf16: true`, an opt-in) against fp32, same sentences."""
     ids = tok(sentences, truncation=True, max_length=max_length)["input_ids"]
     model = bert.to(device)
     full = infer_logits(model, ids, batch, tok.pad_token_id, device, {"bf16": False})
@@ -606,7 +606,7 @@ def bench_logits(s: Setup, sizes: dict, device: torch.device) -> dict:
 
     def peer(r):
         def go():
-            with runtime.autocast(device, settings, kind="inference"):  # kdprobe's precision (bf16 on a GPU)
+            with runtime.autocast(device, settings, kind="inference"):  # kdprobe's precision (the settings' own)
                 out = peers.dynamic_padding_logits(model, tok, sentences, batch, max_length, device)
             return {"sentences": len(out)}
         return go
@@ -776,8 +776,8 @@ def correctness_section(res: dict) -> list[str]:
         "## Correctness (on this device, in this run)",
         *md_table(("check", "measured", "bound", "result"), rows),
         "",
-        "- Sampling: `augment.sample.Gpt2Decoder` (the sampler's GPT-2 path) in fp32 and in bf16 (kdprobe's default on a "
-        "bf16 GPU), fed the same tokens drawn from the fp32 distribution at every position up to `max_length`; "
+        "- Sampling: `augment.sample.Gpt2Decoder` (the sampler's GPT-2 path) in fp32 and in bf16 (`augment.bf16: true`, an "
+        "opt-in on a bf16 GPU), fed the same tokens drawn from the fp32 distribution at every position up to `max_length`; "
         "total variation = half the L1 distance between the two full next-token distributions (softmax of the "
         "logits: the thesis samples at temperature 1 without top-k). The fp32 decoder is compared with "
         "`GPT2LMHeadModel`'s own forward over the whole sequences.",
@@ -964,6 +964,7 @@ def main(argv: list[str] | None = None) -> int:
               "logic with --cpu-smoke --out PATH.", file=sys.stderr)
         return 1
     device = torch.device("cpu" if args.cpu_smoke else "cuda")
+    runtime.configure_cuda(device)  # the numerics of a kdprobe GPU job (config `cuda` defaults: TF32 on)
     if args.cpu_smoke:
         torch.set_num_threads(1)  # tiny models run fastest on one thread (no OpenMP waits on a busy machine)
     sizes = SIZES["smoke" if args.cpu_smoke else "gpu"]

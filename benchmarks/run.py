@@ -1134,7 +1134,8 @@ def gpu_section(res: dict) -> list[str]:
         "per-step overheads: bigger batches or CUDA graphs would cut them further).",
         "",
         "GPU paths (all in `kdprobe.runtime`, tested on CPU with CUDA mocked): bf16 autocast on bf16-capable GPUs "
-        "(default on for sampling and logits, opt-in with `bf16: true` for training), `torch.inference_mode` for "
+        "(opt-in everywhere with `bf16: true`; sampling and logits run fp32 by default, as the thesis did), "
+        "`torch.inference_mode` for "
         "sampling and logits, length-grouped batches everywhere, pinned host memory with non-blocking copies, optional "
         "`torch.compile` (`compile: true` in a section), and a sampling batch size from free GPU memory when "
         "`augment.batch_size` is `auto` (or absent).",

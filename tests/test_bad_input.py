@@ -74,6 +74,14 @@ CASES: dict[tuple[str, str], tuple[list[str] | bytes, int, str]] = {
                                          "unterminated entity markup"),
     ("rasa_md", "truncated after a header"): ([*GOOD["rasa_md"], "## intent:tha"], 9, "intent 'tha' has no examples"),
     ("rasa_md", "example before a header"): (["- hi", *GOOD["rasa_md"]], 1, "example before any"),
+    # a header Rasa does not know would drop its examples: `## intent:NAME`, `synonym`, `regex`, `lookup` only
+    ("rasa_md", "header of no kind"): (_replace("rasa_md", 5, "## foo"), 5, "unknown section '## foo'"),
+    ("rasa_md", "header misspelt"): (_replace("rasa_md", 5, "## inent:goodbye"), 5, "unknown section"),
+    ("rasa_md", "header capitalised"): (_replace("rasa_md", 5, "## Intent:goodbye"), 5, "unknown section"),
+    ("rasa_md", "header without a colon"): (_replace("rasa_md", 5, "## intent goodbye"), 5, "unknown section"),
+    ("rasa_md", "header of three hashes"): (_replace("rasa_md", 5, "### intent:goodbye"), 5, "unknown section"),
+    ("rasa_md", "tab in an intent name"): (_replace("rasa_md", 5, "## intent:good\tbye"), 5,
+                                           r"intent name 'good\\tbye' holds a control character"),
 }
 for _fmt in ("cola", "sst2", "tsv", "rasa_md"):
     _text = "\n".join(GOOD[_fmt]).encode()
@@ -111,7 +119,7 @@ def test_malformed_raw_file_is_refused_naming_file_and_line(tmp_path, fmt, case)
     if "dev label" in case:
         train = _write(tmp_path / "train.txt", GOOD[fmt])
         bad = _write(tmp_path / "dev.txt", content)
-        source = {"format": fmt, "train": str(train), "dev": str(bad), "test": str(train)}
+        source = {"format": fmt, "train": str(train), "dev": str(bad), "test": str(bad)}  # test repeats dev
     else:
         bad = _write(tmp_path / "raw.txt", content)
         source = {"format": fmt, "train": str(bad), "split": {"dev": 1, "test": 1, "seed": 0}}

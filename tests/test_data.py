@@ -1,5 +1,6 @@
 """Raw-data loaders and `prepare_task`: real formats, normalisation, stratified splits, clear input errors."""
 
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -186,7 +187,9 @@ def test_written_splits_round_trip_awkward_sentences(tmp_path):
     path = tmp_path / "raw.tsv"
     awkward = ['NA', 'null', '"quoted" start', "it 's a 'thing'", "#hash, comma"]
     path.write_text("".join(f"{s}\tx\n" for s in awkward) + "".join(f"s{i}\ty\n" for i in range(5)))
-    source = {"format": "tsv", "train": str(path), "dev": str(path), "test": str(path)}
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("a dev sentence\tx\nanother one\ty\n")
+    source = {"format": "tsv", "train": str(path), "dev": str(dev), "test": str(dev)}
     prepare_task("t", source, tmp_path / "out")
     frame = read_split(tmp_path / "out" / "train.tsv")
     assert list(frame.sentence[:5]) == awkward and set(frame.label) == {"x", "y"}
@@ -292,11 +295,12 @@ def test_stratified_split_that_cannot_hold_every_class(counts, n, reserve):
 def test_repeats_are_reported_not_removed(tmp_path, caplog):
     path = tmp_path / "nlu.tsv"
     path.write_text("hi\tgreet\nhello\tgreet\nhi\tgreet\nyes\taffirm\nhi\tgreet\nok\taffirm\nok\tgreet\n")
-    source = {"format": "tsv", "train": str(path), "dev": str(path), "test": str(path)}
+    dev, test = shutil.copy(path, tmp_path / "dev.tsv"), shutil.copy(path, tmp_path / "test.tsv")
+    source = {"format": "tsv", "train": str(path), "dev": dev, "test": test, "max_shared": 1}
     with caplog.at_level("INFO"):
         summary = prepare_task("t", source, tmp_path / "out")
     assert summary["sizes"]["train"] == 7  # kept
-    # over everything read (train, dev and test are the same file here: 3 x 7 examples, 5 distinct pairs)
+    # over everything read (train, dev and test are copies of one file here: 3 x 7 examples, 5 distinct pairs)
     assert summary["duplicates"] == 21 - 5 and summary["multi_label"] == 1
     assert "'hi' (greet) x9 at nlu.tsv:1, nlu.tsv:3, nlu.tsv:5" in caplog.text
     assert "1 sentences carry two or more labels" in caplog.text
@@ -307,11 +311,101 @@ def test_several_train_files_and_dev_errors_name_the_right_one(tmp_path):
     one, two = tmp_path / "one.tsv", tmp_path / "two.tsv"
     one.write_text("hi\tgreet\nhello\tgreet\n")
     two.write_text("yes\taffirm\nsure\taffirm\n")
-    dev = tmp_path / "dev.tsv"
-    dev.write_text("hey\tgreet\nbye\tgoodbye\n")
-    source = {"format": "tsv", "train": [str(one), str(two)], "dev": str(one), "test": [str(two), str(dev)]}
-    with pytest.raises(InputError, match=r"dev.tsv:2: label 'goodbye' does not occur"):
+    dev, test, bad = tmp_path / "dev.tsv", tmp_path / "test.tsv", tmp_path / "bad.tsv"
+    dev.write_text("hey\tgreet\nyep\taffirm\n")
+    test.write_text("hiya\tgreet\nok\taffirm\n")
+    bad.write_text("howdy\tgreet\nbye\tgoodbye\n")
+    source = {"format": "tsv", "train": [str(one), str(two)], "dev": str(dev), "test": [str(test), str(bad)]}
+    with pytest.raises(InputError, match=r"bad.tsv:2: label 'goodbye' does not occur"):
         prepare_task("t", source, tmp_path / "out")
-    summary = prepare_task("t", {**source, "test": str(two)}, tmp_path / "out")
+    summary = prepare_task("t", {**source, "test": str(test)}, tmp_path / "out")
     assert summary["sizes"] == {"train": 4, "dev": 2, "test": 2}
     assert list(read_split(tmp_path / "out" / "train.tsv").sentence) == ["hi", "hello", "yes", "sure"]
+
+
+# ---------------------------------------------------------------------------------- splits kept apart --
+
+def test_a_file_in_two_splits_is_refused_naming_both(tmp_path):
+    train, dev = _tsv(tmp_path / "train.tsv", {"a": 3, "b": 3}), tmp_path / "dev.tsv"
+    dev.write_text("a dev one\ta\nb dev one\tb\n")
+    key = "config key 'tasks.t.data.dev'"
+    with pytest.raises(ConfigError, match=f"{key}: {train} is also train data \\(tasks.t.data.train: {train}\\)"):
+        prepare_task("t", {"format": "tsv", "train": str(train), "dev": str(train), "test": str(dev)}, tmp_path / "o")
+    # a train directory that also holds the dev file: the public CoLA raw/ folder's layout
+    with pytest.raises(ConfigError, match=f"{key}: {dev} is also train data \\(tasks.t.data.train: {tmp_path}\\)"):
+        prepare_task("t", {"format": "tsv", "train": str(tmp_path), "dev": str(dev), "test": str(dev)}, tmp_path / "o")
+    with pytest.raises(ConfigError, match=f"'tasks.t.data.test': {train} is also train data"):
+        prepare_task("t", {"format": "tsv", "train": str(train), "dev": str(dev), "test": str(train)}, tmp_path / "o")
+    with pytest.raises(ConfigError, match=f"'tasks.t.data.test': {dev} is also dev data"):  # test: only dev's whole
+        prepare_task("t", {"format": "tsv", "train": str(train), "dev": str(dev), "test": [str(dev), str(dev)]},
+                     tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    summary = prepare_task("t", {"format": "tsv", "train": str(train), "dev": str(dev), "test": str(dev)},
+                           tmp_path / "o")  # test may repeat dev whole
+    assert summary["sizes"] == {"train": 6, "dev": 2, "test": 2} and summary["shared"] == {"train/dev": 0}
+
+
+def _shared_splits(tmp_path: Path, shared_dev: int) -> dict:
+    """A tsv source whose dev file repeats `shared_dev` of train's 8 sentences among its 4."""
+    train = _tsv(tmp_path / "train.tsv", {"a": 4, "b": 4})
+    repeated = train.read_text().splitlines()[:shared_dev]
+    (tmp_path / "dev.tsv").write_text("".join(f"{line}\n" for line in repeated)
+                                      + "".join(f"new {i}\ta\n" for i in range(4 - shared_dev)))
+    (tmp_path / "test.tsv").write_text("new 0\ta\nunseen\tb\nunseen too\tb\n")  # 'new 0': in dev when dev has it
+    return {"format": "tsv", "train": str(train), "dev": str(tmp_path / "dev.tsv"), "test": str(tmp_path / "test.tsv")}
+
+
+def test_sentences_shared_between_splits_are_counted_in_the_log(tmp_path, caplog):
+    with caplog.at_level("INFO"):
+        summary = prepare_task("t", {**_shared_splits(tmp_path, 1), "max_shared": 0.5}, tmp_path / "out")
+    assert summary["shared"] == {"train/dev": 1, "train/test": 0, "dev/test": 1}
+    assert "train/dev: 1 of 4 dev examples (25.0%, 1 distinct sentences) also occur in train; 'a example 0'" \
+           in caplog.text
+    assert "train/test: 0 of 3 test examples (0.0%, 0 distinct sentences) also occur in train" in caplog.text
+    assert "dev/test: 1 of 3 test examples (33.3%, 1 distinct sentences) also occur in dev; 'new 0'" in caplog.text
+    with pytest.raises(InputError, match="1 of 4 dev examples .25%. have a sentence that train"):  # default 0.1
+        prepare_task("t", _shared_splits(tmp_path, 1), tmp_path / "out")
+
+
+def test_a_split_mostly_shared_with_train_is_refused(tmp_path):
+    source = {**_shared_splits(tmp_path, 3), "max_shared": 0.5}
+    dev = source["dev"]
+    with pytest.raises(InputError, match=f"^{dev}: 3 of 4 dev examples \\(75%\\) have a sentence that train "
+                                         f"\\({source['train']}\\) also holds, more than tasks.t.data.max_shared = 0.5; "
+                                         "'a example 0'; 'a example 1'; 'a example 2'$"):
+        prepare_task("t", source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert prepare_task("t", {**source, "max_shared": 0.75}, tmp_path / "out")["shared"]["train/dev"] == 3
+
+
+def test_carved_splits_are_checked_as_well(tmp_path):
+    path = tmp_path / "raw.tsv"
+    path.write_text("same\ta\n" * 6 + "same\tb\n" * 6)  # every sentence one of two: whatever is carved is shared
+    with pytest.raises(InputError, match=f"^{path} \\(carved dev\\): 2 of 2 dev examples \\(100%\\)"):
+        prepare_task("t", {"format": "tsv", "train": str(path), "split": {"test": 2, "dev": 2, "seed": 0}},
+                     tmp_path / "out")
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, True, "0.1"])
+def test_max_shared_must_be_a_share(tmp_path, value):
+    with pytest.raises(ConfigError, match="'tasks.t.data.max_shared': must be a share from 0 to 1"):
+        prepare_task("t", {**_shared_splits(tmp_path, 0), "max_shared": value}, tmp_path / "out")
+
+
+def test_labels_txt_with_a_repeated_label_is_refused(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("greet\nbye\ngreet\n")
+    with pytest.raises(InputError, match=f"^{path}:3: label 'greet' repeats line 1$"):
+        read_labels(path)
+    path.write_text("greet\nbye\n")
+    assert read_labels(path) == ["greet", "bye"]
+
+
+def test_a_dev_file_wins_over_split_dev_and_the_log_says_so(tmp_path, caplog):
+    source = {"format": "cola", "train": str(RAW / "cola" / "train.tsv"), "dev": str(RAW / "cola" / "dev.tsv"),
+              "split": {"dev": 3, "seed": 0}}
+    with caplog.at_level("WARNING", logger="kdprobe.data.prepare"):
+        summary = prepare_task("cola", source, tmp_path)
+    assert summary["sizes"] == {"train": 6, "dev": 2, "test": 2}  # dev.tsv's two examples; train not carved
+    assert "tasks.cola.data: both a dev file and split.dev are given: the dev file wins, split.dev is not used" \
+        in caplog.text

@@ -27,6 +27,7 @@ from kdprobe.fetch import (
     extract,
     fetch_all,
     fetch_source,
+    git_blob_id,
     parse_sources,
     read_sidecar,
     sidecar_path,
@@ -46,19 +47,38 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         with server.lock:
             server.hits[self.path] = server.hits.get(self.path, 0) + 1
+            server.requests.setdefault(self.path, []).append(dict(self.headers))
             script = server.routes.get(self.path)
             if not script:
                 status, body, opts = 404, b"not found", {}
             else:
                 status, body, opts = script.pop(0) if len(script) > 1 else script[0]
+        headers = dict(opts.get("headers", {}))
+        if opts.get("ranges") and status == 200:
+            status, body = self._range(body, headers)
         self.send_response(status)
-        for key, value in opts.get("headers", {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body[: opts.get("truncate", len(body))])
+        sent = body[: opts.get("truncate", len(body))]
+        self.wfile.write(sent)
         self.wfile.flush()
+        with server.lock:
+            server.sent[self.path] = server.sent.get(self.path, 0) + len(sent)
         self.close_connection = True
+
+    def _range(self, body: bytes, headers: dict) -> tuple[int, bytes]:
+        """A server that supports `Range: bytes=N-` with `If-Range` (RFC 9110): the rest of `body` (206) when
+        If-Range names the current ETag or Last-Modified, the whole body (200) otherwise."""
+        wanted, if_range = self.headers.get("Range"), self.headers.get("If-Range")
+        if not wanted or if_range not in (headers.get("ETag"), headers.get("Last-Modified")):
+            return 200, body
+        start = int(wanted.removeprefix("bytes=").removesuffix("-"))
+        if start >= len(body):
+            return 416, b""
+        headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        return 206, body[start:]
 
     def log_message(self, *args):  # keep pytest output clean
         pass
@@ -72,6 +92,7 @@ class LocalServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.routes, self.httpd.hits, self.httpd.lock = {}, {}, threading.Lock()
+        self.httpd.requests, self.httpd.sent = {}, {}  # per path: request headers; body bytes sent
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
@@ -84,6 +105,12 @@ class LocalServer:
 
     def hits(self, path: str) -> int:
         return self.httpd.hits.get(path, 0)
+
+    def requests(self, path: str) -> list[dict]:
+        return self.httpd.requests.get(path, [])
+
+    def sent(self, path: str) -> int:
+        return self.httpd.sent.get(path, 0)
 
 
 @pytest.fixture
@@ -239,6 +266,136 @@ def test_connection_refused_is_retried_then_fails(tmp_path):
     assert sleeps == [2.0]
 
 
+# A stand-in for the 1.6 GB word2vec archive: several read chunks long, so a drop lands mid-stream as it would.
+W2V = bytes(range(256)) * 9000
+W2V_HEADERS = {"ETag": '"w2v-1"', "Last-Modified": "Tue, 01 Mar 2016 00:00:00 GMT"}
+
+
+def test_dropped_download_resumes_with_range_and_if_range(server, tmp_path):
+    drop = len(W2V) // 3
+    url = server.serve("/GoogleNews-vectors-negative300.bin.gz",
+                       (200, W2V, {"headers": W2V_HEADERS, "ranges": True, "truncate": drop}),
+                       (200, W2V, {"headers": W2V_HEADERS, "ranges": True}))
+    sources = {"data": {"word2vec": {"url": url, "sha256": sha(W2V),
+                                     "output": str(tmp_path / "embeddings/GoogleNews-vectors-negative300.bin.gz")}}}
+    [out] = fetch_all(sources, backoff=0)
+    assert out.read_bytes() == W2V
+    first, second = server.requests("/GoogleNews-vectors-negative300.bin.gz")
+    assert "Range" not in first
+    assert second["Range"] == f"bytes={drop}-" and second["If-Range"] == '"w2v-1"'
+    assert server.sent("/GoogleNews-vectors-negative300.bin.gz") == len(W2V)  # no byte sent twice
+    assert leftovers(out.parent) == []
+
+
+def test_drops_that_make_progress_do_not_use_up_the_retries(server, tmp_path):
+    third = len(W2V) // 3
+    opts = {"headers": W2V_HEADERS, "ranges": True}
+    # each response stops a third further into the file (the handler truncates the 206 body it sends)
+    url = server.serve("/flaky.bin", (200, W2V, {**opts, "truncate": third}), (200, W2V, {**opts, "truncate": third}),
+                       (200, W2V, opts))
+    sleeps = Sleeps()
+    assert download(url, tmp_path / "flaky.bin", sha256=sha(W2V), retries=1, backoff=1.0, sleep=sleeps) == sha(W2V)
+    assert [r.get("Range") for r in server.requests("/flaky.bin")] == [None, f"bytes={third}-", f"bytes={2 * third}-"]
+    assert sleeps == [1.0, 1.0] and server.sent("/flaky.bin") == len(W2V)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_later_run_resumes_what_a_failed_one_left(server, tmp_path):
+    third, opts = len(W2V) // 3, {"headers": W2V_HEADERS, "ranges": True}
+    url = server.serve("/stuck.bin", (200, W2V, {**opts, "truncate": third}), (500, b"down", {}))
+    dest = tmp_path / "GoogleNews-vectors-negative300.bin.gz"
+    with pytest.raises(FetchError, match="giving up after 3 attempts.*HTTP 500"):
+        download(url, dest, sha256=sha(W2V), retries=1, backoff=1.0, sleep=Sleeps())
+    assert not dest.exists()
+    assert leftovers(tmp_path) == [f".{dest.name}.part", f".{dest.name}.part.json"]  # hidden: never an output
+    server.serve("/stuck.bin", (200, W2V, opts))  # the network is back: the next run asks for the rest only
+    assert download(url, dest, sha256=sha(W2V), backoff=0) == sha(W2V) and dest.read_bytes() == W2V
+    assert server.requests("/stuck.bin")[-1]["Range"] == f"bytes={third}-"
+    assert server.sent("/stuck.bin") == len(W2V) + 2 * len(b"down") and leftovers(tmp_path) == []
+    other = server.serve("/other.bin", (200, W2V, opts))  # what was left for another URL is not resumed
+    (tmp_path / ".o.part").write_bytes(b"x" * 10)
+    (tmp_path / ".o.part.json").write_text(f'{{"url": "{url}", "validator": "\\"w2v-1\\""}}')
+    assert download(other, tmp_path / "o", backoff=0) == sha(W2V) and "Range" not in server.requests("/other.bin")[0]
+
+
+def test_a_download_in_progress_is_not_joined(server, tmp_path):
+    import fcntl
+
+    url = server.serve("/busy.bin", (200, b"data"))
+    with open(tmp_path / ".busy.bin.part", "wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another process's download holds it
+        with pytest.raises(FetchError, match="another process is downloading it"):
+            download(url, tmp_path / "busy.bin")
+    assert server.hits("/busy.bin") == 0
+    assert download(url, tmp_path / "busy.bin") == sha(b"data")
+
+
+def test_resume_of_a_changed_file_starts_again(server, tmp_path):
+    changed = W2V[::-1]
+    url = server.serve("/w2v.bin.gz",
+                       (200, W2V, {"headers": W2V_HEADERS, "ranges": True, "truncate": 5000}),
+                       (200, changed, {"headers": {"ETag": '"w2v-2"'}, "ranges": True}))
+    assert download(url, tmp_path / "w2v.bin.gz", sha256=sha(changed), backoff=0, sleep=Sleeps()) == sha(changed)
+    assert (tmp_path / "w2v.bin.gz").read_bytes() == changed  # the new file whole, nothing of the old one
+    assert server.requests("/w2v.bin.gz")[1]["If-Range"] == '"w2v-1"'
+
+
+def test_resume_uses_last_modified_for_a_weak_etag_and_never_resumes_without_a_validator(server, tmp_path):
+    weak = {"ETag": 'W/"w2v"', "Last-Modified": "Tue, 01 Mar 2016 00:00:00 GMT"}
+    url = server.serve("/weak.bin", (200, W2V, {"headers": weak, "ranges": True, "truncate": 7000}),
+                       (200, W2V, {"headers": weak, "ranges": True}))
+    download(url, tmp_path / "weak.bin", backoff=0, sleep=Sleeps())
+    assert server.requests("/weak.bin")[1]["If-Range"] == weak["Last-Modified"]
+    url = server.serve("/bare.bin", (200, W2V, {"ranges": True, "truncate": 7000}), (200, W2V, {"ranges": True}))
+    assert download(url, tmp_path / "bare.bin", backoff=0, sleep=Sleeps()) == sha(W2V)
+    assert "Range" not in server.requests("/bare.bin")[1] and server.sent("/bare.bin") == 7000 + len(W2V)
+
+
+def test_resume_that_does_not_fit_starts_from_byte_zero(server, tmp_path):
+    elsewhere = {**W2V_HEADERS, "Content-Range": f"bytes 10-{len(W2V) - 1}/{len(W2V)}"}
+    url = server.serve("/odd.bin", (200, W2V, {"headers": W2V_HEADERS, "truncate": 3000}),
+                       (206, W2V[10:], {"headers": elsewhere}),  # not where the partial file ends
+                       (200, W2V, {"headers": W2V_HEADERS}))
+    assert download(url, tmp_path / "odd.bin", backoff=0, sleep=Sleeps()) == sha(W2V)
+    assert (tmp_path / "odd.bin").read_bytes() == W2V
+    assert "Range" not in server.requests("/odd.bin")[2]
+    url = server.serve("/gone.bin", (200, W2V, {"headers": W2V_HEADERS, "truncate": 3000}),
+                       (416, b"", {}), (200, W2V, {"headers": W2V_HEADERS}))
+    assert download(url, tmp_path / "gone.bin", backoff=0, sleep=Sleeps()) == sha(W2V)
+    assert [("Range" in r) for r in server.requests("/gone.bin")] == [False, True, False]
+
+
+def git_blob(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_git_blob_id_is_what_git_computes(tmp_path):
+    import shutil
+    import subprocess
+
+    path = tmp_path / "tree_depth.txt"
+    path.write_bytes(b"tr\t5\ta b c .\n" * 100)
+    assert git_blob_id(path) == git_blob(path.read_bytes())
+    if shutil.which("git"):
+        assert git_blob_id(path) == subprocess.run(["git", "hash-object", str(path)], capture_output=True,
+                                                   text=True, check=True).stdout.strip()
+
+
+def test_git_blob_pin_is_checked_before_the_file_lands(server, tmp_path):
+    body = b"tr\tPRES\tit works .\n"
+    url = server.serve("/past_present.txt", (200, body))
+    dest = tmp_path / "past_present.txt"
+    with pytest.raises(ChecksumError, match=f"git blob id {git_blob(body)} does not match the pinned {'a' * 40}"):
+        download(url, dest, git_blob="a" * 40)
+    assert not dest.exists() and leftovers(tmp_path) == []
+    assert download(url, dest, git_blob=git_blob(body)) == sha(body)
+    assert download(url, dest, git_blob=git_blob(body)) == sha(body) and server.hits("/past_present.txt") == 2
+    local = Source("probing", "data", path=str(dest), git_blob="b" * 40, output=str(tmp_path / "copy.txt"))
+    with pytest.raises(ChecksumError, match="git blob id"):
+        fetch_source(local)
+    assert not (tmp_path / "copy.txt").exists()
+
+
 # --------------------------------------------------------------------------------------------- extraction
 
 
@@ -353,6 +510,15 @@ def test_thesis_config_sources_cover_the_paths_the_config_reads():
     assert pinned and all(len(u.split("/")[5]) == 40 for u in pinned)  # a commit, not a branch
 
 
+def test_thesis_config_pins_every_download():
+    """Every file the thesis config downloads has a sha256 or git blob pin (no trust on first use left)."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    jobs = [s for s in concrete(parse_sources(config["sources"])) if s.url]
+    assert {s.key for s in jobs} == {"cola", "sst2", "sara", "probing", "word2vec"}
+    unpinned = [(s.key, s.url) for s in jobs if not (s.sha256 or s.git_blob)]
+    assert unpinned == []
+
+
 @pytest.mark.parametrize(
     "entry, key",
     [
@@ -363,6 +529,10 @@ def test_thesis_config_sources_cover_the_paths_the_config_reads():
         ({"url": "http://x/{name}", "output": "o", "names": ["a"]}, "sources.data.bad.output"),
         ({"url": "http://x/a", "output": "o/{name}", "names": ["a"]}, "sources.data.bad.url"),
         ({"url": "http://x/a", "output": "o/{x}"}, "sources.data.bad.output"),
+        ({"url": "http://x/a", "output": "o", "git_blob": "abc"}, "sources.data.bad.git_blob"),
+        ({"url": "http://x/a", "output": "o", "git_blob": {"a": "0" * 40}}, "sources.data.bad.git_blob"),
+        ({"url": "http://x/{name}", "output": "o/{name}", "names": ["a"], "git_blob": {"b": "0" * 40}},
+         "sources.data.bad.git_blob.b"),
     ],
 )
 def test_bad_source_entries_name_the_key(entry, key):
@@ -394,7 +564,8 @@ def test_fetch_sources_through_the_server(server, tmp_path):
             "sst2": {"url": server.url("/glue/SST-2.tar.gz"),
                      "extract": {"SST-2/train.tsv": f"{raw}/raw/sst2/train.tsv"}},
             "probing": {"url": server.url("/probing/{name}.txt"), "names": list(probe),
-                        "sha256": {"tree_depth": sha(probe["tree_depth"])}, "output": f"{raw}/probing/{{name}}.txt"},
+                        "sha256": {"tree_depth": sha(probe["tree_depth"])}, "output": f"{raw}/probing/{{name}}.txt",
+                        "git_blob": {n: git_blob(body) for n, body in probe.items()}},
         }
     }
     cache = tmp_path / "downloads"
@@ -532,7 +703,8 @@ def test_fetch_rules_run_under_snakemake(server, tmp_path):
                          "extract": {"CoLA/train.tsv": "resources/raw/cola/train.tsv",
                                      "CoLA/dev.tsv": "resources/raw/cola/dev.tsv"}},
                 "probing": {"url": server.url("/p/{name}.txt"), "names": ["tree_depth", "past_present"],
-                            "output": "resources/probing/{name}.txt"},
+                            "output": "resources/probing/{name}.txt",
+                            "git_blob": {"tree_depth": git_blob(b"tr\t5\ta b c .\n")}},
             },
             "models": {
                 "bert-large-uncased": {"path": str(local_model), "output": "resources/models/bert-large-uncased"}

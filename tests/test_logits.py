@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -11,7 +13,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kdprobe.errors import InputError
-from kdprobe.io import write_tsv
+from kdprobe.io import read_json, write_tsv
+from kdprobe.runtime import OOM_MARKER, GpuOutOfMemory
 from kdprobe.transfer import write_transfer
 from kdprobe.splits import read_sentences
 
@@ -160,3 +163,55 @@ def test_lanes_give_the_same_logits(teacher):
         three = infer_logits(model, ids, 4, tok.pad_token_id, "cpu", lanes=lanes)
     np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-6)
     assert not torch.is_inference_mode_enabled()
+
+
+def test_chunks_of_another_gpu_or_dtype_are_discarded(teacher, tmp_path, monkeypatch, caplog):
+    """The chunk manifest records the device's name and dtype: a retry on another GPU type or in bf16 starts
+    afresh instead of joining its chunks to the earlier attempt's."""
+    import kdprobe.transfer as logits_module
+
+    sentences = make_sentences(23, seed=5)
+    monkeypatch.setattr(logits_module, "STREAM_BATCHES", 2)  # 4 chunks
+    calls = kill_logits_at_chunk(monkeypatch, 3)
+    out, state = tmp_path / "shard.parquet", tmp_path / "state"
+    with pytest.raises(KeyboardInterrupt):
+        write_transfer(teacher, sentences, None, SETTINGS, out, "cpu", chunk_dir=state)
+    assert read_json(state / "manifest.json")["numerics"] == {"device": "cpu", "dtype": "float32"}
+    monkeypatch.setattr(logits_module, "numerics_record",
+                        lambda device, dtype: {"device": "NVIDIA A100-SXM4-40GB", "dtype": "bfloat16"})
+    calls["n"] = -100
+    with caplog.at_level(logging.WARNING):
+        assert write_transfer(teacher, sentences, None, SETTINGS, out, "cpu", chunk_dir=state) == 23
+    assert calls["n"] == -100 + 4  # every chunk run again
+    assert "discarding 2 chunks" in caplog.text and "numerics" in caplog.text
+
+
+def test_a_retry_after_running_out_of_gpu_memory_halves_the_batch(teacher, tmp_path, monkeypatch, caplog):
+    import kdprobe.transfer as logits_module
+
+    sentences = make_sentences(23, seed=5)
+    monkeypatch.setattr(logits_module, "STREAM_BATCHES", 2)  # chunks of 2 x logits.batch_size sentences
+    whole = tmp_path / "whole.parquet"
+    write_transfer(teacher, sentences, None, SETTINGS, whole, "cpu", chunk_dir=tmp_path / "state-a")
+    real, batches = logits_module.infer_logits, []
+
+    def too_big(forward, ids, batch_size, *args, **kwargs):  # a GPU that fits 2 sentences, after 2 chunks
+        batches.append(batch_size)
+        if batch_size > 2 and len(batches) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(forward, ids, batch_size, *args, **kwargs)
+
+    monkeypatch.setattr(logits_module, "infer_logits", too_big)
+    out, state = tmp_path / "shard.parquet", tmp_path / "state-b"
+    with pytest.raises(GpuOutOfMemory, match=r"batches of 3 \(logits.batch_size\).*runs batches of 1"):
+        write_transfer(teacher, sentences, None, SETTINGS, out, "cpu", chunk_dir=state)
+    assert not out.exists() and read_json(state / OOM_MARKER)["batch_size"] == 3
+    batches.clear()
+    with caplog.at_level(logging.WARNING):
+        assert write_transfer(teacher, sentences, None, SETTINGS, out, "cpu", chunk_dir=state) == 23
+    assert batches == [1, 1]  # the two missing chunks, in halved batches; the done ones are kept
+    assert "ran out of GPU memory with batches of 3 (logits.batch_size): batches of 1 now" in caplog.text
+    assert not state.exists()  # the marker goes with the chunks once the output is complete
+    for x, y in zip(pq.read_table(out).to_pylist(), pq.read_table(whole).to_pylist()):
+        assert x["input_ids"] == y["input_ids"]
+        torch.testing.assert_close(torch.tensor(x["logits"]), torch.tensor(y["logits"]), atol=1e-5, rtol=1e-4)

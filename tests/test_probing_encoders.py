@@ -212,6 +212,92 @@ def test_probe_tasks_reuses_the_tables_whose_settings_model_and_data_are_unchang
     assert reused == []
 
 
+def test_probe_tasks_probes_again_when_rerun_with_nothing_changed(bert_dir, tmp_path, monkeypatch):
+    """A job rerun with every task's settings, data, model and code those of its last complete job (forced, or its
+    outputs deleted) probes every task again; a killed job's rerun reuses what it probed, even when it was forced."""
+    from kdprobe.probe import run as probe_run
+
+    files = [_probe_file(tmp_path / f"{name}.txt", 20, 10, 10) for name in ("has_cat", "also_cat")]
+    settings = dict(PROBE_SETTINGS, layers={"teacher": [1]}, pooling={"teacher": ["mean"]})
+    outs = [tmp_path / "out" / f"{name}.csv" for name in ("has_cat", "also_cat")]
+    probed, real = [], probe_run._probe
+
+    def counted(get_encoder, kind, probe_file, *args):
+        probed.append(probe_file.stem)
+        if probe_file.stem == kill_at:
+            raise RuntimeError("killed")
+        return real(get_encoder, kind, probe_file, *args)
+
+    def job():
+        probed.clear()
+        probe_tasks("teacher", bert_dir, files, {"has_cat": settings, "also_cat": settings}, outs,
+                    tmp_path / "teacher.csv", tmp_path / "state")
+        return list(probed)
+
+    monkeypatch.setattr(probe_run, "_probe", counted)
+    kill_at = None
+    assert job() == ["has_cat", "also_cat"]
+    assert job() == ["has_cat", "also_cat"]  # nothing changed: forced, so nothing is reused
+    kill_at = "also_cat"
+    with pytest.raises(RuntimeError, match="killed"):
+        job()  # forced, and killed after has_cat
+    kill_at = None
+    assert job() == ["also_cat"]  # the killed job's rerun keeps what it probed
+    assert job() == ["has_cat", "also_cat"]
+
+
+SNAKEFILE = """
+rule probe:
+    input:
+        model="model",
+        data=["has_cat.txt", "also_cat.txt"],
+    output:
+        tables=["probe/has_cat.csv", "probe/also_cat.csv"],
+        merged="probe.csv",
+    log:
+        "probe.log",
+    params:
+        kind="teacher",
+        model_path="model",
+        settings=config["settings"],
+        state=".state/probe",
+    script:
+        "{script}"
+"""
+
+
+@pytest.mark.workflow
+def test_snakemake_forced_rerun_probes_again(bert_dir, tmp_path):
+    """Rule `probe`'s script under Snakemake: `-f` and deleted outputs probe every task again; a settings edit that
+    concerns one task reuses the other's table."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from smk import ROOT, snakemake
+
+    shutil.copytree(bert_dir, tmp_path / "model")
+    for name in ("has_cat", "also_cat"):
+        _probe_file(tmp_path / f"{name}.txt", 20, 10, 10)
+    (tmp_path / "Snakefile").write_text(SNAKEFILE.format(script=ROOT / "workflow" / "scripts" / "probe.py"))
+    settings = dict(PROBE_SETTINGS, layers={"teacher": [1]}, pooling={"teacher": ["mean"]})
+
+    def run(*args, also_cat=settings):
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump({"settings": {"has_cat": settings, "also_cat": also_cat}}))
+        (tmp_path / "probe.log").unlink(missing_ok=True)
+        snakemake(tmp_path, "-c1", "probe.csv", *args, "--configfile", "config.yaml")
+        log = (tmp_path / "probe.log").read_text()
+        return [name for name in ("has_cat", "also_cat") if f"teacher {name} layer 1 mean" in log]
+
+    assert run() == ["has_cat", "also_cat"]
+    assert run("-f") == ["has_cat", "also_cat"]
+    shutil.rmtree(tmp_path / "probe")
+    Path(tmp_path / "probe.csv").unlink()
+    assert run() == ["has_cat", "also_cat"]
+    assert run(also_cat=dict(settings, grid={"hidden": [7], "dropout": [0.0], "weight_decay": [1e-5]})) == ["also_cat"]
+
+
 def test_scripts_drive_the_library(bert_dir, tmp_path):
     """workflow/scripts/probe.py, run as Snakemake would (a `snakemake` global), with the input, output and params
     names of workflow/rules/probe.smk."""

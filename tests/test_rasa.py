@@ -103,6 +103,13 @@ MALFORMED = {
                                "expected a '- text: ...' item"),
     "text item a string": (["nlu:", "- intent: greet", "  examples:", "  - hi"], 4, "expected a '- text: ...' item"),
     "examples a mapping": (["nlu:", "- intent: greet", "  examples: {a: b}"], 3, "'examples' must be a string"),
+    # lines folded into one example would lose examples without a word
+    "folded examples": (_with(4, "  examples: >"), 4, "'examples' folds lines into one example"),
+    "plain examples over lines": (["nlu:", "- intent: greet", "  examples:", "    -hi", "    -hello", *GOOD[6:]], 4,
+                                  "folds lines into one example"),
+    "quoted examples over lines": (_with(4, "  examples: '- hi", "    - hello'")[:5] + GOOD[6:], 4,
+                                   "folds lines into one example"),
+    "tab in an intent name": (_with(3, '- intent: "gre\\tet"'), 3, r"intent name 'gre\\tet' holds a control"),
 }
 
 
@@ -127,6 +134,37 @@ def test_yaml_without_intent_examples(tmp_path, text):
     assert read_rasa_yaml(path) == []
     with pytest.raises(InputError, match="nlu.yml: no examples"):
         load_examples("rasa_yaml", path)
+
+
+def test_quoted_examples_with_blank_line_breaks_are_read(tmp_path):
+    """A quoted string keeps the line breaks written as blank lines (how yaml.safe_dump writes a block)."""
+    path = tmp_path / "nlu.yml"
+    path.write_text("nlu:\n- intent: greet\n  examples: '- hi\n\n    - hello\n\n    '\n")
+    assert _pairs(read_rasa_yaml(path)) == [("hi", "greet"), ("hello", "greet")]
+
+
+def test_markdown_reads_rasas_section_kinds_only_for_intent_examples(tmp_path):
+    path = tmp_path / "nlu.md"
+    path.write_text("## intent:greet\n- hi\n- hey\n\n## lookup: location\ndata/lookups/location.txt\n\n"
+                    "## synonym: USA\n- US\n## regex:zipcode\n- [0-9]{5}\n## intent : bye\n- bye\n")
+    assert _pairs(read_rasa_md(path)) == [("hi", "greet"), ("hey", "greet"), ("bye", "bye")]
+
+
+def test_a_directory_reads_upper_case_suffixes(tmp_path):
+    shutil.copy(SARA / "nlu.yml", tmp_path / "NLU.YML")
+    assert raw_files("rasa_yaml", tmp_path) == [tmp_path / "NLU.YML"]
+    assert _pairs(load_examples("rasa_yaml", tmp_path)) == _pairs(read_rasa_yaml(SARA / "nlu.yml"))
+
+
+def test_a_top_level_key_that_is_nearly_nlu_is_a_warning(tmp_path, caplog):
+    shutil.copy(SARA / "nlu.yml", tmp_path / "general.yml")
+    (tmp_path / "typo.yml").write_text("version: '3.1'\nNLU:\n- intent: greet\n  examples: |\n    - hi\n")
+    with caplog.at_level("INFO"):
+        examples = load_examples("rasa_yaml", tmp_path)
+    assert _pairs(examples) == _pairs(read_rasa_yaml(SARA / "nlu.yml"))  # typo.yml holds no examples for Rasa
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{tmp_path / 'typo.yml'}:2: top-level key 'NLU' is not Rasa's 'nlu' (lowercase): its "
+                        "entries are not read"]
 
 
 def test_yaml_tags_are_never_constructed(tmp_path):
@@ -165,12 +203,14 @@ def test_prepare_task_pseudonymises_yaml_and_logs_counts(tmp_path, caplog):
     path.write_text(yaml.safe_dump({"nlu": [
         {"intent": "enter_data", "examples": "- I am [Ada Quill](name)\n- mail: ada@quill.org\n- [Bo](PERSON)\n"},
         {"intent": "greet", "examples": "- hi [sara](bot_name)\n- hello\n- hey\n"}]}))
-    source = {"format": "rasa_yaml", "train": str(path), "dev": str(path), "test": str(path), "pseudonymise": True}
+    dev, test = shutil.copy(path, tmp_path / "dev.yml"), shutil.copy(path, tmp_path / "test.yml")
+    source = {"format": "rasa_yaml", "train": str(path), "dev": dev, "test": test, "pseudonymise": True,
+              "max_shared": 1}
     with caplog.at_level("INFO"):
         summary = prepare_task("sara", source, tmp_path / "out")
     assert list(read_split(tmp_path / "out" / "train.tsv").sentence) == [
         "I am __PERSON_NAME__", "mail: __EMAIL_ADDRESS__", "__PERSON_NAME__", "hi sara", "hello", "hey"]
-    assert summary["pseudonymised"] == {"names": 6, "emails": 3, "examples": 9}  # train, dev and test files
+    assert summary["pseudonymised"] == {"names": 6, "emails": 3, "examples": 9}  # train, dev and test copies
     assert "pseudonymised sara: 6 person names (entities name, PERSON) -> __PERSON_NAME__, 3 e-mail addresses" \
            in caplog.text
     without = prepare_task("sara", {**source, "pseudonymise": False}, tmp_path / "plain")
@@ -203,7 +243,12 @@ def test_workflow_reads_a_yaml_directory_and_reruns_when_one_of_its_files_change
     assert sizes == {"train": 12, "dev": 4, "test": 4}
     log = (project / "logs/prepare_data/sara.log").read_text()
     assert "general.yml" in log and "sales.yaml" in log and "pseudonymised sara" in log
+    assert "train/dev: 0 of 4 dev examples" in log and "dev/test: 0 of 4 test examples" in log  # shared sentences
     assert planned_jobs(project, target, "--configfile", str(override)) == Counter()
     sales = project / "raw" / "nlu" / "sales.yaml"
     sales.write_text(sales.read_text().replace("- cheers", "- cheers mate"))
     assert planned_jobs(project, target, "--configfile", str(override)) == Counter({"prepare_data": 1})
+    snakemake(project, "--cores", "1", target, "--configfile", str(override))
+    override.write_text(override.read_text().replace("pseudonymise: true", "pseudonymise: true\n      max_shared: 0.5"))
+    assert "max_shared: 0.5" in override.read_text()
+    assert planned_jobs(project, target, "--configfile", str(override)) == Counter({"prepare_data": 1})  # a param

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from kdprobe import registry
+from kdprobe.cluster import SITE
 from kdprobe.data.prepare import READERS
 from kdprobe.losses import LOSSES
 from kdprobe.settings import OptimizerSettings, TrainSettings
@@ -111,7 +112,7 @@ def test_resources_keys_are_rules_or_stages():
     keys = SCHEMA["properties"]["resources"]["propertyNames"]["enum"]
     stages = {path.stem for path in RULES.glob("*.smk")} - {"common"}
     rules = _rule_names() | {"demo_bert", "demo_gpt2", "demo_word2vec"}  # demo.smk builds these in a loop
-    assert set(keys) - {"default"} - stages - rules == set()
+    assert set(keys) - {"default", *SITE.values()} - stages - rules == set()
     for path in [ROOT / "config" / name for name in ("config.yaml", "demo.yaml", "laptop.yaml", "laptop-offline.yaml")]:
         used = set((yaml.safe_load(path.read_text()) or {}).get("resources", {}))
         assert used <= set(keys), (path.name, used - set(keys))

@@ -47,11 +47,12 @@ def test_bf16_not_supported_without_cuda(monkeypatch):
 
 
 @pytest.mark.parametrize("settings,kind,expected", [
-    ({}, "inference", torch.bfloat16),        # inference: on by default
+    ({}, "inference", None),                  # sampling and logits run fp32, as the thesis did: bf16 is opt-in
     ({}, "training", None),                   # training: opt-in
     ({"bf16": True}, "training", torch.bfloat16),
+    ({"bf16": True}, "inference", torch.bfloat16),
     ({"bf16": False}, "inference", None),
-    (None, "inference", torch.bfloat16),
+    (None, "inference", None),
 ])
 def test_autocast_dtype_on_a_bf16_gpu(fake_cuda, settings, kind, expected):
     assert runtime.autocast_dtype(torch.device("cuda"), settings, kind) is expected
@@ -78,8 +79,9 @@ def test_bf16_requested_on_an_old_gpu_falls_back_with_a_warning(fake_cuda, caplo
 def test_autocast_context_on_a_bf16_gpu(fake_cuda, monkeypatch):
     made = []
     monkeypatch.setattr(torch, "autocast", lambda device_type, dtype: made.append((device_type, dtype)) or "ctx")
-    assert runtime.autocast(torch.device("cuda:0"), {}, "inference") == "ctx"
+    assert runtime.autocast(torch.device("cuda:0"), {"bf16": True}, "inference") == "ctx"
     assert made == [("cuda", torch.bfloat16)]
+    assert isinstance(runtime.autocast(torch.device("cuda:0"), {}, "inference"), contextlib.nullcontext)
 
 
 def test_to_device_pins_and_copies_asynchronously_only_for_cuda(monkeypatch):

@@ -319,3 +319,24 @@ def test_compile_setting_reaches_the_decode_step(gpt2, tmp_path, monkeypatch):
     assert compiled == []  # off unless asked
     sample_shard(gpt2, 4, 1, {**SETTINGS, "compile": True}, tmp_path / "b.parquet", tmp_path / "cb", "cpu")
     assert compiled and set(compiled) == {"step"}
+
+
+def test_auto_batch_falls_back_after_running_out_of_gpu_memory(gpt2, tmp_path, monkeypatch):
+    """`augment.batch_size: auto` sized a batch the GPU could not hold: the retry samples in half of it."""
+    from kdprobe.runtime import OOM_MARKER, GpuOutOfMemory
+
+    real, batches = sampling.sample_rows, []
+
+    def too_big(*args, batch_size, **kwargs):  # a GPU that fits 512 rows
+        batches.append(batch_size)
+        if batch_size > 512:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(sampling, "sample_rows", too_big)
+    settings, state = {**SETTINGS, "batch_size": "auto"}, tmp_path / "state"
+    with pytest.raises(GpuOutOfMemory, match=r"batches of 1024 \(augment.batch_size\).*runs batches of 512"):
+        sample_shard(gpt2, 20, 5, settings, tmp_path / "a.parquet", state, "cpu")  # auto: 1024 on a CPU
+    assert (state / OOM_MARKER).exists() and not (tmp_path / "a.parquet").exists()
+    assert sample_shard(gpt2, 20, 5, settings, tmp_path / "a.parquet", state, "cpu") == 20
+    assert batches == [1024, 512, 512, 512] and not state.exists()  # 3 chunks of 8, 8 and 4 sentences

@@ -235,7 +235,8 @@ def _no_marker(project: Path) -> None:
 
 def _evil_config(tmp_path: Path, **extra) -> str:
     config = {"tasks": {"cola": {"data": {"format": "cola", "train": EVIL["semicolon"], "dev": EVIL["dollar"],
-                                          "test": EVIL["backtick"]}}}, **extra}
+                                          "test": EVIL["backtick"],  # a copy of dev: share all its sentences
+                                          "max_shared": 1}}}, **extra}
     path = tmp_path / "evil.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)

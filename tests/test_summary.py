@@ -121,7 +121,7 @@ def test_bad_predictions_and_speed_records_name_the_file(tmp_path):
         score_predictions("sst2", path, ["a", "b"])
     speed = speeds["lstm_s"]
     speed.write_text("{not json")
-    with pytest.raises(InputError, match="lstm_s.json: not JSON"):
+    with pytest.raises(InputError, match="lstm_s.json: not valid JSON"):
         read_speed(speed)
     speed.write_text(json.dumps({"params": 1}))
     with pytest.raises(InputError, match="missing key"):

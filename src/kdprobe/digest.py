@@ -5,12 +5,19 @@ every file they were made from, so a rerun after an input changed in place (a re
 with the same sentences and lengths; a model copied with its old modification times) starts afresh instead of
 silently continuing from stale work. Files are read in 1 MiB blocks (a 1.6 GB word2vec file costs a few seconds,
 once per job start); a directory stands for every file below it, in sorted order of relative path.
+
+They record the code too (`code_record`): kdprobe's version, the digest of each module involved (every shared
+module and the job's stages) and the versions of the packages it computes with, so a state or table saved before
+a code fix or an upgrade is never taken for one of the code now running.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +27,15 @@ from kdprobe.errors import InputError
 log = logging.getLogger(__name__)
 
 BLOCK = 1 << 20
+
+#: kdprobe's stage modules and packages (docs/internals.md's stage table, and the stand-ins `demo` and `offline`,
+#: which use stages): a saved state's code record leaves out the stages its job never imported.
+STAGES = ("fetch", "data", "teacher", "augment", "transfer", "distil", "predict", "probe", "report", "demo", "offline")
+
+#: The packages besides kdprobe whose code computes its numbers (pyproject.toml's dependencies less the workflow,
+#: plotting and progress ones); an upgrade of any of them invalidates every saved state.
+COMPUTE_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow", "scikit-learn",
+                    "gensim")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -53,6 +69,39 @@ def content_digests(inputs: Mapping[str, str | Path]) -> dict[str, str]:
             n_bytes += f.stat().st_size
     log.info("hashed %d input files (%.1f MB) in %.1f s: %s", len(out), n_bytes / 1e6, time.perf_counter() - start,
              ", ".join(f"{label} ({path})" for label, path in inputs.items()))
+    return out
+
+
+@functools.cache
+def code_record() -> dict[str, Any]:
+    """The code a saved state is made by: kdprobe's version, the sha256 of each module involved (`code_modules` of
+    the stages this process imported) and the versions of `COMPUTE_PACKAGES` (None where one is not installed).
+    Computed once per process."""
+    import kdprobe
+
+    loaded = {name.split(".")[1] for name in sys.modules if name.startswith("kdprobe.")}
+    versions = {}
+    for name in COMPUTE_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"kdprobe": kdprobe.__version__, "packages": versions, "modules": code_modules(loaded & set(STAGES))}
+
+
+def code_modules(stages: set[str]) -> dict[str, str]:
+    """`{path below kdprobe/: sha256}` of every shared module and of the modules of `stages`: all the code a job
+    of those stages can run, as a stage imports no other (tests/test_layout.py), so a log can name the module
+    that changed."""
+    import kdprobe
+
+    root = Path(kdprobe.__file__).parent
+    out = {}
+    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
+        name = path.relative_to(root).as_posix()
+        top = name.split("/")[0].removesuffix(".py")
+        if top not in STAGES or top in stages:
+            out[name] = file_sha256(path)
     return out
 
 

@@ -2,8 +2,8 @@
 
 `distil(student, task, settings, transfer_paths, data_dir, teacher_dir, files, state_path, device)`, in phases:
 
-1. `read_inputs`: reads the transfer set (parquet: `sentence`, `input_ids`, `logits`, `label`), `labels.txt`, `dev.tsv` and
-   `test.tsv`; tokenises everything once (BERT_S reuses the stored teacher ids, cut to `max_length`; LSTM_S
+1. `read_inputs`: reads the transfer set (parquet: `sentence`, `input_ids`, `logits`, `label`; a NaN or infinite
+   logit is an `InputError` naming the file and row), `labels.txt`, `dev.tsv` and `test.tsv`; tokenises everything once (BERT_S reuses the stored teacher ids, cut to `max_length`; LSTM_S
    tokenises words, or wordpieces for teacher embeddings) into one packed id array (`batching.PackedIds`);
 2. `build`: builds the student (`students.build_student`; LSTM_S word vocabulary = every transfer-set word, min count 1);
 3. trains through `training.fit` (settings typed once: `settings.TrainSettings`, `OptimizerSettings`,
@@ -58,6 +58,18 @@ TOKENIZE_CHUNK = 10_000
 
 
 # ----------------------------------------------------------------------------------------------- inputs
+def _check_finite_logits(path: Path, logits: pd.Series, n_classes: int) -> None:
+    """`InputError` naming the file and the first row (0-based) whose logits are NaN or infinite as float32."""
+    if not len(logits):
+        return
+    with np.errstate(over="ignore"):  # a float64 logit beyond float32's range becomes inf, and is refused
+        values = np.concatenate(logits.to_numpy()).astype(np.float32).reshape(-1, n_classes)
+    if not np.isfinite(values).all():
+        row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+        raise InputError(path, f"row {row}: the teacher logits {values[row].tolist()} are not all finite (NaN or "
+                               "infinite); rerun the transfer stage (rule logits) and check the teacher")
+
+
 def read_transfer(paths: Sequence[str | Path], n_classes: int, need_ids: bool) -> pd.DataFrame:
     """Concatenated transfer-set files, checked: required columns, one logit per class."""
     if isinstance(paths, (str, Path)):
@@ -85,6 +97,7 @@ def read_transfer(paths: Sequence[str | Path], n_classes: int, need_ids: bool) -
         if bad:
             raise InputError(path, f"row {bad[0]}: expected {n_classes} logits (labels.txt), "
                                    f"found {None if frame['logits'][bad[0]] is None else len(frame['logits'][bad[0]])}")
+        _check_finite_logits(path, frame["logits"], n_classes)
         log.info("read %d transfer sentences from %s", len(frame), path)
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)

@@ -25,3 +25,11 @@ class ConfigError(KdprobeError):
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(f"config key '{key}': {message}")
+
+
+class NonFiniteError(KdprobeError):
+    """A NaN or infinite loss, logit or weight: names where it appeared (`where`) and what to check."""
+
+    def __init__(self, where: str, message: str, check: str = "the learning rate, the temperature and the inputs"):
+        self.where = where
+        super().__init__(f"{where}: {message}; check {check}")

@@ -85,7 +85,20 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON document in `path`; not UTF-8 JSON is an `InputError` naming the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError
+        raise InputError(path, f"not valid JSON ({err})") from None
+
+
+def set_aside(path: str | Path) -> Path:
+    """Rename an unreadable saved file to `<name>.corrupt` beside it (replacing an earlier one), so a rerun starts
+    afresh and the file stays for a look; returns the new path."""
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.corrupt")
+    os.replace(path, aside)
+    return aside
 
 
 def read_csv_table(path: str | Path, columns: Any) -> pd.DataFrame:

@@ -2,29 +2,32 @@
 
 - `load_hf(model_dir, head=True)`: a Hugging Face BERT directory (or hub id) as `(tokenizer, model)` in fp32, the
   sequence-classification model with `head`, else the bare encoder (the pre-trained teacher); a directory that
-  cannot be loaded is an `InputError` naming it. Never with `trust_remote_code`.
+  cannot be loaded (a file missing, damaged or truncated) is an `InputError` naming it and the command that
+  rebuilds it (`load_errors`). Never with `trust_remote_code`.
 - `load_classifier(kind, model_dir, max_length, device)`: the teacher or a student (`kdprobe.students`) behind one
   `Classifier`: its forward, tokenizer, pad id, classes, labels and parameter counts. Sentences are truncated at
   the `max_length` the model was trained with (the teacher's `teacher.max_length`; a student's own, which a given
   value must equal, else the student is stale).
 - `batched_logits(forward, ids, pad_id, batch_size, device)`: (N, C) logits in input order from length-sorted
   batches; `infer_logits(model, ids, ...)`: the same for a Hugging Face classifier, on CPU lanes or a GPU, with
-  bf16 autocast where the settings allow it (the teacher's dev evaluation and the transfer set's logits).
+  bf16 autocast where the settings ask for it (`bf16: true`: the teacher's dev evaluation, the transfer logits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from kdprobe import registry
 from kdprobe.batching import pad_batch
-from kdprobe.errors import ConfigError, InputError
+from kdprobe.errors import ConfigError, InputError, NonFiniteError
 from kdprobe.logs import progress
 from kdprobe.runtime import Lanes, autocast, to_device
 
@@ -33,16 +36,27 @@ log = logging.getLogger(__name__)
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+@contextlib.contextmanager
+def load_errors(model_dir: str | Path, what: str) -> Iterator[None]:
+    """Turn what loading a Hugging Face directory raises when a file of it is missing, damaged or truncated
+    (`OSError`, `ValueError`, `SafetensorError`) into one `InputError` naming the directory and, for a local one,
+    the command that rebuilds it."""
+    try:
+        yield
+    except (OSError, ValueError, SafetensorError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        remedy = f"; rebuild it: snakemake -f {model_dir}" if Path(model_dir).is_dir() else ""
+        raise InputError(model_dir, f"cannot load {what}: {detail}{remedy}") from None
+
+
 def load_hf(model_dir: str | Path, head: bool = True, what: str = "the teacher") -> tuple[Any, torch.nn.Module]:
     """`(tokenizer, model)` of a Hugging Face directory or hub id, in fp32 and eval mode, on the CPU."""
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     loader = AutoModelForSequenceClassification if head else AutoModel
-    try:
+    with load_errors(model_dir, what):
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         model = loader.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    except (OSError, ValueError) as exc:
-        raise InputError(model_dir, f"cannot load {what}: {exc}") from None
     return tokenizer, model
 
 
@@ -173,7 +187,7 @@ def infer_logits(
     Batches of `batch_size` sentences in descending length order (the largest batch first, so memory
     trouble shows at once), each padded to its longest; `bar` (a tqdm) advances by sentences. On a CPU the
     batches run side by side on `lanes` (default: one per torch thread; `runtime.Lanes`). `model` may be a
-    `torch.compile`d module (then give `n_classes`); bf16 autocast on a bf16 GPU unless `settings['bf16']` is false.
+    `torch.compile`d module (then give `n_classes`); bf16 autocast on a bf16 GPU when `settings['bf16']` is true.
     """
     device = torch.device(device)
     if isinstance(model, torch.nn.Module):
@@ -202,3 +216,14 @@ def infer_logits(
         if own:
             lanes.close()
     return out
+
+
+def check_finite_logits(logits: np.ndarray | torch.Tensor, where: Callable[[int], str], check: str) -> None:
+    """`NonFiniteError` for the first row of `logits` (n, classes) holding a NaN or infinite value, `where(row)`
+    naming it and `check` what to look at; nothing is written from such logits."""
+    values = np.asarray(logits)
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise NonFiniteError(where(row), f"the logits {values[row].tolist()} are NaN or infinite; nothing was written",
+                             check=check)

@@ -11,7 +11,6 @@ import os
 import random
 import re
 import socket
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,35 +20,119 @@ from typing import Any
 import numpy as np
 import torch
 
+from kdprobe.errors import KdprobeError
+from kdprobe.io import read_json, write_json
+
 log = logging.getLogger("kdprobe")
 
 
 def pick_device(preference: str = "auto", gpus: int | None = None) -> torch.device:
     """The device of this process: 'cpu' and 'cuda:N' as given; 'auto' CUDA when present, else CPU; 'auto' and
-    'cuda' on a machine with several visible GPUs: a GPU of its own (`claim_gpu`).
+    'cuda' on a machine with several visible GPUs: a GPU of its own (`claim_gpu`, unless SLURM confines the job's
+    devices: `slurm_confined`).
 
     `gpus`: the GPUs the job asked its scheduler for (Snakemake's `resources.gpu`; None: unknown). With 'auto', a
-    job that asked for none runs on the CPU, so jobs that Snakemake does not count as GPU jobs never take one.
+    job that asked for none runs on the CPU, so jobs that Snakemake does not count as GPU jobs never take one; a
+    job that asked for one never falls back to the CPU: without a usable GPU it stops with `GpuUnavailable`,
+    naming the cause (`cuda_diagnosis`), instead of training a large model on a few cores until its time runs out.
     """
-    if preference == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        if gpus == 0:
-            log.info("device auto: the job asked for no GPU (resources gpu=0), so it runs on the CPU")
-            return torch.device("cpu")
-    elif preference != "cuda":
-        dev = torch.device(preference)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {preference!r} requested but CUDA is not available")
+    if preference == "auto" and gpus == 0:
+        log.info("device auto: the job asked for no GPU (resources gpu=0), so it runs on the CPU")
+        return torch.device("cpu")
+    dev = torch.device("cuda" if preference == "auto" else preference)
+    if dev.type != "cuda":
         return dev
     if not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+        if preference == "auto" and not gpus:
+            return torch.device("cpu")
+        asked = f"asked for {gpus} GPU(s)" if gpus else f"asked for device {preference!r}"
+        raise GpuUnavailable(f"the job {asked} but CUDA is not available: {cuda_diagnosis()}")
+    check_arch(dev)
+    if dev.index is not None:
+        return dev
     n = torch.cuda.device_count()
-    if n <= 1:  # one GPU visible, e.g. the one SLURM gave this job through CUDA_VISIBLE_DEVICES
+    if n <= 1 or slurm_confined(n, gpus):  # e.g. the one GPU SLURM gave this job through CUDA_VISIBLE_DEVICES
         return torch.device("cuda")
     index = claim_gpu(n)
     torch.cuda.set_device(index)  # code that says plain "cuda" lands on the claimed GPU too
     return torch.device(f"cuda:{index}")
+
+
+class GpuUnavailable(KdprobeError, RuntimeError):
+    """A job that needs a GPU has no usable one (no CUDA, an old driver, a device torch was not built for)."""
+
+
+#: Where a loaded NVIDIA kernel driver reports its version (read by `cuda_diagnosis`).
+NVIDIA_DRIVER_VERSION = Path("/proc/driver/nvidia/version")
+
+
+def cuda_diagnosis() -> str:
+    """Why CUDA is unusable, in one line: torch's own reason (`torch.cuda.init`), torch's version and the CUDA
+    version it was built for, the kernel driver's version and CUDA_VISIBLE_DEVICES."""
+    try:
+        torch.cuda.init()
+        reason = "torch.cuda.init() succeeded, but no device is usable"
+    except Exception as exc:  # torch raises AssertionError (CPU build) or RuntimeError (driver) with the cause
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    built = torch.version.cuda or "none (a CPU-only build of torch: install a CUDA build)"
+    try:
+        driver = NVIDIA_DRIVER_VERSION.read_text().strip().splitlines()[0]
+    except (OSError, IndexError):
+        driver = f"none loaded ({NVIDIA_DRIVER_VERSION} missing: no NVIDIA driver on this machine)"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = "unset" if visible is None else (repr(visible) + (" (hides every GPU)" if not visible.strip() else ""))
+    return (f"{reason}; torch {torch.__version__} built for CUDA {built}; NVIDIA driver: {driver}; "
+            f"CUDA_VISIBLE_DEVICES {visible}")
+
+
+def arch_supported(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether torch built for `arch_list` (`torch.cuda.get_arch_list()`: 'sm_80', 'compute_90', ...) runs on a
+    device of compute `capability`: a cubin of the same major version and no newer minor one (binary compatible),
+    or PTX (`compute_XY`) of at most the device's version (compiled for it at load time)."""
+    major, minor = capability
+    for arch in arch_list:
+        kind, _, number = arch.partition("_")
+        if not number.isdigit():
+            continue
+        a_major, a_minor = int(number[:-1]), int(number[-1])
+        if kind == "sm" and a_major == major and a_minor <= minor:
+            return True
+        if kind == "compute" and (a_major, a_minor) <= (major, minor):
+            return True
+    return False
+
+
+def check_arch(device: torch.device) -> None:
+    """Stop with `GpuUnavailable` when torch has no kernels for `device`'s compute capability."""
+    arch_list = list(torch.cuda.get_arch_list())
+    if not arch_list:  # torch does not say what it was built for
+        return
+    capability = tuple(torch.cuda.get_device_capability(device))
+    if not arch_supported(capability, arch_list):
+        raise GpuUnavailable(
+            f"{torch.cuda.get_device_name(device)} has compute capability {capability[0]}.{capability[1]} (sm_"
+            f"{capability[0]}{capability[1]}), but torch {torch.__version__} (CUDA {torch.version.cuda}) is built "
+            f"for {', '.join(arch_list)}: install a torch build that supports it")
+
+
+def slurm_confined(visible: int, gpus: int | None) -> bool:
+    """Whether SLURM already confines this job's devices: inside a SLURM job with a GPU allocation
+    (SLURM_JOB_GPUS, SLURM_STEP_GPUS or SLURM_GPUS_ON_NODE set) that sees no more GPUs than it asked for. Then the
+    visible GPUs are the job's own (and, renumbered by SLURM's cgroup, the same `CUDA_VISIBLE_DEVICES=0` in every
+    job of the node, so per-GPU locks would wrongly make such jobs wait for each other). A SLURM job that sees
+    more GPUs than it asked for warns and takes one by lock (`claim_gpu`)."""
+    env = os.environ
+    if not env.get("SLURM_JOB_ID"):
+        return False
+    if gpus is not None and visible > gpus:
+        log.warning("SLURM job %s asked for %d GPU(s) but sees %d (CUDA_VISIBLE_DEVICES=%s): SLURM does not "
+                    "confine its devices (cgroup ConstrainDevices=no, --exclusive?); taking a free one by lock",
+                    env["SLURM_JOB_ID"], gpus, visible, env.get("CUDA_VISIBLE_DEVICES", "unset"))
+        return False
+    if any(env.get(name) for name in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE")):
+        log.info("SLURM job %s: its %d visible GPU(s) are its own (no GPU lock)", env["SLURM_JOB_ID"], visible)
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------------- GPU slots
@@ -63,11 +146,16 @@ _claimed: tuple[int, Any] | None = None
 GPU_POLL_SECONDS = 5.0
 
 
+#: The machine-wide directory the per-GPU lock directory lives in: never $TMPDIR, which batch systems often make
+#: per job (SLURM's /tmp/job<N>), so that jobs sharing a machine's GPUs would never see each other's locks.
+GPU_LOCK_ROOT = Path("/tmp")
+
+
 def gpu_lock_dir() -> Path:
-    """Directory of the per-GPU lock files: `KDPROBE_GPU_LOCK_DIR`, else `<tmp>/kdprobe-gpu-locks-<uid>` (local
-    to the machine, so only jobs that share its GPUs share the locks)."""
+    """Directory of the per-GPU lock files: `KDPROBE_GPU_LOCK_DIR`, else `/tmp/kdprobe-gpu-locks-<uid>` (local
+    to the machine, so only jobs that share its GPUs share the locks; not $TMPDIR: `GPU_LOCK_ROOT`)."""
     override = os.environ.get("KDPROBE_GPU_LOCK_DIR")
-    return Path(override) if override else Path(tempfile.gettempdir()) / f"kdprobe-gpu-locks-{os.getuid()}"
+    return Path(override) if override else GPU_LOCK_ROOT / f"kdprobe-gpu-locks-{os.getuid()}"
 
 
 def gpu_key(index: int) -> str:
@@ -176,9 +264,10 @@ def limit_threads(threads: int) -> None:
 # Every function is a pure decision on its arguments (torch.cuda is asked only where named), so CPU tests can
 # mock CUDA in.
 
-#: Stages whose bf16 autocast is on by default on a bf16-capable GPU: inference only (the logits are upcast to
-#: fp32 before anything is read from them). Training stages autocast only when their section says `bf16: true`.
-BF16_DEFAULT = {"inference": True, "training": False}
+#: Stages whose bf16 autocast is on by default on a bf16-capable GPU: none. Sampling and teacher logits run fp32,
+#: as the thesis did, like training; bf16 is an opt-in (`bf16: true` in a section) whose error against fp32
+#: `benchmarks/gpu_check.py` measures.
+BF16_DEFAULT = {"inference": False, "training": False}
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -218,6 +307,52 @@ def autocast(device: torch.device, settings: dict[str, Any] | None, kind: str = 
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def configure_cuda(device: torch.device, tf32: bool = True, deterministic: bool = False) -> None:
+    """The one place that sets the CUDA numerics policy of a job (config section `cuda`), logging it with the GPU:
+    TF32 for fp32 matmuls and cuDNN (`tf32`; else IEEE fp32), and with `deterministic` torch's deterministic
+    algorithms (cuDNN autotuning off, cuBLAS with a fixed workspace; ops without a deterministic version raise).
+    A no-op on the CPU, whose results it never changes."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return
+    # the allow_tf32 switches, not the newer fp32_precision ones: once those are set, torch refuses to read the
+    # allow_tf32 ones (and get_float32_matmul_precision), which other libraries (torch.compile's inductor) still do
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.allow_tf32 = bool(tf32)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: before any matmul
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True)
+    log.info("GPU %s", describe_gpu(device))
+
+
+def numerics_record(device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:
+    """What a stage's numbers depend on beyond its settings: the device's name and the dtype it computes in, and
+    on a GPU the TF32 and deterministic switches (`configure_cuda`); chunk manifests record it, so that chunks
+    computed on another GPU type or in another precision are never joined with this job's."""
+    device = torch.device(device)
+    record: dict[str, Any] = {"device": "cpu", "dtype": str(dtype or torch.float32).removeprefix("torch.")}
+    if device.type == "cuda":
+        record |= {"device": torch.cuda.get_device_name(device),
+                   "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+                   "deterministic": torch.are_deterministic_algorithms_enabled()}
+    return record
+
+
+def describe_gpu(device: torch.device) -> str:
+    """One line for the log: the GPU's name, compute capability and memory, torch's CUDA version, whether it
+    runs bf16, and the numerics switches in force."""
+    props = torch.cuda.get_device_properties(device)
+    major, minor = torch.cuda.get_device_capability(device)
+    bf16 = "supported" if major >= 8 else "unsupported"
+    deterministic = "on" if torch.are_deterministic_algorithms_enabled() else "off"
+    matmul, cudnn = ("tf32" if on else "ieee" for on in (torch.backends.cuda.matmul.allow_tf32,
+                                                         torch.backends.cudnn.allow_tf32))
+    return (f"{device}: {props.name}, compute capability {major}.{minor}, {props.total_memory / 2**30:.1f} GiB; "
+            f"torch {torch.__version__} CUDA {torch.version.cuda}; bf16 {bf16} (used only where a section says "
+            f"bf16: true); fp32 matmul {matmul}, cuDNN {cudnn}; deterministic {deterministic}")
 
 
 def pin_memory(device: torch.device) -> bool:
@@ -295,6 +430,53 @@ class Lanes:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# ------------------------------------------------------------------------------------- CUDA out of memory
+# A job that ran out of GPU memory leaves `oom.json` (the batch size it failed with) in its state directory, which
+# Snakemake's clean-up of a failed job keeps; its retry reads it and runs half that batch. A side channel, not a
+# rule param or resource: params are rerun triggers (a finished job would look out of date next to a plan made at
+# attempt 1), and Snakemake's `attempt` does not say why the last attempt failed (a timeout needs no smaller batch).
+
+#: The file an out-of-memory attempt leaves in its job's state directory.
+OOM_MARKER = "oom.json"
+
+
+class GpuOutOfMemory(KdprobeError):
+    """CUDA ran out of memory at a batch size (`halve_on_oom`)."""
+
+
+def retry_batch(batch: int, state_dir: str | Path, key: str) -> int:
+    """The GPU batch size of this attempt: `batch`, or at most half the one an earlier attempt of the job ran out
+    of GPU memory with (`OOM_MARKER` in `state_dir`), saying so."""
+    marker = Path(state_dir) / OOM_MARKER
+    if not marker.exists():
+        return batch
+    failed = int(read_json(marker)["batch_size"])
+    halved = max(1, min(batch, failed // 2))
+    log.warning("an earlier attempt of this job ran out of GPU memory with batches of %d (%s): batches of %d now "
+                "(%s; delete it to start again from %s)", failed, key, halved, marker, key)
+    return halved
+
+
+@contextlib.contextmanager
+def halve_on_oom(batch: int, state_dir: str | Path, key: str, device: torch.device):
+    """Turn CUDA running out of memory inside the block into `GpuOutOfMemory`, leaving `OOM_MARKER` behind so that
+    the job's retry (`snakemake --retries`) runs half the batch (`retry_batch`)."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+        if batch <= 1:
+            raise GpuOutOfMemory(f"CUDA out of memory on {device} with batches of 1 ({key}): {detail}") from None
+        write_json(Path(state_dir) / OOM_MARKER, {"batch_size": int(batch), "key": key})
+        raise GpuOutOfMemory(f"CUDA out of memory on {device} with batches of {batch} ({key}): {detail}; a retry "
+                             f"of the job (snakemake --retries) runs batches of {batch // 2}") from None
+
+
+def clear_oom(state_dir: str | Path) -> None:
+    """Forget an earlier attempt's out-of-memory batch: the job has completed."""
+    (Path(state_dir) / OOM_MARKER).unlink(missing_ok=True)
 
 
 def free_memory(device: torch.device) -> int | None:

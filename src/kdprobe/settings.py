@@ -11,6 +11,7 @@ the setting (`key.field`). Defaults here are the schema's (workflow/schemas/conf
 - `OptimizerSettings`: the one optimiser factory (`build`): AdamW with Hugging Face's decay groups (teacher,
   GPT-2), Adam or Adadelta (students).
 - `LossSettings`: a student's distillation loss: `soft_ce` (temperature) or `mse` (reduction).
+- `CudaSettings`: the CUDA numerics policy of every GPU job (config section `cuda`, `runtime.configure_cuda`).
 """
 
 from __future__ import annotations
@@ -131,3 +132,16 @@ class LossSettings:
 
     def describe(self) -> str:
         return f"{self.name} (T={self.temperature:g}, MSE {self.mse_reduction})"
+
+
+@dataclass(frozen=True)
+class CudaSettings:
+    key: str
+    tf32: bool = True  # TF32 for fp32 matmuls and cuDNN (Ampere and later); false: IEEE fp32
+    deterministic: bool = False  # torch's deterministic algorithms
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], key: str = "cuda") -> "CudaSettings":
+        section = config.get(key) or {}
+        return cls(key=key, tf32=bool(_get(section, key, "tf32", True)),
+                   deterministic=bool(_get(section, key, "deterministic", False)))

@@ -30,8 +30,12 @@ def read_split(path: str | Path) -> pd.DataFrame:
 
 
 def read_labels(path: str | Path) -> list[str]:
-    """Label names of `labels.txt`, line index = class index."""
-    return [line for line in Path(path).read_text(encoding="utf-8").split("\n") if line]
+    """Label names of `labels.txt`, line index = class index; a name on two lines is an `InputError`."""
+    first: dict[str, int] = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
+        if line and first.setdefault(line, n) != n:
+            raise InputError(path, f"label {line!r} repeats line {first[line]}", n)
+    return list(first)
 
 
 def load_labels(data_dir: str | Path) -> list[str]:

@@ -21,7 +21,7 @@ from kdprobe.batching import PackedIds
 from kdprobe.checkpoint import ResumeState
 from kdprobe.digest import model_files
 from kdprobe.errors import InputError
-from kdprobe.models import infer_logits
+from kdprobe.models import infer_logits, load_errors
 from kdprobe.metrics import task_metrics
 from kdprobe.runtime import set_seed
 from kdprobe.splits import label_ids, read_labels, read_sentences
@@ -63,16 +63,17 @@ def finetune(
 
     set_seed(training.seed)  # the new classifier's initialisation
     log.info("fine-tuning %s on %s with seed %d", model, task, training.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    net = AutoModelForSequenceClassification.from_pretrained(
-        model,
-        dtype=torch.float32,  # fp32 master weights whatever the checkpoint's dtype; bf16 only by autocast
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-        hidden_dropout_prob=float(settings["dropout"]),
-        attention_probs_dropout_prob=float(settings["dropout"]),
-    )
+    with load_errors(model, "the base model"):
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        net = AutoModelForSequenceClassification.from_pretrained(
+            model,
+            dtype=torch.float32,  # fp32 master weights whatever the checkpoint's dtype; bf16 only by autocast
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+            hidden_dropout_prob=float(settings["dropout"]),
+            attention_probs_dropout_prob=float(settings["dropout"]),
+        )
     encode = dict(truncation=True, max_length=int(settings["max_length"]), return_attention_mask=False,
                   return_token_type_ids=False)
     train_ids = PackedIds(tokenizer(train_x, **encode)["input_ids"])

@@ -17,6 +17,10 @@ made from anything else is discarded (the log says what changed). A resumed run 
 uninterrupted one ends (on CPU; CUDA kernels need not be deterministic): model, optimiser, scheduler, RNG states,
 epoch, step, position in the epoch, loss accumulators, curve and best weights all come back.
 
+No failure passes as a result: every step's loss is checked finite on the device and looked at where the loop
+syncs anyway (the progress bar's loss, each curve row, before each state is saved), and the trained weights before
+`fit` returns; a NaN or infinite one raises `errors.NonFiniteError` naming the first bad step, epoch and batch.
+
 TensorBoard (`tensorboard_dir`, off unless given): each curve row's columns but `step` as scalars at the row's
 `step`, flushed as the row is written, so `tensorboard --logdir logs` shows a run live. A run resumed from a
 state appends to the same directory (hiding events a killed run wrote after that state: `purge_step`); a run
@@ -45,10 +49,10 @@ import torch
 
 from kdprobe.batching import epoch_batches
 from kdprobe.checkpoint import ResumeState, resume_key
-from kdprobe.errors import ConfigError
+from kdprobe.errors import ConfigError, NonFiniteError
 from kdprobe.io import atomic_dir, write_csv, write_json
 from kdprobe.logs import progress
-from kdprobe.runtime import autocast, maybe_compile, rng_state, set_rng_state, to_device
+from kdprobe.runtime import autocast, autocast_dtype, maybe_compile, rng_state, set_rng_state, to_device
 from kdprobe.schedule import make_scheduler, schedule_steps
 from kdprobe.settings import TrainSettings
 
@@ -105,6 +109,19 @@ def trainable_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     params = dict(model.named_parameters())
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
             if k not in params or params[k].requires_grad}
+
+
+def check_finite_weights(model: torch.nn.Module, where: str) -> None:
+    """Raise `NonFiniteError` naming `where` and the tensors when a floating-point weight of `model` is NaN or
+    infinite (one host sync for all tensors)."""
+    tensors = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    if not tensors:
+        return
+    finite = torch.stack([torch.isfinite(v).all() for v in tensors.values()]).tolist()
+    bad = [k for k, ok in zip(tensors, finite) if not ok]
+    if bad:
+        raise NonFiniteError(where, f"{len(bad)} of {len(tensors)} weight tensors hold NaN or infinite values "
+                                    f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); nothing was saved")
 
 
 def _summary_writer() -> type:
@@ -270,8 +287,10 @@ class _Loop:
         self.scheduler = make_scheduler(optimizer, settings.schedule, warmup, settings.epochs * n_batches)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         self.step_fn = OptimStep(optimizer, self.scheduler, params, settings.clip_norm)
+        self.n_batches = n_batches
         self.epoch = self.pos = self.step = self.n_seen = 0
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # the first non-finite loss's step
         self.curve: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.best_weights: dict[str, torch.Tensor] | None = None
@@ -286,6 +305,25 @@ class _Loop:
         self.best, self.best_weights = state["best"], state["best_weights"]
         self.step_fn.lr = state["lr"]
 
+    def record(self, loss: torch.Tensor, n: int) -> None:
+        """Add the loss of the step just taken (`n` examples) on the device, noting it when it is the first
+        non-finite one (no host sync: `checked_loss` looks at the sync points)."""
+        self.step, self.pos = self.step + 1, self.pos + 1
+        self.loss_sum += loss.double() * n
+        self.n_seen += n
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), self.step, self.first_bad)
+
+    def checked_loss(self, desc: str) -> float:
+        """The summed loss since the last curve row, or `NonFiniteError` naming the first step, epoch and batch
+        whose loss was NaN or infinite (a sum is finite exactly when every term is)."""
+        total = self.loss_sum.item()
+        if not math.isfinite(total):
+            step = int(self.first_bad.item())
+            epoch, batch = divmod(step - 1, self.n_batches)
+            raise NonFiniteError(f"{desc}: training step {step} (epoch {epoch + 1}, batch {batch + 1} of "
+                                 f"{self.n_batches})", "the loss is NaN or infinite")
+        return total
+
     def state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -294,11 +332,11 @@ class _Loop:
             "best": self.best, "best_weights": self.best_weights, "lr": self.step_fn.lr,
         }
 
-    def row(self, n_batches: int, evaluate: Callable[[], dict[str, float]] | None, keep_best: str | None
-            ) -> dict[str, Any]:
+    def row(self, n_batches: int, evaluate: Callable[[], dict[str, float]] | None, keep_best: str | None,
+            desc: str) -> dict[str, Any]:
         """A curve row now (evaluated, the best kept); the loss accumulators start again."""
         row = {"step": self.step, "epoch": self.epoch + 1 if self.pos == n_batches else self.epoch + self.pos / n_batches,
-               "loss": self.loss_sum.item() / max(1, self.n_seen), "lr": self.step_fn.lr}
+               "loss": self.checked_loss(desc) / max(1, self.n_seen), "lr": self.step_fn.lr}
         if evaluate is not None:
             self.model.eval()
             row.update(evaluate())
@@ -343,9 +381,10 @@ def fit(
     state = saved.load()
     if state is not None:
         loop.restore(state)
-    log.info("%s: %d examples, %d epochs x %d batches of %d, schedule %s (%d warm-up steps), clip %g, %s, %s%s",
+    log.info("%s: %d examples, %d epochs x %d batches of %d, schedule %s (%d warm-up steps), clip %g, %s, %s (%s)%s",
              desc, len(lengths), settings.epochs, n_batches, settings.batch_size, settings.schedule, loop.warmup,
              settings.clip_norm, type(optimizer).__name__, device,
+             autocast_dtype(device, settings.numerics, kind="training") or "fp32",
              f"; resuming at epoch {loop.epoch + 1}, step {loop.step}" if loop.step else "")
     model.train()
     started = time.perf_counter()
@@ -358,15 +397,12 @@ def fit(
                            unit="batch")
             while loop.pos < len(batches):
                 idx = batches[loop.pos]
-                loss = loop.step_fn(data.loss(idx))
-                loop.loss_sum += loss.double() * len(idx)
-                loop.n_seen += len(idx)
-                loop.step, loop.pos = loop.step + 1, loop.pos + 1
+                loop.record(loop.step_fn(data.loss(idx)), len(idx))
                 bar.update(1)
                 if loop.pos % 50 == 0:
-                    bar.set_postfix(loss=f"{loop.loss_sum.item() / loop.n_seen:.4g}", refresh=False)
+                    bar.set_postfix(loss=f"{loop.checked_loss(desc) / loop.n_seen:.4g}", refresh=False)
                 if loop.pos in eval_at:
-                    row = loop.row(len(batches), evaluate, keep_best)
+                    row = loop.row(len(batches), evaluate, keep_best, desc)
                     for callback in callbacks:
                         callback.on_row(row)
                     best = loop.best
@@ -376,6 +412,7 @@ def fit(
                 for callback in callbacks:
                     callback.on_step(loop.step)
                 if settings.save_every_steps and loop.step % settings.save_every_steps == 0 and loop.pos < len(batches):
+                    loop.checked_loss(desc)
                     saved.save(loop.state())
             bar.close()
             loop.epoch, loop.pos = loop.epoch + 1, 0
@@ -387,5 +424,6 @@ def fit(
             callback.on_train_end()
     if loop.best_weights is not None:
         model.load_state_dict(loop.best_weights, strict=False)
+    check_finite_weights(model, f"{desc}: the trained model")
     model.eval()
     return Fit(curve=loop.curve, best=loop.best, steps=loop.step)

@@ -3,12 +3,15 @@
 `write_transfer` tokenises every sentence once with the teacher's tokenizer (special tokens included, truncated
 to `max_length`), runs the teacher in length-sorted batches padded only to each batch's longest sentence, and
 writes one row per input sentence in input order: `sentence` (string), `input_ids` (list<int32>), `logits`
-(list<float32>), `label` (string, null for augmented sentences). Text is stored as given, whatever it contains.
+(list<float32>), `label` (string, null for augmented sentences). Text is stored as given, whatever it contains;
+logits are checked finite before a chunk is written (`errors.NonFiniteError`).
 
 Sentences are processed `STREAM_BATCHES` batches at a time, each chunk written to its own parquet file in a
 state directory (`kdprobe.chunks`) and the chunks joined at the end, so memory stays flat however large the shard
-and a restarted job skips the chunks already done. Settings (`logits` section): `batch_size`, `max_length`, optional `bf16` (bf16 autocast on a
-bf16-capable GPU; default on there, `false` turns it off), optional `compile` (`torch.compile` the teacher).
+and a restarted job skips the chunks already done. Settings (`logits` section): `batch_size`, `max_length`,
+optional `bf16` (`true`: bf16 autocast on a bf16-capable GPU; default fp32, as the thesis), optional `compile`
+(`torch.compile` the teacher). A retry after CUDA ran out of memory runs half the batch (`runtime.retry_batch`);
+the chunk manifest records the device and dtype.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import torch
 from kdprobe.chunks import ChunkStore
 from kdprobe.digest import content_digests
 from kdprobe.logs import progress
-from kdprobe.models import infer_logits, load_hf
-from kdprobe.runtime import autocast_dtype, maybe_compile
+from kdprobe.models import check_finite_logits, infer_logits, load_hf
+from kdprobe.runtime import autocast_dtype, clear_oom, halve_on_oom, maybe_compile, numerics_record, retry_batch
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +93,15 @@ def write_transfer(
     model.to(device)
     forward = maybe_compile(model, settings)
     max_length, batch_size = int(settings["max_length"]), int(settings["batch_size"])
+    state_dir, dtype = Path(chunk_dir or f"{out_path}.chunks"), autocast_dtype(device, settings, kind="inference")
+    run_batch = retry_batch(batch_size, state_dir, "logits.batch_size")  # half an out-of-memory attempt's
     log.info("teacher %s: %d sentences (max_length %d, batch %d, %s)", teacher_dir, len(sentences), max_length,
-             batch_size, autocast_dtype(device, settings, kind="inference") or "fp32")
-    chunk = STREAM_BATCHES * batch_size
+             run_batch, dtype or "fp32")
+    chunk = STREAM_BATCHES * batch_size  # the configured batch: a retry's halved batches keep the chunks
     starts = range(0, max(len(sentences), 1), chunk)
     manifest = {"teacher": content_digests({"teacher": teacher_dir}), "settings": {k: settings[k] for k in sorted(settings)},
-                "sentences": _digest(sentences, labels)}
-    chunks = ChunkStore(chunk_dir or Path(f"{out_path}.chunks"), manifest)
+                "sentences": _digest(sentences, labels), "numerics": numerics_record(device, dtype)}
+    chunks = ChunkStore(state_dir, manifest)
     done = sum(len(sentences[start: start + chunk]) for j, start in enumerate(starts) if chunks.done(j))
     if done:
         log.info("resuming: %d of %d sentences already have logits", done, len(sentences))
@@ -112,8 +117,11 @@ def write_transfer(
             if part else []
         )
         n_tokens += sum(map(len, input_ids))
-        logits = infer_logits(forward, input_ids, batch_size, tokenizer.pad_token_id, device, settings, bar,
-                              n_classes=model.config.num_labels)
+        with halve_on_oom(run_batch, state_dir, "logits.batch_size", device):
+            logits = infer_logits(forward, input_ids, run_batch, tokenizer.pad_token_id, device, settings, bar,
+                                  n_classes=model.config.num_labels)
+        check_finite_logits(logits, lambda i: f"teacher {teacher_dir}, sentence {start + i} {part[i][:80]!r}",
+                            check="the teacher's weights (rule teacher) and the sentence")
         part_labels = list(labels[start : start + chunk]) if labels is not None else [None] * len(part)
         chunks.write(j, pa.Table.from_arrays(
             [
@@ -124,6 +132,7 @@ def write_transfer(
             ],
             schema=SCHEMA,
         ))
+    clear_oom(state_dir)
     chunks.join(len(starts), out_path, SCHEMA)
     bar.close()
     log.info("wrote %s: %d rows (%d tokens run now), %d classes", out_path, len(sentences), n_tokens,

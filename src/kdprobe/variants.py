@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ from kdprobe.registry import STUDENT
 MULTIPLIERS = ("width", "depth")
 SEED_PREFIX = "seed"
 SWEEP_PREFIX = "sweeps"
+#: Grid points one sweep may have (each is one job per task; the thesis' largest grid, config/config.yaml
+#: bert_s_warmup, has 10); the schema bounds each list to 64 values. A bound keeps a typo such as a 1000-value
+#: list crossed with another from making even a dry run's DAG too large to build.
+MAX_GRID_POINTS = 256
 #: Characters a sweep label keeps; any other character of a value becomes `-`.
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
@@ -145,8 +150,9 @@ def variant_names(config: dict) -> list[str]:
 
 
 def check_variants(config: dict, schema_path: str | Path) -> None:
-    """ConfigError naming the key for an enabled sweep of an unknown student or task, an unknown grid key, two grid
-    points with one label, or a grid point whose settings the student's schema rejects. (A disabled sweep is only
+    """ConfigError naming the key for an enabled sweep of an unknown student or task, an unknown grid key, a grid of
+    more than `MAX_GRID_POINTS` points, two grid points with one label, or a grid point whose settings the student's
+    schema rejects. (A disabled sweep is only
     checked by the schema: it may name a student this config leaves out.)"""
     schema = yaml.safe_load(Path(schema_path).read_text())
     for name, sweep in (config.get("sweeps") or {}).items():
@@ -167,6 +173,10 @@ def check_variants(config: dict, schema_path: str | Path) -> None:
         for setting in sweep.get("settings", {}):
             if setting not in config["students"][student]:
                 raise ConfigError(f"{key}.settings.{setting}", f"not a setting of students.{student}")
+        points = math.prod(len(values) for values in sweep["grid"].values())
+        if points > MAX_GRID_POINTS:
+            raise ConfigError(f"{key}.grid", f"{points} grid points, more than {MAX_GRID_POINTS} (each is one job per "
+                                             "task); split the sweep or shorten its lists")
         validator = jsonschema.Draft202012Validator(
             {"$defs": schema["$defs"], **schema["properties"]["students"]["properties"][student]})
         for task in sweep.get("tasks", list(config["tasks"])):

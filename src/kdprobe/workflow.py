@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from kdprobe.cluster import job_gpus
 from kdprobe.errors import KdprobeError
 from kdprobe.logs import configure_logging
 
@@ -36,24 +37,29 @@ def _files(named: Any) -> list[str]:
 
 def _device(snakemake: Any):
     """The job's torch device (`runtime.pick_device` from the config's `device` and the GPUs the job asked its
-    scheduler for), with torch's threads limited to the job's."""
-    from kdprobe.runtime import limit_threads, pick_device  # here, not at import: kdprobe.runtime imports torch
+    scheduler for), with torch's threads limited to the job's and, on a GPU, the config's CUDA numerics policy
+    (`runtime.configure_cuda`, section `cuda`) set and logged with the GPU."""
+    from kdprobe.runtime import configure_cuda, limit_threads, pick_device  # here: kdprobe.runtime imports torch
+    from kdprobe.settings import CudaSettings
 
     limit_threads(snakemake.threads)
-    gpus = getattr(getattr(snakemake, "resources", None), "gpu", None)
-    return pick_device(str(snakemake.config.get("device", "auto")), None if gpus is None else int(gpus))
+    gpus = job_gpus(getattr(snakemake, "resources", None))  # `gpu`, or a `gres` GPU request
+    chosen = pick_device(str(snakemake.config.get("device", "auto")), gpus)
+    cuda = CudaSettings.from_config(snakemake.config)
+    configure_cuda(chosen, tf32=cuda.tf32, deterministic=cuda.deterministic)
+    return chosen
 
 
 def run(snakemake: Any, fn: Callable[..., Any], device: bool = True) -> None:
     """Run `fn(device)` as the job of `snakemake`; with `device=False`, `fn()` (no torch, no device)."""
     original = _redirect_stderr(snakemake.log[0]) if snakemake.log else None
     configure_logging()
-    chosen = _device(snakemake) if device else None
     log.info("rule %s %s", snakemake.rule, dict(snakemake.wildcards.items()))
     log.info("reads: %s", _files(snakemake.input))
-    log.info("threads: %s, device: %s", snakemake.threads, chosen if device else "none (no torch)")
     start = time.perf_counter()
     try:
+        chosen = _device(snakemake) if device else None  # a GPU job without a usable GPU stops here
+        log.info("threads: %s, device: %s", snakemake.threads, chosen if device else "none (no torch)")
         if device:
             fn(chosen)
         else:

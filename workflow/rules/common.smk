@@ -3,6 +3,7 @@ import os
 import re
 from pathlib import Path
 
+from kdprobe import cluster as kdcluster
 from kdprobe import config as kdconfig
 from kdprobe import variants as kdvariants
 from kdprobe.data.prepare import raw_files
@@ -60,32 +61,25 @@ USE_RULE_PARENTS = {
 
 def resource_spec(rule, stage=None):
     """`config.resources.<rule>` over its `use rule` parent's entry, over `resources.<stage>` (the rule file's
-    stage, for rules that share one entry: summary, analysis, demo, fetch, offline), over `resources.default`.
+    stage, for rules that share one entry: summary, analysis, demo, fetch, offline), over the site entry of GPU
+    or CPU rules (`gpu_jobs`, `cpu_jobs`), over `resources.default` (`kdprobe.cluster.resource_spec`).
     """
-    entries = config["resources"]
-    parent = USE_RULE_PARENTS.get(rule)
-    return {
-        **entries["default"],
-        **(entries.get(stage, {}) if stage else {}),
-        **(entries.get(parent, {}) if parent else {}),
-        **entries.get(rule, {}),
-    }
+    spec, _ = kdcluster.resource_spec(
+        config["resources"], rule, stage, USE_RULE_PARENTS.get(rule)
+    )
+    return spec
 
 
 def rule_resources(rule, stage=None):
-    """Resources of `rule` (`resource_spec`); memory and runtime grow with the attempt number, so a retried job
-    asks for more. `gpu_model` (the GPU type a cluster knows) is only passed to rules that ask for a GPU.
+    """Resources of `rule` (`kdprobe.cluster.rule_resources`): mem_mb and runtime grow with the attempt number,
+    runtime up to `max_runtime`; the GPU request and the SLURM site settings (partition, account, qos, ...).
     """
-    spec = resource_spec(rule, stage)
-    mem, runtime, gpus = spec["mem_mb"], spec["runtime"], spec.get("gpu", 0)
-    out = {
-        "mem_mb": lambda wildcards, attempt: mem * attempt,
-        "runtime": lambda wildcards, attempt: runtime * attempt,
-        "gpu": gpus,
-    }
-    if gpus and spec.get("gpu_model"):
-        out["gpu_model"] = spec["gpu_model"]
-    return out
+    try:
+        return kdcluster.rule_resources(
+            config["resources"], rule, stage, USE_RULE_PARENTS.get(rule)
+        )
+    except ConfigError as err:
+        raise WorkflowError(f"invalid configuration: {err}") from None
 
 
 def rule_threads(rule, stage=None):

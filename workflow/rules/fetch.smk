@@ -77,6 +77,7 @@ for _src in FETCH_SOURCES:
             url=_fetch_param(_src, "url"),
             path=_fetch_param(_src, "path"),
             sha256=_fetch_param(_src, "sha256"),
+            git_blob=_fetch_param(_src, "git_blob"),
             repo=_src.repo,
             revision=_src.revision,
             extract=_fetch_param(_src, "extract"),

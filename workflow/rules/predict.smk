@@ -13,6 +13,10 @@ rule predict:
         "logs/predict/{task}/{model}.log",
     benchmark:
         "logs/benchmarks/predict/{task}/{model}.tsv"
+    # a job of seconds: with predict_test, speed and the seeds' predictions (rules made from this one) of the same
+    # model, a few go as one cluster job (profiles/slurm/config.yaml group-components)
+    group:
+        "predict_{task}_{model}"
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("predict")
@@ -50,6 +54,8 @@ rule speed:
         "logs/speed/{task}/{model}.log",
     benchmark:
         "logs/benchmarks/speed/{task}/{model}.tsv"
+    group:
+        "predict_{task}_{model}"
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("speed")
@@ -60,7 +66,7 @@ rule speed:
         settings=config["summary"],
         # what the measurement runs on: the CPU threads and GPUs asked for, and the device setting
         threads=rule_threads("speed"),
-        gpus=rule_resources("speed")["gpu"],
+        gpus=rule_gpus("speed"),
         device=config.get("device", "auto"),
     script:
         "../scripts/speed.py"

@@ -1,7 +1,8 @@
 # Layer-wise probing with the SentEval tasks: one job per model, the model loaded once, every probing task in
 # turn (all requested layers encoded in one pass per task). {scope} is a task, or `pretrained` for the pre-trained
-# (not fine-tuned) teacher, probed once. Each task's table is kept keyed by its own settings and inputs
-# (kdprobe.probe.run.probe_tasks), so an edit that concerns some probing tasks recomputes only those.
+# (not fine-tuned) teacher, probed once. Each task's table is kept keyed by its own settings, inputs and code
+# (kdprobe.probe.run.probe_tasks), so an edit that concerns some probing tasks recomputes only those; a forced
+# rerun (-f, -F, -R) or one after the outputs were deleted recomputes them all.
 
 
 rule probe:

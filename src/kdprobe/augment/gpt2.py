@@ -24,6 +24,7 @@ from kdprobe.batching import PackedIds
 from kdprobe.checkpoint import ResumeState
 from kdprobe.digest import model_files
 from kdprobe.errors import ConfigError, InputError
+from kdprobe.models import load_errors
 from kdprobe.runtime import set_seed
 from kdprobe.settings import OptimizerSettings, TrainSettings
 from kdprobe.splits import read_sentences
@@ -63,8 +64,9 @@ def finetune(
     if not sentences:
         raise InputError(train_tsv, "no training sentences")
     set_seed(training.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    net = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32; bf16 only by autocast
+    with load_errors(model, "the base model"):
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        net = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32; bf16 only by autocast
     seqs = PackedIds(frame_sentences(tokenizer, sentences, int(settings["max_length"])))
     limit = getattr(net.config, "max_position_embeddings", None)
     if limit is not None and seqs.lengths.max() > limit:

@@ -7,10 +7,12 @@ through `Gpt2Decoder` (a preallocated cache written in place, finished rows drop
 lazily); any other causal LM through its own `past_key_values` (finished rows dropped once they are an eighth of
 the batch). Tokens are drawn by inverting each live row's cumulative distribution at one uniform draw. Text is
 decoded and normalised as the training splits are (`data.normalise`: stripped, every whitespace run one space;
-quotes, emoji and the like kept). A sentence that is empty after normalisation is dropped here, the one place
-that filters generated text, so a shard holds at most its share of `augment.sentences`; the log counts the
-dropped sentences and the exact duplicates within the shard (duplicates are kept: the transfer set weighs a
-sentence by how often it was sampled; duplicates across shards are not counted).
+quotes, emoji and the like kept). NaN or +infinite next-token logits (or a row with every token at -infinity)
+stop the job (`errors.NonFiniteError`) before a chunk is written: every token drawn from them would be garbage.
+A sentence that is empty after normalisation is dropped here, the one place that filters generated text, so a
+shard holds at most its share of `augment.sentences`; the log counts the dropped sentences and the exact
+duplicates within the shard (duplicates are kept: the transfer set weighs a sentence by how often it was sampled;
+duplicates across shards are not counted).
 
 A shard is written in chunks of `chunk_size` sentences (`chunk_dir/chunk{j:05d}.parquet`, atomically); batch b of
 chunk j draws from its own generator seeded from (seed, j, b), so a restarted job skips finished chunks and
@@ -21,8 +23,9 @@ are discarded.
 
 Settings (`augment` section): `max_length`, `batch_size` (rows per batch; `auto` (or absent): from the free
 GPU memory, `augment.memory.sampling_batch_size`, or `augment.memory.CPU_SAMPLING_BATCH` on a CPU), `temperature` (0: greedy),
-`top_k` (0: full distribution), `chunk_size`, optional `bf16` (bf16 on a bf16-capable GPU; default on there,
-`false` turns it off), optional `compile` (`torch.compile` the decode step).
+`top_k` (0: full distribution), `chunk_size`, optional `bf16` (`true`: bf16 on a bf16-capable GPU; default fp32,
+as the thesis), optional `compile` (`torch.compile` the decode step). A retry after CUDA ran out of memory samples
+in half the batch (`runtime.retry_batch`); the chunk manifest records the device and dtype.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from kdprobe.errors import ConfigError
+from kdprobe.errors import ConfigError, NonFiniteError
 from kdprobe.chunks import ChunkStore
 from kdprobe.digest import content_digests
 from kdprobe.logs import progress
 from kdprobe.augment.memory import resolve_sampling_batch
-from kdprobe.runtime import Lanes, autocast, autocast_dtype, maybe_compile
+from kdprobe.runtime import (Lanes, autocast, autocast_dtype, clear_oom, halve_on_oom, maybe_compile,
+                             numerics_record, retry_batch)
 from kdprobe.splits import normalise
 
 log = logging.getLogger(__name__)
@@ -113,7 +117,7 @@ class Gpt2Decoder:
     copies), and only the positions reached are ever touched.
 
     The arithmetic is GPT-2's (`GPT2LMHeadModel` in eval mode); weights are read from the model, in `dtype` (fp32,
-    or bf16 on a GPU that has it), and logits come out fp32.
+    or bf16 where `bf16: true` on a GPU that has it), and logits come out fp32.
     """
 
     #: pack the cache once no more than this fraction of the slots in use hold live rows
@@ -284,6 +288,7 @@ def sample_batch(
             past, logits = out.past_key_values, out.logits[:, -1, :]
         if trace is not None:
             trace.append((rows[live].cpu(), logits[live].float().cpu()))
+        finite = torch.isfinite(logits.amax(dim=-1)).all()  # NaN or +inf anywhere, or no token possible; -inf masks
         if all_live:
             nxt = next_tokens(logits, temperature, top_k, generator)
         else:
@@ -293,7 +298,11 @@ def sample_batch(
         ended = live & (nxt == eos)
         length[rows[ended]] = t
         live &= ~ended
-        n_ended, n_live = torch.stack([ended.sum(), live.sum()]).tolist()  # one device sync per step
+        n_ended, n_live, n_finite = torch.stack([ended.sum(), live.sum(), finite]).tolist()  # one device sync per step
+        if not n_finite:
+            raise NonFiniteError(f"sampling, token {t + 1}", "the language model's next-token logits are NaN, "
+                                 "+infinite or all -infinite; nothing was written",
+                                 check="the GPT-2 weights (rule gpt2)")
         if on_done is not None:
             on_done(n_ended + (n_live if t == max_length - 1 else 0))
         if n_live == 0:
@@ -393,9 +402,10 @@ def sample_shard(
         settings, device, layers=int(getattr(cfg, "num_hidden_layers", 1)), hidden=int(getattr(cfg, "hidden_size", 1)),
         vocab=int(getattr(cfg, "vocab_size", 1)), max_length=max_length, value_bytes=2 if dtype is not None else 4,
     )
+    batch_size = retry_batch(batch_size, chunk_dir, "augment.batch_size")  # half an out-of-memory attempt's
 
     manifest = {"model": content_digests({"model": model_dir}), "n_sentences": int(n_sentences), "seed": int(seed),
-                "settings": {k: settings[k] for k in sorted(settings)}}
+                "settings": {k: settings[k] for k in sorted(settings)}, "numerics": numerics_record(device, dtype)}
     chunks = ChunkStore(chunk_dir, manifest)
     sizes = [min(chunk_size, n_sentences - start) for start in range(0, n_sentences, chunk_size)]
     done = sum(size for j, size in enumerate(sizes) if chunks.done(j))
@@ -409,9 +419,10 @@ def sample_shard(
         for j, size in enumerate(sizes):
             if chunks.done(j):
                 continue
-            ids = sample_rows(model, size, seed=seed, chunk=j, bos=bos, eos=eos, max_length=max_length,
-                              batch_size=batch_size, temperature=temperature, top_k=top_k, device=device,
-                              settings=settings, on_done=bar.update, lanes=lanes)
+            with halve_on_oom(batch_size, chunk_dir, "augment.batch_size", device):
+                ids = sample_rows(model, size, seed=seed, chunk=j, bos=bos, eos=eos, max_length=max_length,
+                                  batch_size=batch_size, temperature=temperature, top_k=top_k, device=device,
+                                  settings=settings, on_done=bar.update, lanes=lanes)
             texts = [normalise(t) for t in tokenizer.batch_decode(ids, skip_special_tokens=False,
                                                                   clean_up_tokenization_spaces=False)]
             kept = [t for t in texts if t]
@@ -422,6 +433,7 @@ def sample_shard(
     finally:
         bar.close()
         lanes.close()
+    clear_oom(chunk_dir)
     n_rows = chunks.join(len(sizes), out_path, SCHEMA)
     n_unique = len(set(pq.read_table(out_path, columns=["sentence"]).column("sentence").to_pylist()))
     log.info("wrote %s: %d sentences; of the %d sampled, %d were empty after normalisation (dropped); %d repeat "

@@ -152,14 +152,15 @@ def raw_files(fmt: str, value: str | Path | list) -> list[Path]:
     """The files a source setting (`train`, `dev`, `test`) stands for, in reading order.
 
     A path, or a list of paths, read in the order given; a directory stands for every file below it whose name
-    ends in one of the format's `SUFFIXES`, sorted by path (hidden files and folders left out). A path that does
-    not exist is returned as it is (the reader then names it; Snakemake may still have to make it).
+    ends in one of the format's `SUFFIXES` in any case (`NLU.YML` too), sorted by path (hidden files and folders
+    left out). A path that does not exist is returned as it is (the reader then names it; Snakemake may still have
+    to make it).
     """
     out: list[Path] = []
     for item in value if isinstance(value, (list, tuple)) else [value]:
         path = Path(item)
         if path.is_dir():
-            out += sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES[fmt])
+            out += sorted(f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(SUFFIXES[fmt])
                           and not any(part.startswith(".") for part in f.relative_to(path).parts))
         else:
             out.append(path)
@@ -329,6 +330,62 @@ def report_repeats(examples: list[Example], shown: int = 5) -> dict[str, int]:
     return {"duplicates": duplicates, "multi_label": len(multi)}
 
 
+def check_distinct_files(fmt: str, source: dict, key: str) -> None:
+    """Refuse a file that two of the settings `train`, `dev`, `test` stand for: the same file twice, or a directory
+    that also holds another split's file (the public CoLA `raw/` folder holds train and dev); names both. Only
+    `test` may repeat `dev` whole (the same files: test repeats dev, as for GLUE)."""
+    files = {name: [path.resolve() for path in raw_files(fmt, source[name])] for name in SPLITS if source.get(name)}
+    if files.get("test") == files.get("dev"):
+        files.pop("test", None)
+    seen: dict[Path, str] = {}
+    for name, paths in files.items():
+        for path in paths:
+            other = seen.setdefault(path, name)
+            if other != name:
+                raise ConfigError(f"{key}.{name}", f"{path} is also {other} data ({key}.{other}: "
+                                                   f"{_where(source[other])}): the splits must be different files")
+
+
+#: Default of `tasks.<task>.data.max_shared`. The real data shares at most 5.9% of a split (counted by
+#: `report_shared`): GLUE CoLA dev with train 18 of 1,043 examples (1.7%), GLUE SST-2 dev none of 872;
+#: rasa-demo's nlu.md (9d04b622) carved as config/config.yaml does, 15 of 1,000 dev and 21 of 1,000 test
+#: examples with train (2.1%); the thesis's own Sara split (samsucik/knowledge-distil-bert 62277f94,
+#: data/glue_data/Sara) 57 of 970 dev and 50 of 987 test examples with train (5.9%, 5.1%: short replies such as
+#: 'yes'). A split mixed up with another shares (nearly) all of it.
+MAX_SHARED = 0.1
+
+
+def _share(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(key, f"must be a share from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def report_shared(splits: dict[str, list[Example]], where: dict[str, str], max_shared: float, key: str,
+                  shown: int = 3) -> dict[str, int]:
+    """Log how many dev and test examples have a sentence that an earlier split (train; dev for test) also holds.
+
+    Exact matches of the normalised sentences; where test repeats dev (GLUE; or the same files), only train/dev.
+    A share of a split above `max_shared` (config `{key}.max_shared`) is an `InputError` naming the split's files
+    (`where`). Returns the counts of shared examples, keyed `train/dev`, `train/test`, `dev/test`.
+    """
+    counts = {}
+    pairs = [("train", "dev")] + ([] if splits["test"] == splits["dev"] else [("train", "test"), ("dev", "test")])
+    for first, second in pairs:
+        earlier = {ex.sentence for ex in splits[first]}
+        shared = [ex for ex in splits[second] if ex.sentence in earlier]
+        share, distinct = len(shared) / len(splits[second]), list(dict.fromkeys(ex.sentence for ex in shared))
+        sample = "".join(f"; {s[:40]!r}" for s in distinct[:shown])
+        log.info("%s/%s: %d of %d %s examples (%.1f%%, %d distinct sentences) also occur in %s%s", first, second,
+                 len(shared), len(splits[second]), second, 100 * share, len(distinct), first, sample)
+        if share > max_shared:
+            raise InputError(where[second], f"{len(shared)} of {len(splits[second])} {second} examples ({share:.0%}) "
+                                            f"have a sentence that {first} ({where[first]}) also holds, more than "
+                                            f"{key}.max_shared = {max_shared}{sample}")
+        counts[f"{first}/{second}"] = len(shared)
+    return counts
+
+
 def _label_names(fmt: str, splits: dict[str, list[Example]]) -> list[str]:
     if fmt in DEV_AS_TEST_FORMATS:
         return list(BINARY_LABELS)
@@ -357,7 +414,9 @@ def prepare_task(task: str, source: dict, out_dir: str | Path) -> dict:
     examples read, `split_size`; stratified, test first, then dev from the rest; labels too small for every split
     by `small_classes`, `_carve`); for GLUE formats without a test file, test repeats dev. `source['max_train']`
     (optional) then keeps a stratified sample of that many training examples, in file order (seed `split.seed`,
-    default 0), for runs at reduced scale. Returns a summary (sizes, labels, counts).
+    default 0), for runs at reduced scale. No file may serve two splits (`check_distinct_files`); examples whose
+    sentence an earlier split holds are counted, more than `source['max_shared']` of a split (default `MAX_SHARED`)
+    an error (`report_shared`). Returns a summary (sizes, labels, counts).
     """
     key = f"tasks.{task}.data"
     fmt = source.get("format")
@@ -373,6 +432,8 @@ def prepare_task(task: str, source: dict, out_dir: str | Path) -> dict:
             raise ConfigError(f"{key}.pseudonymise", f"names are found by Rasa's entity markup: needs a format of "
                                                      f"{', '.join(RASA_FORMATS)}, not {fmt!r}")
         pseudonymiser = rasa.Pseudonymiser()
+    max_shared = _share(source.get("max_shared", MAX_SHARED), f"{key}.max_shared")
+    check_distinct_files(fmt, source, key)
     where = _where(source["train"])
     splits = {name: load_examples(fmt, source[name], pseudonymiser) for name in SPLITS if source.get(name)}
     if pseudonymiser:
@@ -380,6 +441,10 @@ def prepare_task(task: str, source: dict, out_dir: str | Path) -> dict:
                  "examples", task, pseudonymiser.names, ", ".join(rasa.NAME_ENTITIES), rasa.PERSON_NAME,
                  pseudonymiser.emails, rasa.EMAIL_ADDRESS, pseudonymiser.examples)
     repeats = report_repeats([ex for examples in splits.values() for ex in examples])
+    for name in ("test", "dev"):
+        if name in splits and split.get(name):
+            log.warning("%s: both a %s file and split.%s are given: the %s file wins, split.%s is not used", key, name,
+                        name, name, name)
     carve = [name for name in ("test", "dev") if name not in splits and split.get(name)]
     small: list[str] = []
     if carve:
@@ -404,6 +469,8 @@ def prepare_task(task: str, source: dict, out_dir: str | Path) -> dict:
     labels = _label_names(fmt, splits)
     for name in ("dev", "test"):
         _check_known(labels, splits[name])
+    shared = report_shared(splits, {name: _where(source[name]) if source.get(name) else f"{where} (carved {name})"
+                                    for name in SPLITS}, max_shared, key)
 
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -428,6 +495,7 @@ def prepare_task(task: str, source: dict, out_dir: str | Path) -> dict:
         "train_only_labels": small,
         "pseudonymised": None if pseudonymiser is None else
         {"names": pseudonymiser.names, "emails": pseudonymiser.emails, "examples": pseudonymiser.examples},
+        "shared": shared,
         **repeats,
     }
     for name in SPLITS:

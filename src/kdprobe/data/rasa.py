@@ -3,13 +3,16 @@
 The parsers yield `(line, intent, text)` for every intent example, `text` still carrying Rasa's entity markup
 (`[text](entity)`, `[text](entity:value)`, `[text]{"entity": ...}`); `kdprobe.data.prepare` pseudonymises it if asked
 and strips the markup. Synonym, regex and lookup entries are skipped; YAML `metadata` is ignored. Every
-malformed line is an `InputError` naming the file and line.
+malformed line is an `InputError` naming the file and line, so that no example is dropped without a word: a
+section or entry of another kind, a folded YAML block, an intent name with a control character (a tab).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import unicodedata
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +20,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from kdprobe.errors import InputError
+
+log = logging.getLogger(__name__)
 
 Lines = list[tuple[int, str]]  # (line number, text) as `kdprobe.data.prepare.read_lines` gives them
 
@@ -88,12 +93,27 @@ class Pseudonymiser:
 
 _ITEM = re.compile(r"^\s*[-*+]\s+(.*)$")
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+#: Rasa's section kinds, of markdown headers (`## KIND:NAME`, case as written) and of YAML `nlu:` entries.
+KINDS = ("intent", "synonym", "regex", "lookup")
+_HEADER = re.compile(r"##\s*([^:]*?)\s*:(.*)")
+
+
+def _intent_name(path: str | Path, name: str, line: int) -> str:
+    """An intent name, stripped: never empty, never with a control character (a tab would split the TSV)."""
+    name = name.strip()
+    if not name:
+        raise InputError(path, "an intent entry without an intent name", line)
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise InputError(path, f"intent name {name[:40]!r} holds a control character (a tab?)", line)
+    return name
 
 
 def parse_md(path: str | Path, lines: Lines) -> Iterator[tuple[int, str, str]]:
     """Rasa NLU markdown: `## intent:NAME` then `- example` lines; synonym/regex/lookup sections are skipped.
 
-    HTML comments are dropped (line numbers kept). Inside an intent section every non-blank line must be an
+    A `##` line must be a header `## KIND:NAME` of one of Rasa's `KINDS`, in lower case (`## Intent:greet`,
+    `## intent greet`, `## foo` are errors naming the line: skipped, their examples would be lost). HTML
+    comments are dropped (line numbers kept). Inside an intent section every non-blank line must be an
     example; an example before any `##` section and an intent section without examples (a doubled header
     line, a file cut after a header) are errors. An intent whose section appears twice collects the examples
     of both, as Rasa does.
@@ -114,12 +134,13 @@ def parse_md(path: str | Path, lines: Lines) -> Iterator[tuple[int, str, str]]:
             continue
         if stripped.startswith("##"):
             close_section()
-            kind, _, name = stripped.lstrip("#").strip().partition(":")
+            match = _HEADER.fullmatch(stripped)
+            if not match or match.group(1) not in KINDS:
+                raise InputError(path, f"unknown section {stripped[:40]!r} (Rasa's are "
+                                       f"{', '.join(f'## {kind}:NAME' for kind in KINDS)})", n)
             section, header, section_size = "", n, 0
-            if kind.strip() == "intent":
-                section = name.strip()
-                if not section:
-                    raise InputError(path, "'## intent:' without an intent name", n)
+            if match.group(1) == "intent":
+                section = _intent_name(path, match.group(2), n)
             continue
         item = _ITEM.match(line)
         if section is None and item:
@@ -134,7 +155,6 @@ def parse_md(path: str | Path, lines: Lines) -> Iterator[tuple[int, str, str]]:
 
 # ---------------------------------------------------------------------------------------------------- YAML --
 
-_SKIPPED = ("synonym", "regex", "lookup")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML_ITEM = re.compile(r"^\s*-(.*)$")
 
@@ -170,8 +190,18 @@ def _text(path: str | Path, node: Node, what: str) -> str:
     return node.value
 
 
-def _examples(path: str | Path, node: Node, intent: str) -> Iterator[tuple[int, str]]:
-    """`examples:` of an intent: a block of `- example` lines, or a list of `{text: ..., metadata: ...}`."""
+def _folds(node: ScalarNode, source: list[str]) -> bool:
+    """Whether a scalar joins lines of its `source` into one: a `>` block, or a plain or quoted scalar with two
+    non-blank lines in a row (YAML folds that line break into a space)."""
+    if node.style in (">", "|"):
+        return node.style == ">"
+    span = source[node.start_mark.line: node.end_mark.line + 1]
+    return any(a.strip() and b.strip() for a, b in zip(span, span[1:]))
+
+
+def _examples(path: str | Path, node: Node, intent: str, source: list[str]) -> Iterator[tuple[int, str]]:
+    """`examples:` of an intent: a block of `- example` lines, or a list of `{text: ..., metadata: ...}`; a block
+    that folds lines into one (`_folds`; `source`: the file's lines) is an error."""
     if isinstance(node, SequenceNode):
         for item in node.value:
             fields = _mapping(path, item) if isinstance(item, MappingNode) else {}
@@ -181,6 +211,9 @@ def _examples(path: str | Path, node: Node, intent: str) -> Iterator[tuple[int, 
             yield _first_content_line(fields["text"]), _text(path, fields["text"], "'text'")
         return
     block = _text(path, node, f"intent {intent!r}: 'examples'")
+    if _folds(node, source):
+        raise InputError(path, f"intent {intent!r}: 'examples' folds lines into one example (a '>' block, or lines "
+                               "of a plain or quoted string); write 'examples: |'", _line(node))
     first = _first_content_line(node)
     literal = node.style == "|"
     for i, line in enumerate(block.split("\n")):
@@ -219,12 +252,16 @@ def parse_yaml(path: str | Path, lines: Lines) -> Iterator[tuple[int, str, str]]
         raise InputError(path, "expected a YAML mapping with an 'nlu:' list at the top", _line(root))
     nlu = _mapping(path, root).get("nlu")
     if nlu is None:
+        for key in (key for key, _ in root.value if key.value.strip().lower() == "nlu"):
+            log.warning("%s:%d: top-level key %r is not Rasa's 'nlu' (lowercase): its entries are not read", path,
+                        _line(key), key.value)
         return
     if not isinstance(nlu, SequenceNode):
         raise InputError(path, "'nlu:' must be a list of '- intent: NAME' entries", _line(nlu))
+    source = text.split("\n")
     for entry in nlu.value:
         fields = _mapping(path, entry) if isinstance(entry, MappingNode) else {}
-        kinds = [kind for kind in ("intent", *_SKIPPED) if kind in fields]
+        kinds = [kind for kind in KINDS if kind in fields]
         if len(kinds) != 1:
             raise InputError(path, "an 'nlu:' entry needs exactly one of 'intent', 'synonym', 'regex', 'lookup'",
                              _line(entry))
@@ -234,13 +271,11 @@ def parse_yaml(path: str | Path, lines: Lines) -> Iterator[tuple[int, str, str]]
         if unknown:
             raise InputError(path, f"unknown key {unknown[0]!r} in an intent entry (expected examples, metadata)",
                              _line(entry))
-        intent = _text(path, fields["intent"], "the intent name").strip()
-        if not intent:
-            raise InputError(path, "'- intent:' without an intent name", _line(entry))
+        intent = _intent_name(path, _text(path, fields["intent"], "the intent name"), _line(fields["intent"]))
         size = 0
         examples = fields.get("examples")
         if examples is not None and not _is_null(examples):  # `examples:` left empty: no examples
-            for n, example in _examples(path, examples, intent):
+            for n, example in _examples(path, examples, intent, source):
                 yield n, intent, example
                 size += 1
         if not size:

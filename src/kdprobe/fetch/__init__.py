@@ -1,11 +1,13 @@
 """Fetching the study's data and models once, safely, for offline compute nodes.
 
-- `download(url, dest, sha256=None, retries=4, backoff=2.0)`: streamed, retried with exponential back-off,
-  verified (pinned sha256, or trust on first use through the `dest + '.sha256'` sidecar), atomically renamed.
+- `download(url, dest, sha256=None, retries=4, backoff=2.0, git_blob=None)`: streamed, retried with exponential
+  back-off (a dropped transfer resumes: Range + If-Range), verified (pinned sha256, or trust on first use through
+  the `dest + '.sha256'` sidecar; a pinned git blob id too), atomically renamed.
 - `extract(archive, dest_dir, members=None)`: zip and tar(.gz) without absolute paths, `..`, links or devices.
 - `parse_sources(config['sources'])` (`spec`: the `sources:` config section, see the comments above it in
   config/config.yaml), `fetch_source(source)`, `fetch_all(...)` (`fetcher`).
 - `snapshot_model(repo_id, out_dir, revision)`: a Hugging Face model directory, safetensors weights only.
+- `command`: the fetch rules' job (`from_snakemake`) and the command line (`main`) of workflow/scripts/fetch.py.
 """
 
 from kdprobe.fetch.archive import UnsafeArchiveError, archive_format, extract
@@ -16,6 +18,7 @@ from kdprobe.fetch.download import (
     FetchError,
     copy_verified,
     download,
+    git_blob_id,
     read_sidecar,
     sha256_file,
     sidecar_path,
@@ -37,6 +40,7 @@ __all__ = [
     "extract",
     "fetch_all",
     "fetch_source",
+    "git_blob_id",
     "parse_sources",
     "read_sidecar",
     "sha256_file",

@@ -5,21 +5,28 @@ archive (an archive that carries one is not trusted for the rest either):
 - absolute names (`/etc/x`, `\\x`, `C:x`), names with a `..` component, empty names or names with NUL;
 - links of any kind, symbolic or hard, wherever they point (simplest rule that is safe; none of the study's
   sources contains links);
-- device files, FIFOs, sockets and other special members.
-Regular files are written by this module (never by `tarfile.extract`/`zipfile.extract`) into a temporary
-directory beside `dest_dir`, with plain permissions (no set-uid bits, no owners), and moved into place only when
-all of them are complete.
+- device files, FIFOs, sockets and other special members;
+- two members of one path (a file twice, or a file and a directory), a member below a file member, a file whose
+  path is a directory in `dest_dir` (or below a file there);
+- a truncated or corrupt archive (`FetchError`).
+All of this is checked before any folder is made; only damage inside a member's data shows as it is read, and
+then what was written is removed. Regular files are written by this module (never by `tarfile.extract` or
+`zipfile.extract`) into a temporary directory beside `dest_dir`, with plain permissions (no set-uid bits, no
+owners), and moved into place only when all of them are complete.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, IO, Iterable
@@ -119,6 +126,45 @@ def _check(archive: Path, entries: Iterable[_Entry]) -> None:
             raise UnsafeArchiveError(archive, entry.name, f"{entry.kind} (links are not extracted)")
         if entry.kind == "special":
             raise UnsafeArchiveError(archive, entry.name, "device file, FIFO or other special member")
+        if entry.kind == "file" and not entry.rel:
+            raise UnsafeArchiveError(archive, entry.name, "empty name (nothing left but '.' and '/')")
+    _check_clashes(archive, entries)
+
+
+def _check_clashes(archive: Path, entries: Iterable[_Entry]) -> None:
+    """UnsafeArchiveError for two members of one path (but a directory listed twice) or a member below a file."""
+    seen: dict[str, _Entry] = {}
+    for entry in entries:
+        other = seen.get(entry.rel)
+        if other is not None and "file" in (entry.kind, other.kind):
+            raise UnsafeArchiveError(archive, entry.name, f"duplicate name: member {other.name!r} has the same path")
+        seen[entry.rel] = entry
+    for rel, entry in seen.items():
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            above = seen.get("/".join(parts[:i]))
+            if above is not None and above.kind == "file":
+                raise UnsafeArchiveError(archive, entry.name,
+                                         f"name clash: it lies below member {above.name!r}, a file")
+
+
+def _check_destination(archive: Path, dest_dir: Path, rels: Iterable[str]) -> None:
+    """FetchError when a file to extract would replace a directory of `dest_dir`, go below a file there or through
+    a link leading outside it: checked before anything is written."""
+    if not dest_dir.exists():
+        return
+    root = dest_dir.resolve()
+    for rel in rels:
+        path = dest_dir
+        for part in rel.split("/")[:-1]:
+            path = path / part
+            if path.exists() and not path.is_dir():
+                raise FetchError(f"{archive}: member {rel!r} clashes with {path}, a file; nothing was extracted")
+            if (path.exists() or path.is_symlink()) and not path.resolve().is_relative_to(root):  # a link in dest_dir
+                raise FetchError(f"{path}: its directory leads outside {dest_dir}; nothing was extracted")
+        final = dest_dir.joinpath(*rel.split("/"))
+        if final.is_dir():
+            raise FetchError(f"{archive}: member {rel!r} clashes with {final}, a directory; nothing was extracted")
 
 
 def _select(archive: Path, entries: list[_Entry], members: Iterable[str] | None) -> list[_Entry]:
@@ -154,6 +200,29 @@ def _write(entry: _Entry, root: Path) -> Path:
     return target
 
 
+#: What reading a truncated or corrupt archive raises (zipfile, tarfile and the decompressors under them).
+CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+
+
+def _extract_into(selected: list[_Entry], dest_dir: Path) -> None:
+    """Write `selected` into a temporary directory beside `dest_dir`, then move them into it (all checked before)."""
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=".extract", dir=dest_dir.parent))
+    try:
+        for entry in selected:
+            _write(entry, tmp)
+        if not dest_dir.exists():
+            os.replace(tmp, dest_dir)
+            return
+        for entry in selected:
+            final = dest_dir.joinpath(*entry.rel.split("/"))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp.joinpath(*entry.rel.split("/")), final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def extract(archive: str | Path, dest_dir: str | Path, members: Iterable[str] | None = None) -> list[Path]:
     """Extract regular files of a zip or tar archive under `dest_dir`; return their final paths.
 
@@ -164,31 +233,17 @@ def extract(archive: str | Path, dest_dir: str | Path, members: Iterable[str] | 
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     fmt = archive_format(archive)
-    opener = zipfile.ZipFile(archive) if fmt == "zip" else tarfile.open(archive, "r:*")
-    with opener as handle:
-        entries = _zip_entries(handle) if fmt == "zip" else _tar_entries(handle)
-        _check(archive, entries)
-        selected = _select(archive, entries, None if members is None else list(members))
-        dest_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=".extract", dir=dest_dir.parent))
-        try:
-            for entry in selected:
-                _write(entry, tmp)
+    try:
+        with zipfile.ZipFile(archive) if fmt == "zip" else tarfile.open(archive, "r:*") as handle:
+            entries = _zip_entries(handle) if fmt == "zip" else _tar_entries(handle)
+            _check(archive, entries)
+            selected = _select(archive, entries, None if members is None else list(members))
             rels = [entry.rel for entry in selected]
-            if not dest_dir.exists():
-                os.replace(tmp, dest_dir)
-            else:
-                root = dest_dir.resolve()
-                finals = [dest_dir.joinpath(*rel.split("/")) for rel in rels]
-                for final in finals:
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    if not final.parent.resolve().is_relative_to(root):  # a link already inside dest_dir
-                        raise FetchError(f"{final}: its directory leads outside {dest_dir}; not writing there")
-                for rel, final in zip(rels, finals):
-                    os.replace(tmp.joinpath(*rel.split("/")), final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+            _check_destination(archive, dest_dir, rels)
+            _extract_into(selected, dest_dir)
+    except CORRUPT as err:
+        raise FetchError(f"{archive}: a truncated or corrupt {fmt} archive ({type(err).__name__}: {err}); nothing "
+                         "was extracted; delete it and fetch it again") from err
     paths = [dest_dir.joinpath(*rel.split("/")) for rel in rels]
     log.info("extracted %d file(s) from %s into %s", len(paths), archive, dest_dir)
     return paths

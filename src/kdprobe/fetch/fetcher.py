@@ -163,22 +163,22 @@ def fetch_source(
 
     if src.kind == "file":
         if src.url:
-            download(src.url, src.output, src.sha256, retries=retries, backoff=backoff)
+            download(src.url, src.output, src.sha256, retries=retries, backoff=backoff, git_blob=src.git_blob)
         else:
-            copy_verified(src.path, src.output, src.sha256)
+            copy_verified(src.path, src.output, src.sha256, src.git_blob)
         return [Path(src.output)]
 
     # archive
     cache = Path(cache_dir) / re.sub(r"[^A-Za-z0-9_.-]", "_", src.key)
     if src.url:
         archive = cache / _archive_name(src.url)
-        download(src.url, archive, src.sha256, retries=retries, backoff=backoff)
+        download(src.url, archive, src.sha256, retries=retries, backoff=backoff, git_blob=src.git_blob)
     else:
         archive = Path(src.path)
         if not archive.is_file():
             raise FetchError(f"{archive}: no such file (configured as a local source)")
-        if src.sha256:
-            verify_file(archive, src.sha256)
+        if src.sha256 or src.git_blob:
+            verify_file(archive, src.sha256, src.git_blob)
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".members.", dir=cache))
     try:

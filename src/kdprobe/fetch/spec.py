@@ -9,6 +9,7 @@ Schema (documented for users at the top of the section in config/config.yaml):
           url: URL                # http(s):// or file://  ... or, air-gapped:
           path: LOCAL_FILE        #   a local copy (copied and verified instead of downloaded)
           sha256: HEX | null      # pin of what url/path yields (the archive itself); {name: HEX} with `names`
+          git_blob: HEX40         # optional pin by git blob id (`git ls-tree`); {name: HEX40} with `names`
           output: PATH            # the file it becomes ... or, for zip/tar archives:
           extract: {MEMBER: PATH} #   the members it provides
           names: [a, b]           # optional: `{name}` in url/path/output/extract takes each value
@@ -30,12 +31,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from kdprobe.errors import ConfigError
-from kdprobe.fetch.download import FetchError, normalise_sha256
+from kdprobe.fetch.download import FetchError, normalise_git_blob, normalise_sha256
 
 log = logging.getLogger("kdprobe.fetch")
 
 DEFAULT_CACHE_DIR = "resources/downloads"
-_DATA_KEYS = {"url", "path", "sha256", "output", "extract", "names"}
+_DATA_KEYS = {"url", "path", "sha256", "git_blob", "output", "extract", "names"}
 _MODEL_KEYS = {"repo", "revision", "path", "output"}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -52,6 +53,7 @@ class Source:
     repo: str | None = None
     revision: str | None = None
     sha256: Any = None  # str | None, or {name: str} when `names`
+    git_blob: Any = None  # the same shape as sha256
     output: str | None = None
     extract: dict[str, str] | None = None
     names: tuple[str, ...] = field(default=())
@@ -86,11 +88,13 @@ class Source:
         def sub(value):
             return None if value is None else value.replace("{name}", name)
 
-        sha = self.sha256.get(name) if isinstance(self.sha256, dict) else self.sha256
+        def pick(pin):
+            return pin.get(name) if isinstance(pin, dict) else pin
+
         extract = {sub(m): sub(p) for m, p in self.extract.items()} if self.extract else None
         return replace(
-            self, url=sub(self.url), path=sub(self.path), output=sub(self.output), extract=extract, sha256=sha,
-            names=(),
+            self, url=sub(self.url), path=sub(self.path), output=sub(self.output), extract=extract,
+            sha256=pick(self.sha256), git_blob=pick(self.git_blob), names=(),
         )
 
 
@@ -124,23 +128,28 @@ def _parse_data(key: str, entry: dict) -> Source:
             raise _err("data", key, "url" if entry.get("url") else "path", "needs `{name}` with `names`")
     elif any("{" in p or "}" in p for p in outputs):
         raise _err("data", key, "extract" if extract else "output", "braces are only allowed as `{name}` with `names`")
-    sha = entry.get("sha256")
-    try:
-        if isinstance(sha, dict):
-            if not names:
-                raise _err("data", key, "sha256", "a mapping is only allowed with `names`")
-            extra = sorted(set(sha) - set(names))
-            if extra:
-                raise _err("data", key, f"sha256.{extra[0]}", "not one of `names`")
-            sha = {n: normalise_sha256(v) for n, v in sha.items()}
-        else:
-            sha = normalise_sha256(sha)
-    except FetchError as exc:
-        raise _err("data", key, "sha256", str(exc)) from None
     return Source(
-        key=key, section="data", url=entry.get("url"), path=entry.get("path"), sha256=sha,
+        key=key, section="data", url=entry.get("url"), path=entry.get("path"),
+        sha256=_parse_pin(key, entry, "sha256", names, normalise_sha256),
+        git_blob=_parse_pin(key, entry, "git_blob", names, normalise_git_blob),
         output=entry.get("output"), extract=extract, names=names,
     )
+
+
+def _parse_pin(key: str, entry: dict, field_: str, names: tuple[str, ...], normalise) -> Any:
+    """A digest pin (`sha256`, `git_blob`): one value, or {name: value} for entries with `names`."""
+    pin = entry.get(field_)
+    try:
+        if not isinstance(pin, dict):
+            return normalise(pin, field_)
+        if not names:
+            raise _err("data", key, field_, "a mapping is only allowed with `names`")
+        extra = sorted(set(pin) - set(names))
+        if extra:
+            raise _err("data", key, f"{field_}.{extra[0]}", "not one of `names`")
+        return {n: normalise(v, f"{field_}.{n}") for n, v in pin.items()}
+    except FetchError as exc:
+        raise _err("data", key, field_, str(exc)) from None
 
 
 def _parse_model(key: str, entry: dict) -> Source:

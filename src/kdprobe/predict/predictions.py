@@ -5,7 +5,8 @@
 confidence, p_<label>...` (gold/pred are label names of `labels.txt`, confidence the predicted class's probability),
 in the order of `{split}.tsv`.
 Sentences are truncated as in training (the teacher at `teacher.max_length`, a student at the `max_length` in its
-`student.json`), tokenised once, batched by length and run under `torch.inference_mode()`.
+`student.json`), tokenised once, batched by length and run under `torch.inference_mode()`. A NaN or infinite logit
+stops the job (`errors.NonFiniteError` naming the sentence) before anything is written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.io import write_tsv
 from kdprobe.metrics import accuracy
-from kdprobe.models import batched_logits, load_classifier
+from kdprobe.models import batched_logits, check_finite_logits, load_classifier
 from kdprobe.registry import MODELS
 from kdprobe.splits import load_labels, load_split
 
@@ -61,6 +62,8 @@ def write_predictions(
         raise InputError(model_dir, f"model was trained with labels {model_labels}, labels.txt has {labels}")
     if not sentences:
         logits = torch.empty(0, len(labels))
+    check_finite_logits(logits, lambda i: f"{model_kind} {model_dir}, {split}.tsv sentence {i + 1}",
+                        check="the model's weights and that sentence")
     probs = torch.softmax(logits, dim=-1).numpy()
     pred = probs.argmax(axis=1) if len(probs) else np.empty(0, dtype=np.int64)
     frame = pd.DataFrame(

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kdprobe.errors import ConfigError
+from kdprobe.errors import ConfigError, NonFiniteError
 from kdprobe.logs import progress
 from kdprobe.runtime import single_thread
 
@@ -337,6 +337,11 @@ def fit_grid(
     for name, (x, y) in {"train": (x_tr, y_tr), "dev": (x_dev, y_dev), "test": (x_te, y_te)}.items():
         if x.ndim != 2 or len(x) != len(y):
             raise ValueError(f"{name}: features {tuple(x.shape)} do not match labels {tuple(y.shape)}")
+        finite = torch.isfinite(x).all(dim=1)
+        if not finite.all():
+            row = int((~finite).nonzero()[0])
+            raise NonFiniteError(f"{desc}: {name} sentence {row + 1}", "its features are NaN or infinite; no probe "
+                                 "was trained", check="the model's weights and that sentence")
     if len(y_tr) == 0 or len(y_dev) == 0:
         raise ValueError("the probe needs at least one training and one dev example")
     if n_classes is None:

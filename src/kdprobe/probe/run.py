@@ -5,7 +5,9 @@ job with the model loaded once (`probe_tasks`, rule `probe`); merge the per-task
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
+import json
 import logging
 import os
 import time
@@ -18,7 +20,7 @@ import torch
 from kdprobe.checkpoint import ResumeState, resume_key
 from kdprobe.config import LOGREG_PROBE_TASK
 from kdprobe.digest import content_digests, model_files
-from kdprobe.io import write_csv
+from kdprobe.io import write_csv, write_text
 from kdprobe.probe import senteval
 from kdprobe.probe.encoders import encode, load_encoder, resolve_layers, resolve_poolings
 from kdprobe.probe.classifier import fit_grid, setting
@@ -30,6 +32,9 @@ __all__ = ["COLUMNS", "merge_probes", "probe_model", "probe_tasks"]
 log = logging.getLogger(__name__)
 
 _SPLITS = ("train", "dev", "test")
+
+#: The file in a probe job's state directory holding the key (sha256) of the last job that wrote its outputs.
+COMPLETE = "complete.sha256"
 
 
 def probe_model(
@@ -68,9 +73,12 @@ def probe_tasks(
     written to its `out_csvs` entry, and all of them merged into `merged_csv` (`merge_probes`, in the order given).
     `settings`: `{task: its probe settings}` (`kdprobe.config.probe_settings`).
 
-    Each task's table is also kept in `state_dir/<task>.pt`, keyed by that task's settings and the content of the
-    model and of the task's data file, so a job rerun for an edit that concerns some tasks only (say
-    `probe.word_content_logreg`) reuses the other tasks' tables, and the log says so. Returns the merged table.
+    Each task's table is also kept in `state_dir/<task>.pt`, keyed by that task's settings, the content of the
+    model and of the task's data file, and the code (`checkpoint.resume_key`), so a job rerun for an edit that
+    concerns some tasks only (say `probe.word_content_logreg`), or after a killed job, reuses the other tasks'
+    tables, and the log says so. A job whose tasks all have the keys of the last complete job
+    (`state_dir/complete.sha256`, written once the outputs are) was run for a reason no key records, forced
+    (`snakemake -f/-F/-R`) or its outputs deleted: it probes every task again. Returns the merged table.
     """
     for task_settings in settings.values():
         _check(model_kind, task_settings)
@@ -78,21 +86,43 @@ def probe_tasks(
     files = model_files(model_dir)
     model = content_digests({"model": files}) if files else {"model": str(model_dir)}
     encoder = functools.cache(lambda: load_encoder(model_kind, str(model_dir), device))  # once, when first needed
+    states = {}
+    for probe_file in probe_files:
+        task = senteval.task_name(probe_file)
+        states[task] = ResumeState(Path(state_dir) / f"{task}.pt",
+                                   resume_key(settings[task], {"data": probe_file}, kind=model_kind, model=model))
+    complete = Path(state_dir) / COMPLETE
+    job_key = _start(states, complete)
     tasks = []
     for probe_file, out_csv in zip(probe_files, out_csvs, strict=True):
         task = senteval.task_name(probe_file)
-        state = ResumeState(Path(state_dir) / f"{task}.pt",
-                            resume_key(settings[task], {"data": probe_file}, kind=model_kind, model=model))
+        state = states[task]
         saved = state.load()
         if saved is not None:
             write_csv(out_csv, pd.read_csv(io.StringIO(saved["table"])))
-            log.info("%s: its settings, the model and %s are those of its saved table: reused, %s written",
-                     task, probe_file, out_csv)
+            log.info("%s: its settings, the model, %s and the code are those of its saved table: reused, %s"
+                     " written", task, probe_file, out_csv)
         else:
             table = _probe(encoder, model_kind, probe_file, settings[task], out_csv, device)
             state.save({"table": table.to_csv(index=False)})
         tasks.append(task)
-    return merge_probes([str(path) for path in out_csvs], str(merged_csv), tasks)
+    merged = merge_probes([str(path) for path in out_csvs], str(merged_csv), tasks)
+    write_text(complete, job_key + "\n")
+    return merged
+
+
+def _start(states: Mapping[str, ResumeState], complete: Path) -> str:
+    """The job's key (sha256 of its tasks' keys). When it is the one `complete` holds, every saved table is
+    removed, so the job (and a rerun of it, were it killed) probes every task again; `complete` is removed until
+    the job's outputs are written."""
+    job_key = hashlib.sha256(json.dumps({t: s.key for t, s in states.items()}, sort_keys=True).encode()).hexdigest()
+    if complete.exists() and complete.read_bytes().strip() == job_key.encode():
+        log.info("every task's settings, data, model and code are those of the last complete job (%s): a forced"
+                 " rerun, or its outputs deleted; every task is probed again", complete)
+        for state in states.values():
+            state.clear()
+    complete.unlink(missing_ok=True)
+    return job_key
 
 
 def _check(model_kind: str, settings: dict[str, Any]) -> None:

@@ -83,10 +83,7 @@ def read_speed(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "speed record not found")
-    try:
-        record = read_json(path)
-    except ValueError as exc:
-        raise InputError(path, f"not JSON: {exc}") from None
+    record = read_json(path)  # not JSON: an InputError naming the file
     if not isinstance(record, dict):
         raise InputError(path, "not a speed record (a JSON object)")
     missing = [k for k in SPEED_KEYS if k not in record]

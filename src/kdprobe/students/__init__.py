@@ -29,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from kdprobe.errors import ConfigError, InputError
@@ -78,24 +79,38 @@ def build_student(kind: str, settings: dict, n_classes: int, vocab_info: dict | 
 
 
 def load_student(model_dir: str | Path, device: str | torch.device = "cpu") -> Student:
-    """The student saved in `model_dir`, on `device`, in eval mode."""
+    """The student saved in `model_dir`, on `device`, in eval mode; a damaged `student.json` or weight file is an
+    `InputError` naming it and the command that rebuilds it."""
     model_dir = Path(model_dir)
     config_path = model_dir / CONFIG_FILE
+    rebuild = f"rebuild it: snakemake -f {model_dir}"
     if not config_path.exists():
         raise InputError(config_path, "not a student directory (student.json missing)")
-    config = read_json(config_path)
+    try:
+        config = read_json(config_path)
+    except InputError as exc:
+        raise InputError(config_path, f"damaged: not valid JSON; {rebuild}") from exc
+    if not isinstance(config, dict):
+        raise InputError(config_path, f"damaged: not a JSON object; {rebuild}")
     kind = config.pop("kind", None)
     version = config.pop("format_version", None)
     if kind not in _MODULES:
         raise InputError(config_path, f"unknown student kind {kind!r}")
     if version != FORMAT_VERSION:
         raise InputError(config_path, f"student format version {version}, this code reads {FORMAT_VERSION}")
-    student = _module(kind).load(config, model_dir)
+    try:
+        student = _module(kind).load(config, model_dir)
+    except (KeyError, TypeError) as exc:  # a key missing, or of the wrong type
+        raise InputError(config_path, f"damaged: {type(exc).__name__} {exc} building the student; {rebuild}") from None
     weights = model_dir / WEIGHTS_FILE
     if not weights.exists():
         raise InputError(weights, "student weights missing")
     try:
-        student.load_state_dict(load_file(str(weights)), strict=True)
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise InputError(weights, f"damaged: not a readable safetensors file ({exc}); {rebuild}") from None
+    try:
+        student.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise InputError(weights, f"weights do not fit student.json: {exc}") from None
     student.to(device).eval()
