@@ -29,9 +29,11 @@ test: setup
 # On the login node, before a cluster run: the partitions the config names exist (`sinfo`; python -m kdprobe.cluster),
 # then a dry run of TARGET (default: the whole study) through the SLURM profile. CONFIGS: config files over
 # config/config.yaml, e.g. `make preflight CONFIGS=my-site.yaml TARGET=results/probe/sara/bert_s.csv`.
-# Not yet checked here: that every source answers and matches its pin, and a GPU job on each GPU partition.
+# Also: every source the run would fetch answers and its pin holds (kdprobe.fetch.preflight). Not yet: a GPU job
+# on each GPU partition.
 preflight: setup
 	$(BIN)/python -m kdprobe.cluster config/config.yaml $(CONFIGS)
+	$(BIN)/python -m kdprobe.fetch.preflight config/config.yaml $(CONFIGS)
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake -n $(TARGET) --profile profiles/slurm $(if $(CONFIGS),--configfile config/config.yaml $(CONFIGS))
 
 clean-demo:

@@ -54,6 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 status, body, opts = script.pop(0) if len(script) > 1 else script[0]
         headers = dict(opts.get("headers", {}))
+        if self.command == "HEAD" and opts.get("no_head"):  # a server that refuses HEAD
+            status, body = 405, b""
         if opts.get("ranges") and status == 200:
             status, body = self._range(body, headers)
         self.send_response(status)
@@ -61,12 +63,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        sent = body[: opts.get("truncate", len(body))]
+        sent = b"" if self.command == "HEAD" else body[: opts.get("truncate", len(body))]
         self.wfile.write(sent)
         self.wfile.flush()
         with server.lock:
             server.sent[self.path] = server.sent.get(self.path, 0) + len(sent)
         self.close_connection = True
+
+    do_HEAD = do_GET  # noqa: N815 (http.server API): the same headers, no body
 
     def _range(self, body: bytes, headers: dict) -> tuple[int, bytes]:
         """A server that supports `Range: bytes=N-` with `If-Range` (RFC 9110): the rest of `body` (206) when

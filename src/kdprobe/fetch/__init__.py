@@ -7,6 +7,7 @@
 - `parse_sources(config['sources'])` (`spec`: the `sources:` config section, see the comments above it in
   config/config.yaml), `fetch_source(source)`, `fetch_all(...)` (`fetcher`).
 - `snapshot_model(repo_id, out_dir, revision)`: a Hugging Face model directory, safetensors weights only.
+- `preflight`: every source a run would fetch answers and its pin holds, without downloading (`make preflight`).
 - `command`: the fetch rules' job (`from_snakemake`) and the command line (`main`) of workflow/scripts/fetch.py.
 """
 

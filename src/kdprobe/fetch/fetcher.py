@@ -43,7 +43,8 @@ def _hf_snapshot(repo_id: str, *, revision: str | None, local_dir: Path, allow_p
     snapshot_download(repo_id, revision=revision, local_dir=local_dir, allow_patterns=allow_patterns)
 
 
-def _hf_resolve(repo_id: str, revision: str | None) -> str:
+def resolve_revision(repo_id: str, revision: str | None) -> str:
+    """The commit that `revision` (a branch, tag or commit; None: main) of Hugging Face repository `repo_id` is."""
     from huggingface_hub import HfApi
 
     return HfApi().model_info(repo_id, revision=revision or "main").sha
@@ -90,7 +91,7 @@ def snapshot_model(
     patterns = list(allow_patterns)
     resolved = revision
     if not (revision and COMMIT.match(revision)):
-        resolved = (resolve_fn or _hf_resolve)(repo_id, revision)
+        resolved = (resolve_fn or resolve_revision)(repo_id, revision)
         log.warning(
             "%s: revision %r is not a commit hash; it resolves to %s today. Pin `revision: %s` for a reproducible "
             "fetch.", repo_id, revision or "main", resolved, resolved,
