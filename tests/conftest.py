@@ -19,6 +19,8 @@ torch.set_num_threads(1)
 # The session-scoped local SLURM cluster (tests/slurm/start_slurm.sh), for every test that asks for it.
 from slurm.kdprobe_slurm import slurm_cluster  # noqa: E402,F401
 from smk import copy_project, snakemake  # noqa: E402
+# The loopback HTTP server of tests/test_fetch.py, for the fetch and pre-flight tests.
+from test_fetch import server  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""kdprobe.fetch.preflight against the loopback server of tests/test_fetch.py: each source a run would fetch
-answers without its body being downloaded, model revisions resolve to themselves, local pins hold, and the
-thesis config's sources all pass when the server serves them."""
+"""kdprobe.fetch.preflight against the loopback server of tests/test_fetch.py (fixture `server`, via conftest):
+each source a run would fetch answers without its body being downloaded, model revisions resolve to themselves,
+local pins hold, and the thesis config's sources all pass when the server serves them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
-from test_fetch import server  # noqa: F401 (the loopback server fixture)
 
 from kdprobe.fetch import preflight
 
@@ -22,7 +21,7 @@ def same(repo: str, revision: str | None) -> str:
     return revision or "0" * 40
 
 
-def test_a_url_answers_and_nothing_is_downloaded(server, tmp_path):  # noqa: F811
+def test_a_url_answers_and_nothing_is_downloaded(server, tmp_path):
     url = server.serve("/CoLA.zip", (200, BODY))
     sources = {"data": {"cola": {"url": url, "sha256": hashlib.sha256(BODY).hexdigest(),
                                  "output": str(tmp_path / "cola.zip")}}}
@@ -31,14 +30,14 @@ def test_a_url_answers_and_nothing_is_downloaded(server, tmp_path):  # noqa: F81
     assert server.hits("/CoLA.zip") == 1 and server.sent("/CoLA.zip") == 0  # a HEAD request: no body
 
 
-def test_a_server_that_refuses_head_gets_a_one_byte_get(server, tmp_path):  # noqa: F811
+def test_a_server_that_refuses_head_gets_a_one_byte_get(server, tmp_path):
     url = server.serve("/w2v.bin.gz", (200, BODY, {"no_head": True}))
     [check] = preflight.check_sources({"data": {"w2v": {"url": url, "output": str(tmp_path / "w2v")}}}, same)
     assert check.ok and "HTTP 200" in check.detail, check
     assert [r.get("Range") for r in server.requests("/w2v.bin.gz")] == [None, "bytes=0-0"]
 
 
-def test_a_missing_url_fails_naming_it_and_main_exits_1(server, tmp_path, capsys):  # noqa: F811
+def test_a_missing_url_fails_naming_it_and_main_exits_1(server, tmp_path, capsys):
     gone = server.url("/gone.zip")
     ok = server.serve("/ok.txt", (200, b"x"))
     config = tmp_path / "config.yaml"
@@ -71,7 +70,7 @@ def test_model_revisions_must_exist_and_resolve_to_themselves():
     assert not moved.ok and f"resolves to {'1' * 40}" in moved.detail
 
 
-def test_present_outputs_are_not_checked_and_local_pins_are(server, tmp_path):  # noqa: F811
+def test_present_outputs_are_not_checked_and_local_pins_are(server, tmp_path):
     present = tmp_path / "present.txt"
     present.write_bytes(b"here")
     local = tmp_path / "nlu.md"
@@ -85,7 +84,7 @@ def test_present_outputs_are_not_checked_and_local_pins_are(server, tmp_path):  
     assert not checks["sources.data.local"].ok and str(local) in checks["sources.data.local"].detail
 
 
-def test_the_thesis_configs_sources_pass_against_a_server_that_has_them(server, tmp_path):  # noqa: F811
+def test_the_thesis_configs_sources_pass_against_a_server_that_has_them(server, tmp_path):
     sources = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["sources"]
     for section in sources.values():
         for entry in section.values():
