@@ -180,3 +180,16 @@ def test_a_truncated_base_model_stops_fine_tuning_with_one_line_naming_it(tmp_pa
     with pytest.raises(InputError, match=rf"^{bert}: cannot load the base model: .*; rebuild it: snakemake -f {bert}$"):
         finetune(str(bert), make_task(tmp_path / "data"), "cola", SETTINGS, RunFiles.in_dir(tmp_path / "out"), None,
                  "cpu")
+
+
+def test_a_truncated_fine_tuned_gpt2_stops_sampling_with_one_line_naming_it(tmp_path):
+    from kdprobe.augment.sample import sample_shard
+    from test_lm import make_tiny_gpt2
+    from test_sampling import SETTINGS
+
+    gpt2 = make_tiny_gpt2(tmp_path / "gpt2")
+    _truncate(gpt2 / "model.safetensors")
+    with pytest.raises(InputError, match=rf"^{gpt2}: cannot load the fine-tuned GPT-2: .*; rebuild it: "
+                                         rf"snakemake -f {gpt2}$"):
+        sample_shard(gpt2, 4, 0, SETTINGS, tmp_path / "shard.parquet", tmp_path / "chunks", "cpu")
+    assert not (tmp_path / "shard.parquet").exists()

@@ -47,6 +47,7 @@ from kdprobe.errors import ConfigError, NonFiniteError
 from kdprobe.chunks import ChunkStore
 from kdprobe.digest import content_digests
 from kdprobe.logs import progress
+from kdprobe.models import load_errors
 from kdprobe.augment.memory import resolve_sampling_batch
 from kdprobe.runtime import (Lanes, autocast, autocast_dtype, clear_oom, halve_on_oom, maybe_compile,
                              numerics_record, retry_batch)
@@ -388,8 +389,9 @@ def sample_shard(
     model_dir, chunk_dir, device = Path(model_dir), Path(chunk_dir), torch.device(device)
     max_length, chunk_size = int(settings["max_length"]), int(settings["chunk_size"])
     temperature, top_k = float(settings.get("temperature", 1.0)), int(settings.get("top_k", 0))
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
+    with load_errors(model_dir, "the fine-tuned GPT-2"):
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     if bos is None or eos is None:
         raise ConfigError("augment", f"tokenizer in {model_dir} has no start or end token")
