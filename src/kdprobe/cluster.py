@@ -16,9 +16,7 @@ import subprocess
 import sys
 from typing import Any, Mapping
 
-import yaml
-
-from kdprobe.config import deep_merge
+from kdprobe.config import read_configs
 from kdprobe.errors import ConfigError
 
 #: The resources passed to the SLURM executor plugin unchanged, when a merged entry sets them.
@@ -122,10 +120,7 @@ def sinfo_partitions() -> set[str]:
 def main(argv: list[str] | None = None) -> int:
     """`python -m kdprobe.cluster CONFIG...`: the partitions of the merged config files (as Snakemake merges
     --configfile: later over earlier) exist on this cluster. Exit 1 naming the config key when one does not."""
-    config: dict = {}
-    for path in argv if argv is not None else sys.argv[1:]:
-        with open(path, encoding="utf-8") as fh:
-            config = deep_merge(config, yaml.safe_load(fh) or {})
+    config = read_configs(argv if argv is not None else sys.argv[1:])
     try:
         check_partitions(config.get("resources", {}), sinfo_partitions())
     except ConfigError as err:

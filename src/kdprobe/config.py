@@ -51,6 +51,15 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def read_configs(paths: Iterable[str | Path]) -> dict:
+    """The config files `paths` merged as Snakemake merges `--configfile`: later over earlier (`deep_merge`)."""
+    config: dict = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            config = deep_merge(config, yaml.safe_load(fh) or {})
+    return config
+
+
 def section(config: dict, task: str, name: str) -> dict[str, Any]:
     """Top-level section `name` with `tasks.<task>.<name>` merged over it."""
     return deep_merge(config.get(name, {}), config["tasks"][task].get(name, {}))

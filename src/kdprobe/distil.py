@@ -43,7 +43,7 @@ from kdprobe.errors import ConfigError, InputError
 from kdprobe.logs import progress
 from kdprobe.losses import distillation_loss
 from kdprobe.metrics import task_metrics
-from kdprobe.models import batched_logits
+from kdprobe.models import batched_logits, first_nonfinite_row
 from kdprobe.registry import STUDENT, TASK
 from kdprobe.runtime import autocast, maybe_compile, set_seed, tensor_to, to_device
 from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings
@@ -64,8 +64,8 @@ def _check_finite_logits(path: Path, logits: pd.Series, n_classes: int) -> None:
         return
     with np.errstate(over="ignore"):  # a float64 logit beyond float32's range becomes inf, and is refused
         values = np.concatenate(logits.to_numpy()).astype(np.float32).reshape(-1, n_classes)
-    if not np.isfinite(values).all():
-        row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+    row = first_nonfinite_row(values)
+    if row is not None:
         raise InputError(path, f"row {row}: the teacher logits {values[row].tolist()} are not all finite (NaN or "
                                "infinite); rerun the transfer stage (rule logits) and check the teacher")
 

@@ -222,8 +222,14 @@ def check_finite_logits(logits: np.ndarray | torch.Tensor, where: Callable[[int]
     """`NonFiniteError` for the first row of `logits` (n, classes) holding a NaN or infinite value, `where(row)`
     naming it and `check` what to look at; nothing is written from such logits."""
     values = np.asarray(logits)
-    finite = np.isfinite(values).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
+    row = first_nonfinite_row(values)
+    if row is not None:
         raise NonFiniteError(where(row), f"the logits {values[row].tolist()} are NaN or infinite; nothing was written",
                              check=check)
+
+
+def first_nonfinite_row(values: np.ndarray) -> int | None:
+    """The index of the first row of `values` (n, classes) holding a NaN or infinite value; None when all are
+    finite."""
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    return int(bad[0]) if len(bad) else None

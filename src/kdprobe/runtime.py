@@ -346,7 +346,7 @@ def describe_gpu(device: torch.device) -> str:
     runs bf16, and the numerics switches in force."""
     props = torch.cuda.get_device_properties(device)
     major, minor = torch.cuda.get_device_capability(device)
-    bf16 = "supported" if major >= 8 else "unsupported"
+    bf16 = "supported" if bf16_supported(device) else "unsupported"
     deterministic = "on" if torch.are_deterministic_algorithms_enabled() else "off"
     matmul, cudnn = ("tf32" if on else "ieee" for on in (torch.backends.cuda.matmul.allow_tf32,
                                                          torch.backends.cudnn.allow_tf32))

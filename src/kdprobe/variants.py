@@ -152,8 +152,7 @@ def variant_names(config: dict) -> list[str]:
 def check_variants(config: dict, schema_path: str | Path) -> None:
     """ConfigError naming the key for an enabled sweep of an unknown student or task, an unknown grid key, a grid of
     more than `MAX_GRID_POINTS` points, two grid points with one label, or a grid point whose settings the student's
-    schema rejects. (A disabled sweep is only
-    checked by the schema: it may name a student this config leaves out.)"""
+    schema rejects. (A disabled sweep is only checked by the schema: it may name a student this config leaves out.)"""
     schema = yaml.safe_load(Path(schema_path).read_text())
     for name, sweep in (config.get("sweeps") or {}).items():
         if not sweep.get("enabled", True):

@@ -20,13 +20,11 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
-import yaml
-
-from kdprobe.config import deep_merge
+from kdprobe.config import read_configs
 from kdprobe.errors import KdprobeError
 from kdprobe.fetch.download import USER_AGENT, FetchError, verify_file
-from kdprobe.fetch.fetcher import COMMIT, resolve_revision, outputs_present
-from kdprobe.fetch.spec import Source, concrete, parse_sources
+from kdprobe.fetch.fetcher import outputs_present, resolve_revision
+from kdprobe.fetch.spec import COMMIT, Source, concrete, parse_sources
 
 
 @dataclass(frozen=True)
@@ -101,10 +99,7 @@ def check_sources(sources: dict | None, resolve_fn: Callable[[str, str | None], 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kdprobe.fetch.preflight CONFIG...`: a line per source; exit 1 when any fails."""
-    config: dict = {}
-    for path in argv if argv is not None else sys.argv[1:]:
-        with open(path, encoding="utf-8") as fh:
-            config = deep_merge(config, yaml.safe_load(fh) or {})
+    config = read_configs(argv if argv is not None else sys.argv[1:])
     try:
         checks = check_sources(config.get("sources"))
     except KdprobeError as err:  # a bad `sources:` entry
