@@ -371,7 +371,7 @@ def bench_student(kind: str, bert_dir: Path, sentences: list[str], sizes, peak: 
         loss = DistilLoss(model, ids, teacher_logits, loss_settings, torch.device("cpu"), training.numerics)
         t = time.perf_counter()
         for idx in batches:
-            step(loss(idx))
+            step(loss, idx)
         kd.append(time.perf_counter() - t)
         # today's way: the same architecture as a plain PyTorch / Hugging Face model, tokenised once beforehand (the
         # same ids), a shuffled DataLoader padding each batch to its longest; same loss, optimiser, batch size

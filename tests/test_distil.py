@@ -64,7 +64,7 @@ def test_distillation_beats_majority_and_writes_outputs(task, tmp_path, kind, se
     assert saved["transfer_size"] == 240 and saved["transfer_labelled"] == 160
     assert saved["test"]["accuracy"] >= 0.8
     curve = pd.read_csv(out / "curve.csv")
-    assert list(curve.columns) == ["step", "epoch", "loss", "lr", "dev_accuracy"]
+    assert list(curve.columns) == ["step", "epoch", "loss", "lr", "grad_norm", "grad_norm_max", "dev_accuracy"]
     assert curve["epoch"].tolist() == list(range(1, settings["epochs"] + 1))
     assert curve["dev_accuracy"].max() == pytest.approx(saved["dev"]["accuracy"])
     assert curve["dev_accuracy"].iloc[saved["best_epoch"] - 1] == pytest.approx(saved["dev"]["accuracy"])

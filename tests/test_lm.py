@@ -67,7 +67,7 @@ def test_finetune_outputs_and_resume(setup, tmp_path, caplog):
     curve = finetune(str(model), train, SETTINGS, RunFiles.in_dir(full, metrics=False), full / "state.pt", "cpu",
                      callbacks=tensorboard(full / "gpt2.tensorboard"))
     assert [r["step"] for r in curve] == [4, 8, 12, 16]  # 8 batches per epoch, 2 rows per epoch
-    assert list(pd.read_csv(full / "curve.csv").columns) == ["step", "epoch", "loss", "lr"]
+    assert list(pd.read_csv(full / "curve.csv").columns) == ["step", "epoch", "loss", "lr", "grad_norm", "grad_norm_max"]
     assert read_scalars(full / "gpt2.tensorboard") == as_scalars(curve)
     assert not (full / "state.pt").exists()
     lm = AutoModelForCausalLM.from_pretrained(full / "model")

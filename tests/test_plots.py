@@ -213,3 +213,22 @@ def test_bad_curve_files_name_the_file(tmp_path):
         curves.plot_students({"bert_s": curve_csv(tmp_path / "b.csv", 2)}, tmp_path / "metrics.json", "cola",
                              {"bert_s": {"loss": "soft_ce", "temperature": 3.0}}, tmp_path / "s.png")
     assert not (tmp_path / "s.png").exists()
+
+
+def test_student_curves_show_gradient_norms_when_the_curves_have_them(tmp_path):
+    paths = {}
+    for student, fall in (("bert_s", 1e-4), ("lstm_s", 1.0)):  # BERT_S's gradients die away
+        frame = pd.read_csv(curve_csv(tmp_path / f"{student}.csv", 5))
+        frame["grad_norm"] = 2.0 * fall ** (frame["epoch"] / 5)
+        frame["grad_norm_max"] = 2 * frame["grad_norm"]
+        frame.to_csv(tmp_path / f"{student}.csv", index=False)
+        paths[student] = tmp_path / f"{student}.csv"
+    losses = {"bert_s": {"loss": "soft_ce", "temperature": 3.0}, "lstm_s": {"loss": "mse", "mse_reduction": "sum"}}
+    fig = curves.students_figure({s: read_curve(p, dev_metrics=True) for s, p in paths.items()}, "cola", losses, 0.4)
+    dev_ax, bert_ax, lstm_ax, norm_ax = fig.axes
+    assert norm_ax.get_yscale() == "log" and norm_ax.get_ylabel().startswith("gradient norm (L2")
+    assert {t.get_text() for t in norm_ax.get_legend().get_texts()} == {
+        "BERT_S: mean", "BERT_S: largest", "LSTM_S: mean", "LSTM_S: largest"}
+    assert norm_ax.get_lines()[0].get_ydata()[-1] == pytest.approx(2e-4) and all(labelled(ax) for ax in fig.axes)
+    curves.plot_students(paths, None, "cola", losses, tmp_path / "norms.png")
+    assert (tmp_path / "norms.png").read_bytes()[:8] == PNG

@@ -178,3 +178,26 @@ def test_workflow_script(task, tmp_path):
     )
     runpy.run_path(str(script), init_globals={"snakemake": snakemake})
     assert len(pd.read_csv(out, sep="\t")) == 37
+
+
+def test_batched_logits_halve_the_batch_when_cuda_runs_out_of_memory(caplog):
+    from kdprobe.models import batched_logits
+    from kdprobe.runtime import GpuOutOfMemory
+
+    weight = torch.randn(7, 3, generator=torch.Generator().manual_seed(0))
+    sizes = []
+
+    def forward(input_ids, attention_mask, fits=4):  # a GPU that fits 4 sentences
+        sizes.append(len(input_ids))
+        if len(input_ids) > fits:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return (weight[input_ids] * attention_mask[..., None]).sum(1)
+
+    sequences = [[1 + i % 5] * (1 + i % 4) for i in range(21)]
+    whole = batched_logits(lambda ids, mask: forward(ids, mask, fits=99), sequences, 0, 16, "cpu")
+    sizes.clear()
+    halved = batched_logits(forward, sequences, 0, 16, "cpu")
+    assert torch.allclose(halved, whole) and sizes == [16, 8, 4, 4, 4, 4, 4, 1]
+    assert "batches of 16 sentences: batches of 8 from sentence 0 of 21" in caplog.text
+    with pytest.raises(GpuOutOfMemory, match="one sentence"):
+        batched_logits(lambda ids, mask: forward(ids, mask, fits=0), sequences, 0, 2, "cpu")

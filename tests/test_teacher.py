@@ -72,7 +72,7 @@ def test_finetune_writes_outputs(setup, tmp_path):
     assert set(metrics["dev"]) == {"accuracy", "mcc"}
     assert read_json(tmp_path / "metrics.json") == metrics
     curve = pd.read_csv(tmp_path / "curve.csv")
-    assert list(curve.columns) == ["step", "epoch", "loss", "lr", "dev_accuracy", "dev_mcc"]
+    assert list(curve.columns) == ["step", "epoch", "loss", "lr", "grad_norm", "grad_norm_max", "dev_accuracy", "dev_mcc"]
     assert len(curve) == 2 * 3 and curve["step"].iloc[-1] == 20 and curve["epoch"].iloc[-1] == 2.0
     assert read_scalars(tmp_path / "cola.tensorboard") == as_scalars(curve.to_dict("records"))
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")

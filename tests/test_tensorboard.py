@@ -56,7 +56,7 @@ def test_events_are_the_curve_rows(tmp_path):
     result = _fit(tmp_path / "teacher" / "cola.tensorboard", tmp_path / "state.pt", lambda step: 0.5 + step / 100)
     assert len(result.curve) == 12 and [r["step"] for r in result.curve] == list(range(1, 13))
     got = read_scalars(tmp_path / "teacher" / "cola.tensorboard")
-    assert sorted(got) == ["dev_acc", "epoch", "loss", "lr"]
+    assert sorted(got) == ["dev_acc", "epoch", "grad_norm", "grad_norm_max", "loss", "lr"]
     assert got == as_scalars(result.curve)
 
 

@@ -301,7 +301,8 @@ def distil(
         "transfer_labelled": data.n_labelled,
     }
     model.cpu()
-    files.write(model.save, result.curve, metrics, columns=["step", "epoch", "loss", "lr", *[f"dev_{k}" for k in dev]])
+    files.write(model.save, result.curve, metrics, columns=["step", "epoch", "loss", "lr", "grad_norm", "grad_norm_max",
+                                                             *[f"dev_{k}" for k in dev]])
     ResumeState(state_path).clear()
     log.info("best epoch %d: dev %s, test %s; wrote %s in %.1f s", metrics["best_epoch"], dev, test, files,
              time.perf_counter() - started)

@@ -433,12 +433,13 @@ class Lanes:
 
 
 # ------------------------------------------------------------------------------------- CUDA out of memory
-# A job that ran out of GPU memory leaves `oom.json` (the batch size it failed with) in its state directory, which
-# Snakemake's clean-up of a failed job keeps; its retry reads it and runs half that batch. A side channel, not a
+# A job that ran out of GPU memory leaves a marker file (the batch size it failed with) in its state directory
+# (`oom.json` of a chunk store; `<state>.oom.json` beside a training state), which Snakemake's clean-up of a failed
+# job keeps; its retry reads it and runs half that batch (training: micro-batches of half that size, accumulated). A side channel, not a
 # rule param or resource: params are rerun triggers (a finished job would look out of date next to a plan made at
 # attempt 1), and Snakemake's `attempt` does not say why the last attempt failed (a timeout needs no smaller batch).
 
-#: The file an out-of-memory attempt leaves in its job's state directory.
+#: The file an out-of-memory attempt leaves in a chunk store's state directory.
 OOM_MARKER = "oom.json"
 
 
@@ -446,10 +447,10 @@ class GpuOutOfMemory(KdprobeError):
     """CUDA ran out of memory at a batch size (`halve_on_oom`)."""
 
 
-def retry_batch(batch: int, state_dir: str | Path, key: str) -> int:
+def retry_batch(batch: int, marker: str | Path, key: str) -> int:
     """The GPU batch size of this attempt: `batch`, or at most half the one an earlier attempt of the job ran out
-    of GPU memory with (`OOM_MARKER` in `state_dir`), saying so."""
-    marker = Path(state_dir) / OOM_MARKER
+    of GPU memory with (the `marker` file it left), saying so."""
+    marker = Path(marker)
     if not marker.exists():
         return batch
     failed = int(read_json(marker)["batch_size"])
@@ -460,23 +461,23 @@ def retry_batch(batch: int, state_dir: str | Path, key: str) -> int:
 
 
 @contextlib.contextmanager
-def halve_on_oom(batch: int, state_dir: str | Path, key: str, device: torch.device):
-    """Turn CUDA running out of memory inside the block into `GpuOutOfMemory`, leaving `OOM_MARKER` behind so that
-    the job's retry (`snakemake --retries`) runs half the batch (`retry_batch`)."""
+def halve_on_oom(batch: int, marker: str | Path, key: str, device: torch.device):
+    """Turn CUDA running out of memory inside the block into `GpuOutOfMemory`, leaving the `marker` file behind so
+    that the job's retry (`snakemake --retries`) runs half the batch (`retry_batch`)."""
     try:
         yield
     except torch.cuda.OutOfMemoryError as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
         if batch <= 1:
             raise GpuOutOfMemory(f"CUDA out of memory on {device} with batches of 1 ({key}): {detail}") from None
-        write_json(Path(state_dir) / OOM_MARKER, {"batch_size": int(batch), "key": key})
+        write_json(Path(marker), {"batch_size": int(batch), "key": key})
         raise GpuOutOfMemory(f"CUDA out of memory on {device} with batches of {batch} ({key}): {detail}; a retry "
                              f"of the job (snakemake --retries) runs batches of {batch // 2}") from None
 
 
-def clear_oom(state_dir: str | Path) -> None:
-    """Forget an earlier attempt's out-of-memory batch: the job has completed."""
-    (Path(state_dir) / OOM_MARKER).unlink(missing_ok=True)
+def clear_oom(marker: str | Path) -> None:
+    """Forget an earlier attempt's out-of-memory batch (its `marker` file): the job has completed."""
+    Path(marker).unlink(missing_ok=True)
 
 
 def free_memory(device: torch.device) -> int | None:

@@ -7,7 +7,7 @@ the setting (`key.field`). Defaults here are the schema's (workflow/schemas/conf
 `tests/test_registries.py` checks them), and a section the schema requires a key of never falls back to one.
 
 - `TrainSettings`: the training loop's (`training.fit`): epochs, batch size, seed, schedule and warm-up, gradient
-  clipping, checkpoint cadence, curve rows per epoch, bf16 and torch.compile.
+  clipping, checkpoint cadence, curve rows per epoch or every N steps, bf16 and torch.compile.
 - `OptimizerSettings`: the one optimiser factory (`build`): AdamW with Hugging Face's decay groups (teacher,
   GPT-2), Adam or Adadelta (students).
 - `LossSettings`: a student's distillation loss: `soft_ce` (temperature) or `mse` (reduction).
@@ -47,6 +47,7 @@ class TrainSettings:
     clip_norm: float = 0.0  # 0: no clipping
     save_every_steps: int = 0  # 0: the state is saved at epoch ends only
     evals_per_epoch: int = 1  # curve rows per epoch (the last at the epoch's end)
+    eval_every_steps: int = 0  # a curve row (dev scored, best kept) every this many optimiser steps too; 0: none
     bf16: bool | None = None  # None: the kind's default (`runtime.autocast_dtype`)
     compile: bool = False
 
@@ -64,6 +65,7 @@ class TrainSettings:
             clip_norm=float(_get(section, key, "clip_norm", 0.0)),
             save_every_steps=int(_get(section, key, "save_every_steps", 0)),
             evals_per_epoch=int(_get(section, key, "evals_per_epoch", evals_per_epoch)),
+            eval_every_steps=int(_get(section, key, "eval_every_steps", 0)),
             bf16=section.get("bf16"),
             compile=bool(_get(section, key, "compile", False)),
         )

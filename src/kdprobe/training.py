@@ -5,11 +5,12 @@
 (forward and loss, a scalar with gradients), then `OptimStep`: backward, gradient-norm clipping (`clip_norm` > 0),
 optimiser step and learning-rate schedule (`schedule.schedule_steps`: `schedule`, `warmup_fraction` or
 `warmup_epochs`). `evaluate()` adds its metrics to a curve row `evals_per_epoch` times per epoch (always at an
-epoch's end). With `keep_best=<metric>` the model ends with the weights of the best row (the earliest on ties:
+epoch's end) and every `eval_every_steps` optimiser steps (the thesis's students: every 100). With `keep_best=<metric>` the model ends with the weights of the best row (the earliest on ties:
 the students); without, with the final weights (the teacher and GPT-2).
 
 A curve row: `step`, `epoch` (fractional within an epoch), `loss` (mean training loss per example since the
-previous row), `lr` (of the row's last step), then the metrics.
+previous row), `lr` (of the row's last step), `grad_norm` and `grad_norm_max` (mean and largest gradient norm of
+the steps since the previous row, before clipping: a "dying" model shows as norms falling to 0), then the metrics.
 
 Resumable: the state (`checkpoint.ResumeState`) is saved at every epoch end and every `save_every_steps` optimiser
 steps, keyed on the settings, the content of every input file the caller names and the token lengths; a state
@@ -34,6 +35,7 @@ curve rows per epoch). What else happens as training goes is a list of `Callback
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -52,7 +54,8 @@ from kdprobe.checkpoint import ResumeState, resume_key
 from kdprobe.errors import ConfigError, NonFiniteError
 from kdprobe.io import atomic_dir, write_csv, write_json
 from kdprobe.logs import progress
-from kdprobe.runtime import autocast, autocast_dtype, maybe_compile, rng_state, set_rng_state, to_device
+from kdprobe.runtime import (autocast, autocast_dtype, clear_oom, halve_on_oom, maybe_compile, retry_batch, rng_state,
+                             set_rng_state, to_device)
 from kdprobe.schedule import make_scheduler, schedule_steps
 from kdprobe.settings import TrainSettings
 
@@ -64,24 +67,48 @@ class TrainingInterrupted(RuntimeError):
 
 
 class OptimStep:
-    """One optimiser step on a batch's loss: zero the gradients, backward, clip the gradient norm of `params` to
-    `clip_norm` (when > 0), optimiser step, scheduler step. `lr` is the learning rate the last step used."""
+    """One optimiser step on a batch: zero the gradients, forward and backward (in micro-batches of at most `micro`
+    examples when given, the gradients accumulated: `accumulate`), the gradient norm of `params` (kept in
+    `grad_norm`, on the device) clipped to `clip_norm` when > 0, optimiser step, scheduler step. `lr` is the
+    learning rate the last step used."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, scheduler, params: Sequence[torch.nn.Parameter],
                  clip_norm: float = 0.0):
         self.optimizer, self.scheduler, self.params, self.clip_norm = optimizer, scheduler, list(params), clip_norm
         self.lr = optimizer.param_groups[0]["lr"]
+        self.grad_norm = torch.zeros(())
 
-    def __call__(self, loss: torch.Tensor) -> torch.Tensor:
-        """Train on `loss`; return it detached."""
+    def __call__(self, batch_loss: Callable[[np.ndarray], torch.Tensor], idx: np.ndarray, micro: int | None = None,
+                 weight: Callable[[np.ndarray], float] | None = None) -> torch.Tensor:
+        """Train on the batch `idx` (`batch_loss(indices)`: its forward pass and loss); return the loss, detached."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
+        loss = accumulate(batch_loss, idx, micro, weight)
+        # the norm is measured always (a curve column); max_norm inf scales the gradients by exactly 1
+        self.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm if self.clip_norm > 0 else math.inf)
         self.lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
+        return loss
+
+
+def accumulate(batch_loss: Callable[[np.ndarray], torch.Tensor], idx: np.ndarray, micro: int | None,
+               weight: Callable[[np.ndarray], float] | None) -> torch.Tensor:
+    """Backward the loss of batch `idx`, in micro-batches of at most `micro` examples when `micro` is smaller than
+    the batch; return the batch's loss, detached. Each micro-batch's loss (a mean over its `weight(indices)` units:
+    examples by default, predicted tokens for a language model) is scaled by its share of the batch's units, so the
+    gradients add up to the whole batch's (to rounding; dropout draws its masks per micro-batch)."""
+    if micro is None or len(idx) <= micro:
+        loss = batch_loss(idx)
+        loss.backward()
         return loss.detach()
+    pieces = np.array_split(idx, math.ceil(len(idx) / micro))
+    units = np.array([float(weight(p)) if weight else float(len(p)) for p in pieces])
+    total = None
+    for piece, share in zip(pieces, units / units.sum()):
+        loss = batch_loss(piece) * float(share)
+        loss.backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    return total
 
 
 def hf_batch_loss(model: torch.nn.Module, collate: Callable[[np.ndarray], dict[str, Any]], device: torch.device,
@@ -259,10 +286,13 @@ class Fit:
 @dataclass(frozen=True)
 class Batches:
     """What `fit` trains on: each example's token count (for length-grouped batches) and `loss(indices)`, the
-    forward pass and loss of one batch of example indices (a scalar with gradients)."""
+    forward pass and loss of one batch of example indices (a scalar with gradients). The loss is a mean over
+    examples, or over the units `weight(indices)` counts (a language model's predicted tokens), which is how
+    micro-batches of one batch are weighted after CUDA ran out of memory (`accumulate`)."""
 
     lengths: np.ndarray
     loss: Callable[[np.ndarray], torch.Tensor]
+    weight: Callable[[np.ndarray], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +320,8 @@ class _Loop:
         self.n_batches = n_batches
         self.epoch = self.pos = self.step = self.n_seen = 0
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.norm_sum = torch.zeros((), dtype=torch.float64, device=device)  # gradient norms since the last row
+        self.norm_max = torch.zeros((), dtype=torch.float64, device=device)
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # the first non-finite loss's step
         self.curve: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
@@ -302,14 +334,18 @@ class _Loop:
         set_rng_state(state["rng"])
         self.epoch, self.pos, self.step, self.n_seen = state["epoch"], state["position"], state["step"], state["n_seen"]
         self.loss_sum, self.curve = state["loss_sum"].to(self.device), list(state["curve"])
+        self.norm_sum, self.norm_max = state["norm_sum"].to(self.device), state["norm_max"].to(self.device)
         self.best, self.best_weights = state["best"], state["best_weights"]
         self.step_fn.lr = state["lr"]
 
     def record(self, loss: torch.Tensor, n: int) -> None:
-        """Add the loss of the step just taken (`n` examples) on the device, noting it when it is the first
-        non-finite one (no host sync: `checked_loss` looks at the sync points)."""
+        """Add the loss (`n` examples) and gradient norm of the step just taken on the device, noting the step when
+        its loss is the first non-finite one (no host sync: `checked_loss` looks at the sync points)."""
         self.step, self.pos = self.step + 1, self.pos + 1
         self.loss_sum += loss.double() * n
+        norm = self.step_fn.grad_norm.detach().double().to(self.device)
+        self.norm_sum += norm
+        self.norm_max = torch.maximum(self.norm_max, norm)
         self.n_seen += n
         self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), self.step, self.first_bad)
 
@@ -329,14 +365,17 @@ class _Loop:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "epoch": self.epoch, "position": self.pos,
             "step": self.step, "n_seen": self.n_seen, "loss_sum": self.loss_sum.detach().cpu(), "curve": self.curve,
+            "norm_sum": self.norm_sum.detach().cpu(), "norm_max": self.norm_max.detach().cpu(),
             "best": self.best, "best_weights": self.best_weights, "lr": self.step_fn.lr,
         }
 
     def row(self, n_batches: int, evaluate: Callable[[], dict[str, float]] | None, keep_best: str | None,
             desc: str) -> dict[str, Any]:
-        """A curve row now (evaluated, the best kept); the loss accumulators start again."""
+        """A curve row now (evaluated, the best kept); the loss and gradient-norm accumulators start again."""
+        steps = self.step - (self.curve[-1]["step"] if self.curve else 0)
         row = {"step": self.step, "epoch": self.epoch + 1 if self.pos == n_batches else self.epoch + self.pos / n_batches,
-               "loss": self.checked_loss(desc) / max(1, self.n_seen), "lr": self.step_fn.lr}
+               "loss": self.checked_loss(desc) / max(1, self.n_seen), "lr": self.step_fn.lr,
+               "grad_norm": self.norm_sum.item() / max(1, steps), "grad_norm_max": self.norm_max.item()}
         if evaluate is not None:
             self.model.eval()
             row.update(evaluate())
@@ -345,7 +384,14 @@ class _Loop:
         if keep_best is not None and (self.best is None or row[keep_best] > self.best[keep_best]):
             self.best, self.best_weights = row, trainable_copy(self.model)
         self.loss_sum, self.n_seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        self.norm_sum, self.norm_max = torch.zeros_like(self.norm_sum), torch.zeros_like(self.norm_max)
         return row
+
+
+def oom_marker(state_path: str | Path | None) -> Path | None:
+    """Where a training job notes the micro-batch CUDA ran out of memory with: beside its state file
+    (`results/.state/teacher/cola.pt` -> `cola.oom.json`); None when the run keeps no state."""
+    return None if state_path is None else Path(state_path).with_suffix(".oom.json")
 
 
 def fit(
@@ -365,7 +411,9 @@ def fit(
 
     `evaluate()` gives the metrics of each curve row; `keep_best` names the one whose best row's weights the model
     ends with. The state file is left in place: the caller clears it once its outputs are written, so a job killed
-    in between resumes straight to writing them.
+    in between resumes straight to writing them. CUDA running out of memory leaves `oom_marker(resume.path)`
+    behind: the job's retry resumes from its last state with micro-batches of half the size, accumulated into the
+    same optimiser steps (the learning-rate schedule, batch order and results stay those of `batch_size`).
     """
     device = torch.device(device)
     lengths = np.asarray(data.lengths, dtype=np.int64)
@@ -381,13 +429,36 @@ def fit(
     state = saved.load()
     if state is not None:
         loop.restore(state)
-    log.info("%s: %d examples, %d epochs x %d batches of %d, schedule %s (%d warm-up steps), clip %g, %s, %s (%s)%s",
-             desc, len(lengths), settings.epochs, n_batches, settings.batch_size, settings.schedule, loop.warmup,
-             settings.clip_norm, type(optimizer).__name__, device,
+    marker = oom_marker(resume.path)
+    micro = settings.batch_size if marker is None else retry_batch(settings.batch_size, marker, f"{settings.key}.batch_size")
+    log.info("%s: %d examples, %d epochs x %d batches of %d%s, schedule %s (%d warm-up steps), clip %g, %s, %s (%s)%s",
+             desc, len(lengths), settings.epochs, n_batches, settings.batch_size,
+             f" (micro-batches of {micro}, accumulated)" if micro < settings.batch_size else "", settings.schedule,
+             loop.warmup, settings.clip_norm, type(optimizer).__name__, device,
              autocast_dtype(device, settings.numerics, kind="training") or "fp32",
              f"; resuming at epoch {loop.epoch + 1}, step {loop.step}" if loop.step else "")
     model.train()
     started = time.perf_counter()
+
+    def step(idx: np.ndarray) -> None:
+        """One optimiser step on batch `idx`, then the curve row and the state it is due."""
+        with contextlib.nullcontext() if marker is None else halve_on_oom(micro, marker, f"{settings.key}.batch_size",
+                                                                          device):
+            loop.record(loop.step_fn(data.loss, idx, micro, data.weight), len(idx))
+        if loop.pos in eval_at or (settings.eval_every_steps and loop.step % settings.eval_every_steps == 0):
+            row = loop.row(n_batches, evaluate, keep_best, desc)
+            for callback in callbacks:
+                callback.on_row(row)
+            best = loop.best
+            log.info("%s: %s%s, %.1f s", desc, ", ".join(f"{k} {v:.4g}" for k, v in row.items()),
+                     f"; best {keep_best} {best[keep_best]:.4g} at epoch {best['epoch']:.3g}" if best else "",
+                     time.perf_counter() - started)
+        for callback in callbacks:
+            callback.on_step(loop.step)
+        if settings.save_every_steps and loop.step % settings.save_every_steps == 0 and loop.pos < n_batches:
+            loop.checked_loss(desc)
+            saved.save(loop.state())
+
     try:
         for callback in callbacks:
             callback.on_train_begin(loop.step if state is not None else None)
@@ -396,24 +467,10 @@ def fit(
             bar = progress(total=len(batches), initial=loop.pos, desc=f"{desc} epoch {loop.epoch + 1}/{settings.epochs}",
                            unit="batch")
             while loop.pos < len(batches):
-                idx = batches[loop.pos]
-                loop.record(loop.step_fn(data.loss(idx)), len(idx))
+                step(batches[loop.pos])
                 bar.update(1)
                 if loop.pos % 50 == 0:
-                    bar.set_postfix(loss=f"{loop.checked_loss(desc) / loop.n_seen:.4g}", refresh=False)
-                if loop.pos in eval_at:
-                    row = loop.row(len(batches), evaluate, keep_best, desc)
-                    for callback in callbacks:
-                        callback.on_row(row)
-                    best = loop.best
-                    log.info("%s: %s%s, %.1f s", desc, ", ".join(f"{k} {v:.4g}" for k, v in row.items()),
-                             f"; best {keep_best} {best[keep_best]:.4g} at epoch {best['epoch']:.3g}" if best else "",
-                             time.perf_counter() - started)
-                for callback in callbacks:
-                    callback.on_step(loop.step)
-                if settings.save_every_steps and loop.step % settings.save_every_steps == 0 and loop.pos < len(batches):
-                    loop.checked_loss(desc)
-                    saved.save(loop.state())
+                    bar.set_postfix(loss=f"{loop.checked_loss(desc) / max(1, loop.n_seen):.4g}", refresh=False)
             bar.close()
             loop.epoch, loop.pos = loop.epoch + 1, 0
             saved.save(loop.state())
@@ -422,6 +479,8 @@ def fit(
     finally:
         for callback in callbacks:
             callback.on_train_end()
+    if marker is not None:
+        clear_oom(marker)
     if loop.best_weights is not None:
         model.load_state_dict(loop.best_weights, strict=False)
     check_finite_weights(model, f"{desc}: the trained model")

@@ -29,7 +29,8 @@ from kdprobe.chunks import ChunkStore
 from kdprobe.digest import content_digests
 from kdprobe.logs import progress
 from kdprobe.models import check_finite_logits, infer_logits, load_hf
-from kdprobe.runtime import autocast_dtype, clear_oom, halve_on_oom, maybe_compile, numerics_record, retry_batch
+from kdprobe.runtime import (OOM_MARKER, autocast_dtype, clear_oom, halve_on_oom, maybe_compile, numerics_record,
+                             retry_batch)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ def write_transfer(
     forward = maybe_compile(model, settings)
     max_length, batch_size = int(settings["max_length"]), int(settings["batch_size"])
     state_dir, dtype = Path(chunk_dir or f"{out_path}.chunks"), autocast_dtype(device, settings, kind="inference")
-    run_batch = retry_batch(batch_size, state_dir, "logits.batch_size")  # half an out-of-memory attempt's
+    oom = Path(state_dir) / OOM_MARKER
+    run_batch = retry_batch(batch_size, oom, "logits.batch_size")  # half an out-of-memory attempt's
     log.info("teacher %s: %d sentences (max_length %d, batch %d, %s)", teacher_dir, len(sentences), max_length,
              run_batch, dtype or "fp32")
     chunk = STREAM_BATCHES * batch_size  # the configured batch: a retry's halved batches keep the chunks
@@ -117,7 +119,7 @@ def write_transfer(
             if part else []
         )
         n_tokens += sum(map(len, input_ids))
-        with halve_on_oom(run_batch, state_dir, "logits.batch_size", device):
+        with halve_on_oom(run_batch, oom, "logits.batch_size", device):
             logits = infer_logits(forward, input_ids, run_batch, tokenizer.pad_token_id, device, settings, bar,
                                   n_classes=model.config.num_labels)
         check_finite_logits(logits, lambda i: f"teacher {teacher_dir}, sentence {start + i} {part[i][:80]!r}",
@@ -132,7 +134,7 @@ def write_transfer(
             ],
             schema=SCHEMA,
         ))
-    clear_oom(state_dir)
+    clear_oom(oom)
     chunks.join(len(starts), out_path, SCHEMA)
     bar.close()
     log.info("wrote %s: %d rows (%d tokens run now), %d classes", out_path, len(sentences), n_tokens,

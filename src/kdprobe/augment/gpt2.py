@@ -83,7 +83,9 @@ def finetune(
     net.to(device)
     base = model_files(model)
     curve = fit(
-        net, Batches(seqs.lengths, hf_batch_loss(net, collate, device, training)),
+        # the loss is a mean over predicted tokens (each sentence's but its first): micro-batches weigh by those
+        net, Batches(seqs.lengths, hf_batch_loss(net, collate, device, training),
+                     weight=lambda idx: float(np.sum(seqs.lengths[idx] - 1))),
         OptimizerSettings.from_section(settings, "gpt2", name="adamw").build(net), training, device=device,
         resume=Resume(state_path, settings, {"train.tsv": train_tsv} | ({"base model": base} if base else {}),
                       {"base model": None if base else str(model)}),

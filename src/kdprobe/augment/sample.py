@@ -49,7 +49,7 @@ from kdprobe.digest import content_digests
 from kdprobe.logs import progress
 from kdprobe.models import load_errors
 from kdprobe.augment.memory import resolve_sampling_batch
-from kdprobe.runtime import (Lanes, autocast, autocast_dtype, clear_oom, halve_on_oom, maybe_compile,
+from kdprobe.runtime import (OOM_MARKER, Lanes, autocast, autocast_dtype, clear_oom, halve_on_oom, maybe_compile,
                              numerics_record, retry_batch)
 from kdprobe.splits import normalise
 
@@ -404,7 +404,8 @@ def sample_shard(
         settings, device, layers=int(getattr(cfg, "num_hidden_layers", 1)), hidden=int(getattr(cfg, "hidden_size", 1)),
         vocab=int(getattr(cfg, "vocab_size", 1)), max_length=max_length, value_bytes=2 if dtype is not None else 4,
     )
-    batch_size = retry_batch(batch_size, chunk_dir, "augment.batch_size")  # half an out-of-memory attempt's
+    oom = Path(chunk_dir) / OOM_MARKER
+    batch_size = retry_batch(batch_size, oom, "augment.batch_size")  # half an out-of-memory attempt's
 
     manifest = {"model": content_digests({"model": model_dir}), "n_sentences": int(n_sentences), "seed": int(seed),
                 "settings": {k: settings[k] for k in sorted(settings)}, "numerics": numerics_record(device, dtype)}
@@ -421,7 +422,7 @@ def sample_shard(
         for j, size in enumerate(sizes):
             if chunks.done(j):
                 continue
-            with halve_on_oom(batch_size, chunk_dir, "augment.batch_size", device):
+            with halve_on_oom(batch_size, oom, "augment.batch_size", device):
                 ids = sample_rows(model, size, seed=seed, chunk=j, bos=bos, eos=eos, max_length=max_length,
                                   batch_size=batch_size, temperature=temperature, top_k=top_k, device=device,
                                   settings=settings, on_done=bar.update, lanes=lanes)
@@ -435,7 +436,7 @@ def sample_shard(
     finally:
         bar.close()
         lanes.close()
-    clear_oom(chunk_dir)
+    clear_oom(oom)
     n_rows = chunks.join(len(sizes), out_path, SCHEMA)
     n_unique = len(set(pq.read_table(out_path, columns=["sentence"]).column("sentence").to_pylist()))
     log.info("wrote %s: %d sentences; of the %d sampled, %d were empty after normalisation (dropped); %d repeat "

@@ -88,11 +88,14 @@ def students_figure(curves: Mapping[str, pd.DataFrame], task: str, losses: Mappi
                     seed_curves: Mapping[str, Sequence[pd.DataFrame]] | None = None) -> Figure:
     """First panel: each student's dev headline metric per epoch (its best epoch, the one kept, marked), its extra
     seeds' as thin lines (the spread over seeds), and the fine-tuned teacher's as a dashed line; then one panel per
-    student with its distillation loss (each loss has its own unit), extra seeds thin too."""
+    student with its distillation loss (each loss has its own unit), extra seeds thin too; last, when the curves
+    have them, the gradient norms (`gradient_norm_panel`)."""
     seed_curves = seed_curves or {}
     metric = HEADLINE_METRIC.get(task, "accuracy")
     column = f"dev_{metric}"
-    fig, axes = new_figure(3.4 * (1 + len(curves)) + 0.4, 3.8, 1, 1 + len(curves))
+    norms = all("grad_norm" in curve.columns for curve in curves.values())
+    panels = 1 + len(curves) + norms
+    fig, axes = new_figure(3.4 * panels + 0.4, 3.8, 1, panels)
     dev_ax = axes[0][0]
     for student, curve in curves.items():
         colour = model_colour(student)
@@ -120,9 +123,29 @@ def students_figure(curves: Mapping[str, pd.DataFrame], task: str, losses: Mappi
         ax.set_ylabel(loss_label(losses[student]))
         ax.set_title(f"{model_name(student)}: distillation loss")
         ax.legend(loc="upper right")
+    if norms:
+        gradient_norm_panel(axes[0][-1], curves)
     fig.suptitle(f"{task}: student distillation")
     fig.tight_layout()
     return fig
+
+
+def gradient_norm_panel(ax, curves: Mapping[str, pd.DataFrame]) -> None:
+    """Each student's gradient norm per epoch, before clipping: the mean of the steps of each curve row (solid)
+    and their largest (dotted), on a log scale, so that a student whose gradients die (the thesis's large BERT_S,
+    its section 5.5.1) shows as a line falling away."""
+    for student, curve in curves.items():
+        colour = model_colour(student)
+        ax.plot(curve["epoch"], curve["grad_norm"], "-o", markersize=3, color=colour,
+                label=f"{model_name(student)}: mean")
+        if "grad_norm_max" in curve.columns:
+            ax.plot(curve["epoch"], curve["grad_norm_max"], ":", color=colour, label=f"{model_name(student)}: largest")
+    if all((curve["grad_norm"] > 0).all() for curve in curves.values()):
+        ax.set_yscale("log")
+    ax.set_xlabel(EPOCH)
+    ax.set_ylabel("gradient norm (L2, before clipping)")
+    ax.set_title("gradient norm per optimiser step")
+    ax.legend(loc="best", fontsize=8)
 
 
 def plot_teacher(curve_csv: str | os.PathLike, task: str, out_png: str | os.PathLike) -> None:
