@@ -198,6 +198,6 @@ def test_batched_logits_halve_the_batch_when_cuda_runs_out_of_memory(caplog):
     sizes.clear()
     halved = batched_logits(forward, sequences, 0, 16, "cpu")
     assert torch.allclose(halved, whole) and sizes == [16, 8, 4, 4, 4, 4, 4, 1]
-    assert "batches of 16 sentences: batches of 8 from sentence 0 of 21" in caplog.text
-    with pytest.raises(GpuOutOfMemory, match="one sentence"):
+    assert "batches of 16 sentences: batches of 8 from 0 of 21" in caplog.text
+    with pytest.raises(GpuOutOfMemory, match=r"batches of 1 \(sentences\)"):
         batched_logits(lambda ids, mask: forward(ids, mask, fits=0), sequences, 0, 2, "cpu")

@@ -73,6 +73,25 @@ def test_features_match_the_model_and_ignore_batching(teacher):
     assert torch.allclose(batched[(2, "max")][i], hidden.max(0).values, atol=1e-5)
 
 
+def test_encode_halves_the_batch_when_cuda_runs_out_of_memory(teacher, monkeypatch, caplog):
+    """A GPU that fits 2 sentences: the features are those of the batches that fit, and the log says so."""
+    import dataclasses
+
+    sents = _sentences(9, seed=4)
+    whole = encoders.encode(teacher, sents, [1], ["mean"], batch_size=8)
+    sizes = []
+
+    def states(batch):
+        sizes.append(len(batch))
+        if len(batch) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        return teacher.states(batch)
+
+    halved = encoders.encode(dataclasses.replace(teacher, states=states), sents, [1], ["mean"], batch_size=8)
+    assert sizes == [8, 4, 2, 2, 2, 2, 1] and torch.allclose(halved[(1, "mean")], whole[(1, "mean")], atol=1e-5)
+    assert "batches of 8 sentences: batches of 4 from 0 of 9" in caplog.text
+
+
 def test_pretrained_kind_matches_teacher_encoder(bert_dir, teacher):
     pretrained = encoders.load_encoder("pretrained", str(bert_dir), "cpu")
     sents = _sentences(5, seed=3)

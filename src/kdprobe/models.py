@@ -29,7 +29,7 @@ from kdprobe import registry
 from kdprobe.batching import pad_batch
 from kdprobe.errors import ConfigError, InputError, NonFiniteError
 from kdprobe.logs import progress
-from kdprobe.runtime import GpuOutOfMemory, Lanes, autocast, to_device
+from kdprobe.runtime import Lanes, autocast, halving_batches, to_device
 
 log = logging.getLogger(__name__)
 
@@ -154,35 +154,25 @@ def batched_logits(
 ) -> torch.Tensor:
     """(N, C) float32 CPU logits of `forward(input_ids, attention_mask)` over id sequences, in input order;
     batches are formed from length-sorted sequences so padding stays small. The caller sets eval mode. When CUDA
-    runs out of memory, the batch is run again at half the size, and the rest too (logged); out of memory with
-    one sentence is `runtime.GpuOutOfMemory`."""
+    runs out of memory, that batch and the rest run at half the size (`runtime.halving_batches`)."""
     n = len(sequences)
     order = np.argsort(np.fromiter((len(s) for s in sequences), dtype=np.int64, count=n), kind="stable")
-    out: torch.Tensor | None = None
+    out: list[torch.Tensor] = []  # a list: `run` fills it at the first batch
     bar = progress(total=n, desc=desc, unit="sent", disable=desc is None)
-    start = 0
+
+    def run(start: int, size: int) -> None:
+        idx = order[start : start + size]
+        enc = pad_batch([sequences[i] for i in idx], pad_id)
+        logits = forward(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float().cpu()
+        if not out:
+            out.append(torch.empty(n, logits.shape[1], dtype=torch.float32))
+        out[0][torch.from_numpy(idx)] = logits
+        bar.update(len(idx))
+
     with torch.inference_mode():
-        while start < n:
-            idx = order[start : start + batch_size]
-            enc = pad_batch([sequences[i] for i in idx], pad_id)
-            try:
-                logits = forward(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float().cpu()
-            except torch.cuda.OutOfMemoryError as exc:
-                if batch_size <= 1:
-                    raise GpuOutOfMemory(f"CUDA out of memory on {device} with one sentence of "
-                                         f"{enc['input_ids'].shape[1]} tokens: {str(exc).strip()[:200]}") from None
-                failed, batch_size = batch_size, max(1, batch_size // 2)
-                torch.cuda.empty_cache()
-                log.warning("CUDA ran out of memory with batches of %d sentences: batches of %d from sentence %d "
-                            "of %d on", failed, batch_size, start, n)
-                continue
-            if out is None:
-                out = torch.empty(n, logits.shape[1], dtype=torch.float32)
-            out[torch.from_numpy(idx)] = logits
-            bar.update(len(idx))
-            start += len(idx)
+        halving_batches(n, batch_size, run, device, "sentences")
     bar.close()
-    return out if out is not None else torch.empty(0, 0)
+    return out[0] if out else torch.empty(0, 0)
 
 
 def infer_logits(

@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -473,6 +473,28 @@ def halve_on_oom(batch: int, marker: str | Path, key: str, device: torch.device)
         write_json(Path(marker), {"batch_size": int(batch), "key": key})
         raise GpuOutOfMemory(f"CUDA out of memory on {device} with batches of {batch} ({key}): {detail}; a retry "
                              f"of the job (snakemake --retries) runs batches of {batch // 2}") from None
+
+
+def halving_batches(n: int, batch_size: int, run: Callable[[int, int], None], device: torch.device | str,
+                    what: str) -> None:
+    """`run(start, size)` over items 0..n-1 in batches of `batch_size` (inference, within one job): when CUDA runs
+    out of memory, that batch and the rest run at half the size (logged); out of memory at one item is
+    `GpuOutOfMemory`. `what` names the items in messages."""
+    start = 0
+    while start < n:
+        size = min(batch_size, n - start)
+        try:
+            run(start, size)
+        except torch.cuda.OutOfMemoryError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+            if batch_size <= 1:
+                raise GpuOutOfMemory(f"CUDA out of memory on {device} with batches of 1 ({what}): {detail}") from None
+            failed, batch_size = batch_size, max(1, batch_size // 2)
+            torch.cuda.empty_cache()
+            log.warning("CUDA ran out of memory with batches of %d %s: batches of %d from %d of %d on", failed, what,
+                        batch_size, start, n)
+            continue
+        start += size
 
 
 def clear_oom(marker: str | Path) -> None:

@@ -34,6 +34,7 @@ from kdprobe.errors import ConfigError
 from kdprobe.logs import progress
 from kdprobe.models import load_hf
 from kdprobe.registry import POOLINGS, PROBE_KINDS
+from kdprobe.runtime import halving_batches
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ def encode(
     """Features `{(layer, pooling): (N, d) float32 CPU tensor}`, rows in the order of `sentences`.
 
     `layers` and `poolings` must already be resolved (`resolve_layers`, `resolve_poolings`). Batches are formed
-    over sentences sorted by length (longest first, so an out-of-memory error shows on the first batch).
+    over sentences sorted by length (longest first, so an out-of-memory error shows on the first batch); when CUDA
+    runs out of memory, that batch and the rest run at half the size (`runtime.halving_batches`).
     """
     sentences = list(sentences)
     n = len(sentences)
@@ -229,18 +231,21 @@ def encode(
     keys = encoder.sort_key(sentences)
     order = sorted(range(n), key=lambda i: (-keys[i], i))
     bar = progress(total=n, desc=desc, unit="sent")
+
+    def run(start: int, size: int) -> None:
+        idx = order[start : start + size]
+        layer_states, mask = encoder.states([sentences[i] for i in idx])
+        rows = torch.tensor(idx, dtype=torch.long)
+        for layer in layers:
+            states = layer_states[layer - encoder.first_layer]
+            for pooling in poolings:
+                feats = pool(states, mask, pooling).float().cpu()
+                if (layer, pooling) not in out:
+                    out[(layer, pooling)] = torch.empty((n, feats.shape[-1]), dtype=torch.float32)
+                out[(layer, pooling)][rows] = feats
+        bar.update(len(idx))
+
     with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            layer_states, mask = encoder.states([sentences[i] for i in idx])
-            rows = torch.tensor(idx, dtype=torch.long)
-            for layer in layers:
-                states = layer_states[layer - encoder.first_layer]
-                for pooling in poolings:
-                    feats = pool(states, mask, pooling).float().cpu()
-                    if (layer, pooling) not in out:
-                        out[(layer, pooling)] = torch.empty((n, feats.shape[-1]), dtype=torch.float32)
-                    out[(layer, pooling)][rows] = feats
-            bar.update(len(idx))
+        halving_batches(n, batch_size, run, "the GPU", "sentences")
     bar.close()
     return out
