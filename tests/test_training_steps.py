@@ -13,17 +13,7 @@ from kdprobe.io import read_json
 from kdprobe.runtime import GpuOutOfMemory
 from kdprobe.settings import TrainSettings
 from kdprobe.training import Batches, OptimStep, Resume, accumulate, fit, oom_marker
-
-
-def _data(n=40, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, generator=gen)
-    return x, x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1
-
-
-def _model():
-    torch.manual_seed(0)
-    return torch.nn.Linear(3, 1)
+from test_training import _model, _regression as _data
 
 
 def _run(settings, tmp_path=None, fits=None, **kw):
