@@ -26,15 +26,26 @@ demo: setup
 test: setup
 	$(BIN)/pytest
 
-# On the login node, before a cluster run: the partitions the config names exist (`sinfo`; python -m kdprobe.cluster),
-# then a dry run of TARGET (default: the whole study) through the SLURM profile. CONFIGS: config files over
-# config/config.yaml, e.g. `make preflight CONFIGS=my-site.yaml TARGET=results/probe/sara/bert_s.csv`.
-# Also: every source the run would fetch answers and its pin holds (kdprobe.fetch.preflight). Not yet: a GPU job
-# on each GPU partition.
+# On the login node, before a cluster run (docs/cluster.md): the partitions the config names exist (`sinfo`;
+# python -m kdprobe.cluster), every source the run would fetch answers and its pin holds (kdprobe.fetch.preflight),
+# a dry run of TARGET (default: the whole study) through the SLURM profile, saved to $(PREFLIGHT_DIR)/dry-run.txt,
+# then a one-minute GPU job on each GPU partition of that plan that runs the CUDA checks (kdprobe.gpu_preflight;
+# GPU_CHECK=0 skips it). CONFIGS: config files over config/config.yaml, e.g.
+# `make preflight CONFIGS=my-site.yaml TARGET=results/probe/sara/bert_s.csv`.
+GPU_CHECK ?= 1
+PREFLIGHT_DIR ?= logs/preflight
 preflight: setup
 	$(BIN)/python -m kdprobe.cluster config/config.yaml $(CONFIGS)
 	$(BIN)/python -m kdprobe.fetch.preflight config/config.yaml $(CONFIGS)
-	HF_HUB_OFFLINE=1 $(BIN)/snakemake -n $(TARGET) --profile profiles/slurm $(if $(CONFIGS),--configfile config/config.yaml $(CONFIGS))
+	mkdir -p $(PREFLIGHT_DIR)
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake -n $(TARGET) --profile profiles/slurm $(if $(CONFIGS),--configfile config/config.yaml $(CONFIGS)) \
+		> $(PREFLIGHT_DIR)/dry-run.txt 2>&1; status=$$?; cat $(PREFLIGHT_DIR)/dry-run.txt; exit $$status
+ifeq ($(GPU_CHECK),0)
+	@echo "preflight: GPU check skipped (GPU_CHECK=0)"
+else
+	$(BIN)/python -m kdprobe.gpu_preflight --plan $(PREFLIGHT_DIR)/dry-run.txt --log-dir $(PREFLIGHT_DIR) \
+		config/config.yaml $(CONFIGS)
+endif
 
 clean-demo:
 	rm -rf results resources/demo resources/data logs .snakemake

@@ -1,16 +1,24 @@
 """kdprobe.fetch.preflight against the loopback server of tests/test_fetch.py (fixture `server`, via conftest):
 each source a run would fetch answers without its body being downloaded, model revisions resolve to themselves,
-local pins hold, and the thesis config's sources all pass when the server serves them."""
+local pins hold, and the thesis config's sources all pass when the server serves them; and `make preflight` of
+the thesis config on the local SLURM test cluster."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+import smk
 import yaml
 
 from kdprobe.fetch import preflight
+
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = b"sentence\tlabel\n" * 1000
@@ -101,3 +109,78 @@ def test_the_thesis_configs_sources_pass_against_a_server_that_has_them(server, 
     assert checks and all(check.ok for check in checks), [c.line() for c in checks if not c.ok]
     keys = {check.key for check in checks}
     assert {"sources.data.cola", "sources.data.word2vec", "sources.models.gpt2-medium"} <= keys
+
+
+def _served_overlay(server, sources: dict) -> dict:
+    """`sources` of an overlay that points every URL of the thesis config at the loopback server, which serves a
+    small file in its place, pinned by that file's sha256 and git blob ids where the thesis config pins them; and
+    a Hugging Face stand-in (HF_ENDPOINT) that knows each pinned model revision."""
+    overlay: dict = {"data": {}, "models": {}}
+    for key, entry in sources["data"].items():
+        names = entry.get("names") or [None]
+        bodies = {name: f"{key} {name} served by the test\n".encode() * 50 for name in names}
+        path = urlsplit(entry["url"]).path
+        for name, body in bodies.items():
+            server.serve(path.replace("{name}", name or ""), (200, body))
+        pins: dict = {"url": server.url(path)}
+        for pin, digest in (("sha256", lambda b: hashlib.sha256(b).hexdigest()),
+                            ("git_blob", lambda b: hashlib.sha1(b"blob %d\0" % len(b) + b).hexdigest())):
+            if entry.get(pin):
+                pins[pin] = ({name: digest(body) for name, body in bodies.items()} if entry.get("names")
+                             else digest(bodies[None]))
+        overlay["data"][key] = pins
+    for key, entry in sources["models"].items():
+        body = json.dumps({"id": entry["repo"], "sha": entry["revision"]}).encode()
+        server.serve(f"/api/models/{entry['repo']}/revision/{entry['revision']}", (200, body))
+    return overlay
+
+
+def _make_preflight(work: Path, overlay: Path, hf_endpoint: str, *args: str) -> subprocess.CompletedProcess:
+    """`make preflight` in a copy of the project, with this test run's python (no venv set-up) and a Hugging Face
+    at `hf_endpoint`."""
+    stamp = work / ".venv-stamp"
+    stamp.touch()
+    env = {k: v for k, v in smk.env().items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["HF_ENDPOINT"] = hf_endpoint
+    command = ["make", "--no-print-directory", "preflight", f"BIN={Path(sys.executable).parent}",
+               f"STAMP={stamp}", f"CONFIGS={overlay}", f"PREFLIGHT_DIR={work / 'logs' / 'preflight'}", *args]
+    return subprocess.run(command, cwd=work, env=env, text=True, capture_output=True, timeout=600)
+
+
+@pytest.mark.slurm
+def test_make_preflight_of_the_thesis_config_on_slurm_against_a_loopback_server(
+        slurm_cluster, server, tmp_path):
+    """The issue's "done when": the thesis config's sources (served with pins that match), partitions and dry run
+    pass on the local SLURM cluster; the GPU job then fails on this CPU-only torch, naming the partition and why."""
+    work = smk.copy_project(tmp_path / "project")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(ROOT / name, work / name)
+    sources = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["sources"]
+    overlay = tmp_path / "site.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "sources": _served_overlay(server, sources),
+        "resources": {"gpu_jobs": {"slurm_partition": "debug"}, "cpu_jobs": {"slurm_partition": "debug"}}}))
+    hf = server.url("").rstrip("/")
+
+    passed = _make_preflight(work, overlay, hf, "GPU_CHECK=0")
+    out = passed.stdout + passed.stderr
+    assert passed.returncode == 0, out
+    assert ("preflight: the configured partitions exist: resources.cpu_jobs.slurm_partition: debug; "
+            "resources.gpu_jobs.slurm_partition: debug") in out
+    n = sum(len(entry.get("names") or [None]) for entry in sources["data"].values()) + len(sources["models"])
+    assert f"preflight: {n} of {n} sources ok" in out
+    for entry in sources["models"].values():
+        assert f"revision {entry['revision']} exists" in out
+    plan = (work / "logs" / "preflight" / "dry-run.txt").read_text()
+    assert "This was a dry-run" in plan and "rule teacher:" in plan and "slurm_partition=debug" in plan
+    assert "preflight: GPU check skipped (GPU_CHECK=0)" in out
+
+    failed = _make_preflight(work, overlay, hf)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode != 0, out
+    assert f"preflight: {n} of {n} sources ok" in out and "This was a dry-run" in out
+    assert "FAIL GPU job " in out and "on partition debug (--gpus=1), for rules " in out
+    for rule in ("teacher", "gpt2", "sample", "logits", "distil", "probe"):
+        assert rule in out.split("for rules ", 1)[1].split(":", 1)[0], out
+    assert "CUDA is not available" in out and "a CPU-only build of torch" in out
+    assert "0 of 1 GPU requests ok; failed: partition debug (--gpus=1)" in out

@@ -82,7 +82,8 @@ def rule_resources(entries: Mapping[str, dict], rule: str, stage: str | None = N
     return out
 
 
-_GRES_GPUS = re.compile(r"^gpu(?::[A-Za-z0-9_.]+)?:(\d+)$")
+#: A `gres` GPU request: gpu:N or gpu:TYPE:N (groups: TYPE or None, N).
+GRES_GPUS = re.compile(r"^gpu(?::([A-Za-z0-9_.]+))?:(\d+)$")
 
 
 def job_gpus(resources: Any) -> int | None:
@@ -91,8 +92,8 @@ def job_gpus(resources: Any) -> int | None:
     gpus = getattr(resources, "gpu", None)
     if gpus is not None:
         return int(gpus)
-    match = _GRES_GPUS.match(str(getattr(resources, "gres", "") or ""))
-    return int(match.group(1)) if match else None
+    match = GRES_GPUS.match(str(getattr(resources, "gres", "") or ""))
+    return int(match.group(2)) if match else None
 
 
 
@@ -126,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"preflight: {err}", file=sys.stderr)
         return 1
-    print("preflight: the configured partitions exist:", partitions(config.get("resources", {})) or "none set")
+    named = partitions(config.get("resources", {}))
+    print("preflight: the configured partitions exist:",
+          "; ".join(f"{key}: {', '.join(names)}" for key, names in named.items()) or "none set")
     return 0
 
 
