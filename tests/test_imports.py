@@ -19,7 +19,7 @@ from smk import ROOT
 SCRIPTS = ROOT / "workflow" / "scripts"
 #: Scripts of jobs that only read and write tables and text, and plot.
 TABLE_SCRIPTS = ("plot_probing", "plot_curves", "analyse_predictions", "summary_task", "summary_study", "summary_cost",
-                 "sweep_summary", "prepare_data", "demo_data")
+                 "summary_reproduction", "sweep_summary", "prepare_data", "demo_data")
 #: Those whose `run(...)` says `device=False` (no torch at run time either).
 NO_DEVICE_SCRIPTS = TABLE_SCRIPTS
 #: What the model-free jobs must not import, and what no LSTM_S job may import.

@@ -39,7 +39,7 @@ def test_laptop_config_is_valid_and_cpu_only():
     assert config["gpt2"]["model"] == config["sources"]["models"]["distilgpt2"]["output"]
     assert config["augment"]["sentences"] <= 20000 and config["probe"]["max_sentences"] > 0
     assert set(config["tasks"]) == {"cola", "sst2", "sara"}  # the real tasks, real formats
-    assert {config["tasks"][t]["data"]["format"] for t in config["tasks"]} == {"cola", "sst2", "rasa_md"}
+    assert {config["tasks"][t]["data"]["format"] for t in config["tasks"]} == {"cola", "sst2", "sara_thesis"}
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,9 @@ def test_laptop_dry_run_plans_every_stage(project):
     assert jobs["distil"] == 2 * TASKS and jobs["predict"] == models * TASKS
     assert jobs["probe"] == models * TASKS + 1  # one job per model
     # everything it reads is fetched first: real data, the two small models, the probing files, word2vec
-    for rule in ("fetch_cola", "fetch_sst2", "fetch_sara", "fetch_word2vec", "fetch_all_MiniLM_L6_v2",
-                 "fetch_distilgpt2"):
+    for rule in ("fetch_cola", "fetch_sst2", "fetch_word2vec", "fetch_all_MiniLM_L6_v2", "fetch_distilgpt2"):
         assert jobs[rule] == 1, rule
-    assert jobs["fetch_probing"] == PROBES
+    assert jobs["fetch_probing"] == PROBES and jobs["fetch_sara"] == 4  # train, dev, test, int_to_intent.tsv
     assert "fetch_bert_large_uncased" not in jobs and "fetch_gpt2_medium" not in jobs
 
 
@@ -151,9 +150,10 @@ def test_laptop_offline_config_reads_only_what_the_offline_rules_build():
 def test_laptop_offline_dry_run_builds_its_stand_ins_and_fetches_nothing(project, tmp_path):
     # the real data's paths, pointed at the shipped excerpts (the real files are not part of the tests)
     fixtures = ROOT / "tests" / "fixtures" / "raw"
+    sara = ROOT / "tests" / "fixtures" / "sara_thesis"
     data = {"tasks": {"cola": {"data": {"train": str(fixtures / "cola/train.tsv"), "dev": str(fixtures / "cola/dev.tsv")}},
                       "sst2": {"data": {"train": str(fixtures / "sst2/train.tsv"), "dev": str(fixtures / "sst2/dev.tsv")}},
-                      "sara": {"data": {"train": str(fixtures / "sara/nlu.md")}}}}
+                      "sara": {"data": {name: str(sara / f"{name}.tsv") for name in ("train", "dev", "test")}}}}
     excerpts = tmp_path / "excerpts.yaml"
     excerpts.write_text(yaml.safe_dump(data))
     jobs = planned_jobs(project, "--configfile", "config/laptop.yaml", "config/laptop-offline.yaml", str(excerpts))

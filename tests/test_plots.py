@@ -97,7 +97,7 @@ def test_probing_plots_have_labelled_panels_a_legend_and_write_pngs(tmp_path, mo
     legend = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     assert len(legend) == 1
     texts = {t.get_text() for t in legend[0].get_texts()}
-    assert {"teacher (pre-trained)", "teacher (fine-tuned)", "BERT_S", "LSTM_S", "majority baseline",
+    assert {"teacher (pre-trained)", "teacher (fine-tuned)", "BERT_S", "LSTM_S", "majority baseline (this data)",
             "pooling: mean", "pooling: last", "pooling: max"} <= texts
     # BERT_S's five layers at 0.2 .. 1.0, the teacher's at 1/24, 0.5, 1
     bert_xs = sorted({x for ax in panels[:1] for line in ax.get_lines() for x in line.get_xdata()})

@@ -102,7 +102,7 @@ def test_pretrained_kind_matches_teacher_encoder(bert_dir, teacher):
 
 
 def test_resolve_layers(teacher):
-    assert encoders.resolve_layers(teacher, "all") == [1, 2]
+    assert encoders.resolve_layers(teacher, "all") == [0, 1, 2]  # every layer the model has, E (0) included
     assert encoders.resolve_layers(teacher, [0, 2, 2]) == [0, 2]
     with pytest.raises(ValueError, match=r"probe\.layers\.teacher.*layer 3 does not exist.*depth 2") as err:
         encoders.resolve_layers(teacher, [1, 3])
@@ -184,7 +184,7 @@ def test_probe_model_all_layers_and_max_sentences(bert_dir, tmp_path):
     probe_file = _probe_file(tmp_path / "has_cat.txt")
     settings = dict(PROBE_SETTINGS, max_sentences=10)
     table = probe_model("pretrained", bert_dir, probe_file, settings, tmp_path / "p.csv", "cpu")
-    assert list(table["layer"]) == [1, 2] and list(table["pooling"]) == ["cls", "cls"]
+    assert list(table["layer"]) == [0, 1, 2] and list(table["pooling"]) == ["cls"] * 3
     assert (table[["n_train", "n_dev", "n_test"]] == [10, 10, 10]).all().all()
 
 
@@ -277,6 +277,7 @@ rule probe:
         "probe.log",
     params:
         kind="teacher",
+        name="teacher",
         model_path="model",
         settings=config["settings"],
         state=".state/probe",
@@ -345,8 +346,8 @@ s.input._set_name("data", 1, end=3)
 s.output = OutputFiles([t + "/teacher/has_cat.csv", t + "/teacher/also_cat.csv", t + "/teacher.csv"])
 s.output._set_name("tables", 0, end=2)
 s.output._set_name("merged", 2)
-s.params = Params(fromdict={"kind": "teacher", "model_path": job["bert"], "settings": job["settings"],
-                            "state": t + "/state"})
+s.params = Params(fromdict={"kind": "teacher", "name": "teacher", "model_path": job["bert"],
+                            "settings": job["settings"], "state": t + "/state"})
 s.wildcards, s.log = Wildcards(fromdict={"scope": "sara", "model": "teacher"}), Log([t + "/probe.log"])
 runpy.run_path(job["root"] + "/workflow/scripts/probe.py", init_globals={"snakemake": s})
 """

@@ -42,9 +42,9 @@ def _sentences(n, seed):
 @pytest.mark.parametrize("name", ["bert_s", "bert_s_words"])
 def test_bert_s_layers_and_features(student_dirs, name):
     enc = encoders.load_encoder("bert_s", str(student_dirs[name]), "cpu")
-    assert (enc.depth, enc.first_layer) == (3, 1)
-    assert encoders.resolve_layers(enc, "all") == [1, 2, 3]
-    for bad in (4, 0):
+    assert (enc.depth, enc.first_layer) == (3, 0)  # layer 0 (E): the embedding output, as the thesis probed it
+    assert encoders.resolve_layers(enc, "all") == [0, 1, 2, 3]
+    for bad in (4, -1):
         with pytest.raises(ValueError, match=rf"probe\.layers\.bert_s.*layer {bad} does not exist.*depth 3"):
             encoders.resolve_layers(enc, [1, bad])
     sents = _sentences(10, seed=1)
@@ -103,7 +103,7 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize("kind, name, rows", [
-    ("bert_s", "bert_s", [(1, "mean"), (2, "mean"), (3, "mean")]),
+    ("bert_s", "bert_s", [(0, "mean"), (1, "mean"), (2, "mean"), (3, "mean")]),
     ("lstm_s", "lstm_s", [(1, "last"), (1, "max")]),
     ("lstm_s", "lstm_s_deep", [(1, "last"), (1, "max"), (2, "last"), (2, "max")]),
 ])

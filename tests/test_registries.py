@@ -8,6 +8,7 @@ import dataclasses
 import re
 
 import pytest
+import torch
 import yaml
 
 from kdprobe import registry
@@ -97,6 +98,16 @@ def test_code_defaults_are_the_schemas(section, key, evals):
     assert checked >= 3, f"{section}: the schema states too few defaults"
     if "rho" in props:
         assert OptimizerSettings.from_section(minimal, key).rho == props["rho"]["default"]
+    if "eps" in props:
+        assert OptimizerSettings.from_section(minimal, key).eps == props["eps"]["default"]
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adams_epsilon_reaches_the_optimiser(name):
+    """`eps` (the thesis's code: 1e-6 for both students) is Adam's and AdamW's, not torch's default."""
+    section = {"lr": 1e-3, "optimizer": name, "betas": [0.9, 0.98], "eps": 1e-6}
+    optimizer = OptimizerSettings.from_section(section, "students.bert_s").build(torch.nn.Linear(2, 2))
+    assert all(group["eps"] == 1e-6 and group["betas"] == (0.9, 0.98) for group in optimizer.param_groups)
 
 
 def _rule_names() -> set[str]:

@@ -122,7 +122,7 @@ def test_word2vec_errors(tmp_path, w2v_words):
 # ------------------------------------------------------------------------------------- parameter counts
 def test_bert_s_thesis_size(large_teacher_dir, tmp_path, capsys):
     """2,417,888 parameters without embeddings (~2.42M), whatever the embeddings and mode: the word tables and the
-    projection to the hidden size are embedding-side."""
+    projection to the hidden size are embedding-side; 2,417,480 by the thesis's rule (`thesis_size`)."""
     make_word2vec(tmp_path / "w2v.bin", ["good", "movie"], dim=300)
     info = {"teacher_dir": large_teacher_dir, "sentences": ["a good movie", "bad"], "word2vec": tmp_path / "w2v.bin"}
     for emb in ("random", "teacher", "word2vec"):
@@ -133,6 +133,7 @@ def test_bert_s_thesis_size(large_teacher_dir, tmp_path, capsys):
                 with capsys.disabled():
                     print(f"\nBERT_S ({emb} embeddings) parameters without embeddings: {n:,} (all: {s.n_params():,})")
             assert n == 2_417_888, (emb, mode)
+            assert s.n_thesis_params() == 2_417_480, (emb, mode)  # the thesis's rule: embedding LayerNorm out too
             assert len(s.bert.encoder.layer) == 5
             emb_module = s.bert.get_input_embeddings()
             projected = {"random": None, "teacher": 1024, "word2vec": 300}[emb]

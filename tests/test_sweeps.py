@@ -84,3 +84,22 @@ def test_figures_plot_dev_score_against_the_setting_and_every_curve(tmp_path):
         write_sweep_summary("cola", "s", "lstm_s", cat[:1], files[:1], [tmp_path / "x.csv"], tmp_path / "own.json",
                             tmp_path / "t.csv", tmp_path / "t.png", tmp_path / "t_curves.png")
     assert not any((tmp_path / name).exists() for name in ("t.csv", "t.png", "t_curves.png"))
+
+
+def test_sizes_plot_at_their_fractions_and_per_point_settings_label_the_markers(tmp_path):
+    slim = points({"width": [1, "1/2", "1/16", 1, "1/2", "1/16"], "depth": [1, 1, 1, "1/2", "1/2", "1/2"]})
+    files = [metrics(tmp_path / f"{i}.json", 0.1 * (i + 1), 0.1) for i in range(6)]
+    table = sweep_table("cola", "s", "bert_s", slim, files, metrics(tmp_path / "own.json", 0.3, 0.25))
+    assert list(table["width"])[1:] == [1, "1/2", "1/16"] * 2  # the table keeps them as written
+    ax = sweep_figure(table, ["width", "depth"]).axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["depth=1",
+                                                                                                    "depth=1/2"]
+    assert list(ax.get_lines()[0].get_xdata()) == [1.0, 0.5, 0.0625]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "1/2", "1/16"]
+    # points with a learning rate each: one line per depth, each marker labelled with its lr
+    big = points({"width": [1, 2, 1, 2], "depth": [1, 1, 2, 2], "lr": [5e-4, 1e-4, 5e-4, 8e-5]})
+    table = sweep_table("cola", "s", "bert_s", big, files[:4], tmp_path / "own.json")
+    ax = sweep_figure(table, ["width", "depth", "lr"]).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["depth=1", "depth=2", "configured settings (own run)"]
+    assert [t.get_text() for t in ax.texts] == ["lr=0.0005", "lr=0.0001", "lr=0.0005", "lr=8e-05"]
+    assert list(ax.get_lines()[1].get_xdata()) == [1.0, 2.0]

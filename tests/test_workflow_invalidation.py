@@ -15,9 +15,9 @@ from smk import planned_jobs
 
 pytestmark = pytest.mark.workflow
 
-#: What any finished job changes at the end of the study: the study-wide summary, and the cost table that reads
-#: every job's benchmark file.
-STUDY = {"summary_study": 1, "summary_cost": 1}
+#: What any finished job changes at the end of the study: the study-wide summary, the cost table that reads
+#: every job's benchmark file, and the comparison with the reference that reads both.
+STUDY = {"summary_study": 1, "summary_cost": 1, "summary_reproduction": 1}
 
 
 def add(*parts: dict[str, int]) -> dict[str, int]:
@@ -115,6 +115,10 @@ CASES = {
     "prediction analysis (analysis only)": (
         {"analysis": {"top_k": 3}},
         {"analyse_predictions": 3},
+    ),
+    "reproduction tolerance (the comparison only, not the speed jobs that read summary:)": (
+        {"summary": {"reproduction": {"tolerance": {"score": 5.0}}}},
+        {"summary_reproduction": 1},
     ),
     "latency repeats (speed and summaries only)": (
         {"summary": {"latency_repeats": 7}},

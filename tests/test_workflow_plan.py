@@ -20,7 +20,7 @@ def project(tmp_path_factory):
 def test_headline_target_plans_the_whole_sara_chain(project):
     jobs = planned_jobs(project, "results/probe/sara/bert_s.csv")
     assert jobs == {
-        "fetch_sara": 1,
+        "fetch_sara": 4,  # the thesis's split: train, dev, test and int_to_intent.tsv
         "fetch_bert_large_uncased": 1,
         "fetch_gpt2_medium": 1,
         "fetch_probing": PROBES,
@@ -42,8 +42,8 @@ def test_default_target_plans_the_whole_study(project):
     assert jobs["sample"] == 4 * tasks and jobs["logits"] == 5 * tasks
     assert jobs["distil"] == 2 * tasks
     assert jobs["predict"] == models * tasks
-    # every task x model, plus the pre-trained teacher once
-    assert jobs["probe"] == models * tasks + 1
+    # every task x model, each student's embed. baseline (probe.embed_baseline), the pre-trained teacher once
+    assert jobs["probe"] == (models + 2) * tasks + 1 and jobs["embed_model"] == 2 * tasks
     assert jobs["fetch_word2vec"] == 1 and jobs["fetch_cola"] == 1 and jobs["fetch_sst2"] == 1
 
 
@@ -93,3 +93,11 @@ def test_bad_config_is_refused_naming_the_key(project, tmp_path, override, key):
     proc = snakemake(project, "-n", "--configfile", str(path), check=False)
     assert proc.returncode != 0
     assert f"config key '{key}'" in proc.stdout + proc.stderr
+
+
+def test_the_demo_fetches_nothing_and_carves_its_own_sara(project):
+    """config/demo.yaml's Sara is its generated markdown: `dev: null` and `test: null` unset the thesis split's
+    files (else the demo would read, and fetch, the thesis's dev and test), and split carves them instead."""
+    jobs = planned_jobs(project, "--configfile", "config/demo.yaml")
+    assert not [rule for rule in jobs if rule.startswith("fetch_")], jobs
+    assert jobs["score_sentences"] == 1 and jobs["analyse_predictions"] == 3  # the thesis's perturbed CoLA

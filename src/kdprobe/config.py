@@ -17,7 +17,7 @@ import jsonschema
 import yaml
 
 from kdprobe.errors import ConfigError
-from kdprobe.registry import STUDENT, STUDENTS
+from kdprobe.registry import EMBED_KIND, STUDENT, STUDENTS
 
 
 def _key(path) -> str:
@@ -103,13 +103,15 @@ LOGREG_PROBE_TASK = "word_content"
 
 
 def probe_settings(config: dict, kind: str, probe_task: str) -> dict[str, Any]:
-    """Probe settings one probe job depends on: the shared ones, only `kind`'s layers and pooling, and
-    `word_content_logreg` only for WordContent, whose logistic regression uses `grid.weight_decay` but neither
-    `grid.hidden` nor `grid.dropout` (left out then, so editing them reruns no WordContent job)."""
+    """Probe settings one probe job depends on: the shared ones, only `kind`'s layers and pooling (the embed.
+    baseline has one layer, 0, its table), and `word_content_logreg` only for WordContent, whose logistic
+    regression uses `grid.weight_decay` but neither `grid.hidden` nor `grid.dropout` (left out then, so editing
+    them reruns no WordContent job)."""
     probe = config["probe"]
     shared = {k: copy.deepcopy(v) for k, v in probe.items()
-              if k not in ("layers", "pooling", "tasks", "data_dir", "word_content_logreg")}
-    out = shared | {"layers": {kind: probe["layers"][kind]}, "pooling": {kind: probe["pooling"][kind]}}
+              if k not in ("layers", "pooling", "tasks", "data_dir", "word_content_logreg", "embed_baseline")}
+    layers = [0] if kind == EMBED_KIND else probe["layers"][kind]
+    out = shared | {"layers": {kind: layers}, "pooling": {kind: probe["pooling"][kind]}}
     if probe_task == LOGREG_PROBE_TASK:
         out["word_content_logreg"] = probe["word_content_logreg"]
         if probe["word_content_logreg"]:
@@ -203,13 +205,20 @@ def _model_depth(path: str) -> int | None:
     return depth if isinstance(depth, int) and not isinstance(depth, bool) else None
 
 
+def embed_baseline(config: dict, task: str) -> bool:
+    """Whether `task`'s students get an embed. baseline probed (`probe.embed_baseline`: true, false or tasks)."""
+    value = config["probe"].get("embed_baseline", False)
+    return task in value if isinstance(value, list) else bool(value)
+
+
 def check_probe_layers(config: dict) -> None:
     """Refuse, at start-up, a `probe.layers.<kind>` entry beyond the depth of the model it probes.
 
     Depths known before any job runs: a teacher given as an existing local directory (its `config.json`; the
     fine-tuned teacher has the depth of the model it starts from), BERT_S and LSTM_S (`students.<kind>.layers`,
     per-task overrides included: transformer or BiLSTM layers). A hub id not yet downloaded is checked when its probe job
-    loads it (`kdprobe.probe.encoders.resolve_layers`). Layer 0 (embeddings) exists for BERT teachers only.
+    loads it (`kdprobe.probe.encoders.resolve_layers`). Layer 0 (embeddings) exists for the BERT models (teachers,
+    BERT_S), not for LSTM_S.
     """
     probe_layers = (config.get("probe") or {}).get("layers") or {}
     depths: dict[str, list[tuple[int, int, str]]] = {}  # kind -> [(first layer, depth, model)]
@@ -227,7 +236,8 @@ def check_probe_layers(config: dict) -> None:
         for kind in STUDENTS:
             if kind in students:
                 depth = int(student_settings(config, task, kind)[STUDENT[kind].depth_key])
-                depths.setdefault(kind, []).append((1, depth, f"{kind.upper()} of {task}"))
+                first = 1 if kind == "lstm_s" else 0  # LSTM_S has no embedding layer to probe
+                depths.setdefault(kind, []).append((first, depth, f"{kind.upper()} of {task}"))
     for kind, spec in probe_layers.items():
         if not isinstance(spec, list):
             continue  # `all`

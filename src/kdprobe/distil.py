@@ -18,6 +18,9 @@
    `metrics.json` (`dev`, `test`, `best_epoch`, `headline_metric`, parameter counts, `transfer_size`) and
    `curve.csv` (step, epoch, loss, lr, dev_<metric>...).
 
+`build_embed_model`: phases 1 and 2 only, for the thesis's "embed." baseline (the student's token table before
+training, probed like a model: `kdprobe.students.embed`).
+
 Resumable (`training.fit`): after every epoch (and every `save_every_steps` optimiser steps when set) the training
 state goes to `state_path`, keyed on the settings and the content of every input: the transfer-set files (teacher
 logits included), `labels.txt`, `dev.tsv`, `test.tsv`, the teacher directory and the word2vec file. A rerun with
@@ -49,6 +52,7 @@ from kdprobe.runtime import autocast, maybe_compile, set_seed, tensor_to, to_dev
 from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings
 from kdprobe.splits import load_labels, load_split
 from kdprobe.students import Student, build_student, reads_teacher_ids, reads_words
+from kdprobe.students.embed import save_embed_model
 from kdprobe.training import Batches, Callback, Resume, RunFiles, fit
 
 log = logging.getLogger(__name__)
@@ -307,3 +311,16 @@ def distil(
     log.info("best epoch %d: dev %s, test %s; wrote %s in %.1f s", metrics["best_epoch"], dev, test, files,
              time.perf_counter() - started)
     return metrics
+
+
+def build_embed_model(kind: str, settings: dict[str, Any], transfer_paths: Sequence[str | Path],
+                      data_dir: str | Path, teacher_dir: str | Path, out_dir: str | Path,
+                      word2vec: str | Path | None = None) -> Path:
+    """The thesis's "embed." baseline (rule `embed_model`): the `kind` student built as `distil` builds it (the
+    same inputs, `read_inputs`, `build` and seed), not trained; its token table and input files written to
+    `out_dir` (`students.embed.save_embed_model`)."""
+    paths = [str(p) for p in transfer_paths]
+    seed = TrainSettings.from_section(settings, f"students.{kind}").seed
+    data = read_inputs(paths, Path(data_dir), need_ids=reads_teacher_ids(kind, settings))
+    student, _ = build(kind, settings, data, teacher_dir, word2vec, seed, paths[0])
+    return save_embed_model(student, out_dir)

@@ -32,7 +32,7 @@ class Task:
 TASK = {
     "cola": Task("cola", "CoLA", ("mcc", "accuracy"), True, ("cola",)),
     "sst2": Task("sst2", "SST-2", ("accuracy",), True, ("sst2",)),
-    "sara": Task("sara", "Sara", ("micro_f1", "macro_f1"), False, ("rasa_md", "rasa_yaml", "tsv")),
+    "sara": Task("sara", "Sara", ("micro_f1", "macro_f1"), False, ("sara_thesis", "rasa_md", "rasa_yaml", "tsv")),
 }
 TASKS = tuple(TASK)
 #: Raw formats whose test labels are hidden upstream (GLUE): without a test file, test.tsv repeats dev.tsv.
@@ -49,6 +49,7 @@ class StudentKind:
     default_loss: str  # `students.<kind>.loss` when a caller gives none (the schema's default)
     default_embeddings: str  # `students.<kind>.embeddings` when a caller gives none (the schema's default)
     poolings: tuple[str, ...]  # what `probe.pooling.<kind>` may name
+    heads_key: str | None = None  # attention heads, scaled with `width` too (at least 1; thesis tab:sizes-bert)
 
     @property
     def module(self) -> str:
@@ -59,19 +60,26 @@ class StudentKind:
 BERT_POOLINGS = ("mean", "cls", "max")
 STUDENT = {
     "bert_s": StudentKind("bert_s", "BERT_S", ("hidden", "intermediate"), "layers", "soft_ce", "random",
-                          BERT_POOLINGS),
+                          BERT_POOLINGS, heads_key="heads"),
     "lstm_s": StudentKind("lstm_s", "LSTM_S", ("hidden", "fc"), "layers", "mse", "word2vec", ("last", "max", "mean")),
 }
 STUDENTS = tuple(STUDENT)
 #: Models whose predictions and probes the workflow produces per task.
 MODELS = ("teacher",) + STUDENTS
-#: Every model a probe job loads: the fine-tuned teacher, the pre-trained one and the students.
-PROBE_KINDS = ("teacher", "pretrained") + STUDENTS
+#: The probe kind of the thesis's "embed." baseline: a student's token-embedding table before training
+#: (`kdprobe.students.embed`), probed as model `<student>_embed` (`EMBED_MODELS`).
+EMBED_KIND = "embed"
+EMBED_MODELS = {f"{k}_embed": k for k in STUDENTS}
+#: Every model a probe job loads: the fine-tuned teacher, the pre-trained one, the students, the embed. baseline.
+PROBE_KINDS = ("teacher", "pretrained") + STUDENTS + (EMBED_KIND,)
 #: The poolings of every probe-able model kind.
-POOLINGS = {"teacher": BERT_POOLINGS, "pretrained": BERT_POOLINGS} | {k: s.poolings for k, s in STUDENT.items()}
+POOLINGS = {"teacher": BERT_POOLINGS, "pretrained": BERT_POOLINGS} | {k: s.poolings for k, s in STUDENT.items()} \
+    | {EMBED_KIND: ("mean", "max")}
 #: Display names of every model the reports show.
 MODEL_DISPLAY = {"pretrained": "teacher (pre-trained)", "teacher": "teacher (fine-tuned)",
-                 **{k: s.display for k, s in STUDENT.items()}, "gpt2": "GPT-2"}
+                 **{k: s.display for k, s in STUDENT.items()},
+                 **{m: f"{STUDENT[k].display} embed. (before training)" for m, k in EMBED_MODELS.items()},
+                 "gpt2": "GPT-2"}
 
 #: Display names of the metrics (`metrics.task_metrics` keys) and their units, for tables and axis labels.
 METRIC_DISPLAY = {"accuracy": "accuracy", "mcc": "MCC", "micro_f1": "micro F1", "macro_f1": "macro F1"}

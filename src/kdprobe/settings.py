@@ -85,6 +85,7 @@ class OptimizerSettings:
     name: str  # adamw | adam | adadelta
     lr: float
     betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8  # Adam's and AdamW's epsilon (torch's default)
     weight_decay: float = 0.0
     rho: float = 0.9
 
@@ -99,6 +100,7 @@ class OptimizerSettings:
             raise ConfigError(f"{key}.optimizer", f"unknown optimizer {name!r}; choose one of {list(cls.NAMES)[1:]}")
         betas = _get(section, key, "betas", (0.9, 0.999))
         return cls(key=key, name=name, lr=float(_get(section, key, "lr")), betas=(float(betas[0]), float(betas[1])),
+                   eps=float(_get(section, key, "eps", 1e-8)),
                    weight_decay=float(_get(section, key, "weight_decay", 0.0)), rho=float(_get(section, key, "rho", 0.9)))
 
     def build(self, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -108,9 +110,9 @@ class OptimizerSettings:
         if self.name == "adamw":
             groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.weight_decay},
                       {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-            return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas)
+            return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.eps)
         if self.name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, betas=self.betas)
+            return torch.optim.Adam(params, lr=self.lr, betas=self.betas, eps=self.eps)
         return torch.optim.Adadelta(params, lr=self.lr, rho=self.rho)
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from kdprobe import cluster as kdcluster
 from kdprobe import config as kdconfig
 from kdprobe import variants as kdvariants
-from kdprobe.data.prepare import raw_files
+from kdprobe.data.prepare import companion_files, raw_files
 from kdprobe.errors import ConfigError
+from kdprobe.report import reproduction as kdreproduction
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -24,6 +25,8 @@ except ConfigError as err:
 TASKS = list(config["tasks"])
 STUDENTS = list(config["students"])
 MODELS = ["teacher", *STUDENTS]
+#: The embed. baselines ({student}_embed: a student's token table before training), per task (probe.embed_baseline)
+EMBED_MODELS = [f"{student}_embed" for student in STUDENTS]
 PROBE_TASKS = list(config["probe"]["tasks"])
 SWEEPS = sorted(
     {name for task in TASKS for name in kdvariants.enabled_sweeps(config, task)}
@@ -155,7 +158,16 @@ def sweep_student(sweep):
 
 
 #: The prediction analysis's files that stand for the whole of it (rule analyse_predictions writes them all).
-ANALYSIS_TARGETS = ("summary.md", "confidence.png", "reliability.png", "agreement.png")
+ANALYSIS_TARGETS = (
+    "summary.md",
+    "confidence.png",
+    "reliability.png",
+    "agreement.png",
+    "overlap.png",
+    "correlation.png",
+    "average_confidence.png",
+    "classes.png",
+)
 
 
 def all_targets():
@@ -163,14 +175,24 @@ def all_targets():
     for task in TASKS:
         targets += [f"results/predictions/{task}/{model}.tsv" for model in MODELS]
         targets += [f"results/probe/{task}/{model}.csv" for model in MODELS]
+        targets += [f"results/probe/{task}/{model}.csv" for model in embed_models(task)]
     targets.append("results/probe/pretrained/teacher.csv")
     targets += [f"results/summary/{task}.csv" for task in TASKS]
     targets += [
         f"results/summary/{name}"
-        for name in ("study.csv", "study.png", "cost.csv", "cost.png")
+        for name in (
+            "study.csv",
+            "study.png",
+            "cost.csv",
+            "cost.png",
+            "reproduction.csv",
+            "reproduction.png",
+        )
     ]
     for task in TASKS:
         targets += [f"results/analysis/{task}/{name}" for name in ANALYSIS_TARGETS]
+        if sentences_to_score(task):
+            targets.append(f"results/analysis/{task}/scored_sentences.csv")
         targets.append(f"results/plots/probe/{task}.png")
         targets += [
             f"results/plots/curves/{task}/{stage}.png"
@@ -194,14 +216,19 @@ def all_targets():
 
 
 def raw_inputs(wildcards):
-    """The task's raw files: a path, a list of paths, or a directory's files (`kdprobe.data.prepare.raw_files`), so a
-    change to any of them reruns prepare_data."""
+    """The task's raw files: a path, a list of paths, or a directory's files (`kdprobe.data.prepare.raw_files`), and
+    the files their format reads beside them (`companion_files`: sara_thesis's int_to_intent.tsv), so a change to
+    any of them reruns prepare_data."""
     source = kdconfig.section(config, wildcards.task, "data")
-    return {
+    inputs = {
         key: [str(path) for path in raw_files(source["format"], source[key])]
         for key in ("train", "dev", "test")
-        if key in source
+        if source.get(key)
     }
+    companions = companion_files(
+        source["format"], [p for paths in inputs.values() for p in paths]
+    )
+    return inputs | ({"companions": [str(p) for p in companions]} if companions else {})
 
 
 # --- input functions of teacher.smk ---
@@ -267,8 +294,15 @@ def student_inputs(wildcards):
 # --- input functions of probe.smk ---
 
 
+def embed_models(task):
+    """The embed. baselines probed for `task` (`probe.embed_baseline`: true, false or a list of tasks)."""
+    return EMBED_MODELS if kdconfig.embed_baseline(config, task) else []
+
+
 def probe_kind(wildcards):
-    return "pretrained" if wildcards.scope == "pretrained" else wildcards.model
+    if wildcards.scope == "pretrained":
+        return "pretrained"
+    return "embed" if wildcards.model in EMBED_MODELS else wildcards.model
 
 
 def probe_model_path(wildcards):
@@ -278,7 +312,14 @@ def probe_model_path(wildcards):
                 "only the teacher has a pre-trained probe: results/probe/pretrained/teacher.csv"
             )
         return config["teacher"]["model"]
+    if wildcards.model in EMBED_MODELS:
+        return embed_dir(wildcards.scope, wildcards.model)
     return model_dir(wildcards.scope, wildcards.model)
+
+
+def embed_dir(task, model):
+    """Where rule embed_model keeps the embed. baseline `model` ({student}_embed) of `task`."""
+    return f"results/embed/{task}/{model.removesuffix('_embed')}"
 
 
 def probe_inputs(wildcards):
@@ -356,6 +397,25 @@ def cost_benchmarks(wildcards):
     return files
 
 
+def reproduction_reference():
+    """The file of `summary.reproduction.reference` (`thesis`: the thesis's figures, shipped with kdprobe)."""
+    try:
+        return str(
+            kdreproduction.reference_file(
+                config["summary"]["reproduction"]["reference"],
+                "summary.reproduction.reference",
+            )
+        )
+    except ConfigError as err:
+        raise WorkflowError(f"invalid configuration: {err}") from None
+
+
+def reproduction_benchmarks(wildcards):
+    """The benchmark files of the jobs whose wall times the reference reports (`reproduction.timed_jobs`)."""
+    jobs = kdreproduction.timed_jobs(cost_benchmarks(wildcards))
+    return [path for paths in jobs.values() for path in paths]
+
+
 # --- input functions of summary.smk (probing plots, curves) ---
 
 
@@ -389,6 +449,16 @@ def probing_plot_entries(tasks, seeds=True):
             ]
             for model in MODELS
         ]
+        entries += [
+            [
+                task,
+                "embed",
+                f"results/probe/{task}/{model}.csv",
+                embed_dir(task, model),
+                [],
+            ]
+            for model in embed_models(task)
+        ]
     return entries
 
 
@@ -409,6 +479,11 @@ def student_losses(task):
         key = "temperature" if settings["loss"] == "soft_ce" else "mse_reduction"
         losses[student] = {"loss": settings["loss"], key: settings[key]}
     return losses
+
+
+def sentences_to_score(task):
+    """The config's hand-written sentences of `task` (analysis.score_sentences.<task>; none: [])."""
+    return config["analysis"].get("score_sentences", {}).get(task, [])
 
 
 def analysis_report(path, caption, label):

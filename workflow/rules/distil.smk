@@ -1,5 +1,7 @@
 # Stage distil: distil each student from the teacher's logits on the transfer set; the best-dev checkpoint is
-# kept. Library: kdprobe.distil (the students: kdprobe.students).
+# kept. Rule embed_model: the student built as distil builds it but not trained, its token table written for the
+# thesis's embed. baseline (probed by rule probe as {student}_embed). Library: kdprobe.distil (the students:
+# kdprobe.students).
 
 
 rule distil:
@@ -23,3 +25,23 @@ rule distil:
         state="results/.state/students/{task}/{student}.pt",
     script:
         "../scripts/distil.py"
+
+
+rule embed_model:
+    input:
+        unpack(student_inputs),
+    output:
+        directory("results/embed/{task}/{student}"),
+    log:
+        "logs/embed_model/{task}/{student}.log",
+    benchmark:
+        "logs/benchmarks/embed_model/{task}/{student}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("embed_model")
+    resources:
+        **rule_resources("embed_model"),
+    params:
+        settings=lambda wc: kdconfig.student_settings(config, wc.task, wc.student),
+    script:
+        "../scripts/embed_model.py"

@@ -63,7 +63,16 @@ rule speed:
         **rule_resources("speed"),
     params:
         max_length=lambda wc: kdconfig.model_max_length(config, wc.task, wc.model),
-        settings=config["summary"],
+        # the timing settings only (kdprobe.predict.speed.SETTINGS), not summary.reproduction
+        settings={
+            key: config["summary"][key]
+            for key in (
+                "latency_repeats",
+                "throughput_batch",
+                "throughput_batches",
+                "warmup",
+            )
+        },
         # what the measurement runs on: the CPU threads and GPUs asked for, and the device setting
         threads=rule_threads("speed"),
         gpus=rule_gpus("speed"),

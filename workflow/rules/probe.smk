@@ -2,7 +2,9 @@
 # turn (all requested layers encoded in one pass per task). {scope} is a task, or `pretrained` for the pre-trained
 # (not fine-tuned) teacher, probed once. Each task's table is kept keyed by its own settings, inputs and code
 # (kdprobe.probe.run.probe_tasks), so an edit that concerns some probing tasks recomputes only those; a forced
-# rerun (-f, -F, -R) or one after the outputs were deleted recomputes them all.
+# rerun (-f, -F, -R) or one after the outputs were deleted recomputes them all. {model} is the teacher, a student,
+# or a student's embed. baseline `{student}_embed` (probe.embed_baseline): its token-embedding table before
+# training, built by rule embed_model (distil.smk) from the student's inputs and settings, without training.
 
 
 rule probe:
@@ -18,6 +20,8 @@ rule probe:
         "logs/probe/{scope}/{model}.log",
     benchmark:
         "logs/benchmarks/probe/{scope}/{model}.tsv"
+    wildcard_constraints:
+        model=exactly(MODELS + EMBED_MODELS),
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("probe")
@@ -25,6 +29,7 @@ rule probe:
         **rule_resources("probe"),
     params:
         kind=probe_kind,
+        name=lambda wc: wc.model,
         model_path=probe_model_path,
         # {probing task: the settings its table depends on} (kdprobe.config.probe_settings)
         settings=lambda wc: {

@@ -2,7 +2,8 @@
 # dev and test, shares of the teacher's, size, measured speed), study-wide, and what the study cost (from the jobs'
 # benchmark files): results/summary/. Probing accuracy by relative layer depth: results/plots/probe/. Training
 # curves of the teacher, GPT-2 and the students: results/plots/curves/{task}/. Each sweep: results/sweeps/{task}/.
-# Cheap jobs (seconds): local rules, run where Snakemake runs. Library: kdprobe.report.
+# This run beside the thesis's reported figures: results/summary/reproduction.{csv,png}. Cheap jobs (seconds): local
+# rules, run where Snakemake runs. Library: kdprobe.report.
 
 
 rule summary_task:
@@ -113,6 +114,43 @@ rule summary_cost:
         gpus={rule: rule_gpus(rule) for rule in COST_RULES},
     script:
         "../scripts/summary_cost.py"
+
+
+# How close this run came to the thesis (summary.reproduction.reference `thesis`) or another reference (the
+# demo's own figures): each reported figure beside this run's, the difference, flagged beyond the tolerance.
+rule summary_reproduction:
+    input:
+        reference=reproduction_reference(),
+        study="results/summary/study.csv",
+        # the benchmark files of the jobs the reference times (teacher, GPT-2, sampling, logits, the students)
+        benchmarks=reproduction_benchmarks,
+    output:
+        table=report(
+            "results/summary/reproduction.csv",
+            caption="../report/summary_reproduction.rst",
+            category="Summary",
+            subcategory="reproduction",
+            labels={"content": "this run beside the reference (table)", "task": "all"},
+        ),
+        plot=report(
+            "results/summary/reproduction.png",
+            caption="../report/summary_reproduction_plot.rst",
+            category="Summary",
+            subcategory="reproduction",
+            labels={"content": "distance from the reference", "task": "all"},
+        ),
+    log:
+        "logs/summary_reproduction.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("summary_reproduction", "summary")
+    resources:
+        **rule_resources("summary_reproduction", "summary"),
+    params:
+        tolerance=config["summary"]["reproduction"]["tolerance"],
+    script:
+        "../scripts/summary_reproduction.py"
 
 
 rule plot_probing:

@@ -1,9 +1,9 @@
 """Probe one model on every SentEval task: `kdprobe.probe.run.probe_tasks` (rule `probe`).
 
-Reads `params.kind` (teacher | pretrained | bert_s | lstm_s), `params.model_path` (model directory, or a hub id
-for the pre-trained teacher), `input.data` (the SentEval `{probe_task}.txt` files, in the config's order),
-`params.settings` ({probing task: its settings}, `kdprobe.config.probe_settings`), `params.state` (the directory of
-the per-task saved tables); writes `output.tables` (one per task, in the same order) and `output.merged`.
+Reads `params.kind` (teacher | pretrained | bert_s | lstm_s | embed), `params.name` (the tables' model column),
+`params.model_path` (model directory, or a hub id for the pre-trained teacher), `input.data` (the SentEval
+`{probe_task}.txt` files, in the config's order), `params.settings` ({probing task: its settings},
+`kdprobe.config.probe_settings`), `params.state` (the directory of the per-task saved tables); writes `output.tables` (one per task, in the same order) and `output.merged`.
 """
 
 from kdprobe.probe.run import probe_tasks
@@ -22,5 +22,6 @@ run(
         str(snakemake.output.merged),
         str(snakemake.params.state),
         device,
+        name=str(snakemake.params.name),
     ),
 )

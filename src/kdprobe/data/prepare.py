@@ -1,7 +1,7 @@
 """Raw task data -> `{train,dev,test}.tsv` and `labels.txt` (see docs/internals.md, "Files between stages").
 
-Loaders for the raw formats of the study (`cola`, `sst2`, `rasa_md`, `rasa_yaml`, `tsv`; Rasa's formats are
-parsed by `kdprobe.data.rasa`) return `Example`s with normalised sentences and label names; every malformed line is an
+Loaders for the raw formats of the study (`cola`, `sst2`, `rasa_md`, `rasa_yaml`, `tsv`, `sara_thesis`; Rasa's
+formats are parsed by `kdprobe.data.rasa`) return `Example`s with normalised sentences and label names; every malformed line is an
 `InputError` naming the file and line. `prepare_task` reads a task's sources (each a file, a list of files or a
 directory), pseudonymises Rasa data when asked, reports duplicate examples and sentences with several labels,
 carves missing dev/test sets out of train with a seeded stratified split when asked, and writes the splits
@@ -11,12 +11,14 @@ Accepted: a UTF-8 byte-order mark, CRLF line ends, blank lines, a missing final 
 line named): bytes that are not UTF-8, a line over `io.MAX_LINE_CHARS`, too few or too many columns, an empty
 sentence or label, a label outside the known set (0/1 for GLUE; for dev/test, one the training data has), a
 header line where none belongs (repeated, or in a headerless CoLA file), a file cut mid-line where that leaves
-a line malformed, and a file with no examples.
+a line malformed, a label-first file read as `tsv`, an intent id that `int_to_intent.tsv` lacks (`sara_thesis`),
+and a file with no examples.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -95,17 +97,91 @@ def _cells(line: str) -> tuple[str, ...]:
 _TSV_HEADERS = {("sentence", "intent"), ("sentence", "label"), ("text", "intent"), ("text", "label")}
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _is_int(cell: str) -> bool:
+    """Whether a cell is an integer (ASCII digits, an optional sign, surrounding blanks)."""
+    return bool(_INTEGER.fullmatch(cell.strip()))
+
+
+def _refuse_label_first(path: Path, rows: list[tuple[int, list[str]]]) -> None:
+    """Refuse `sentence<TAB>label` rows whose columns look swapped (the thesis's Sara split, `intent_id<TAB>text`):
+    every sentence cell an integer, and a label cell that is not one; the error names the first such line. Files
+    whose labels are all integers never trigger it, nor does any file with one real sentence. (The thesis's split
+    has some integer texts, `enter_data` examples such as '5000'.)"""
+    if rows and all(_is_int(cols[0]) for _, cols in rows):
+        first = next((n for n, cols in rows if not _is_int(cols[1])), None)
+        if first is not None:
+            raise InputError(path, "every sentence (first column) is an integer and this label (second column) is "
+                                   "text: the file looks label-first (intent_id<TAB>text, as the thesis's Sara "
+                                   "split); format tsv reads sentence<TAB>label: use format sara_thesis", first)
+
+
 def read_tsv(path: str | Path) -> list[Example]:
-    """`sentence<TAB>intent` rows, with or without a header row."""
+    """`sentence<TAB>intent` rows, with or without a header row; a label-first file is refused
+    (`_refuse_label_first`)."""
     path = Path(path)
     lines = [(n, line) for n, line in read_lines(path) if line.strip()]
     if lines and _cells(lines[0][1]) in _TSV_HEADERS:
         lines = lines[1:]
-    out = []
+    rows = []
     for n, line in lines:
         if _cells(line) in _TSV_HEADERS:
             raise InputError(path, "repeated header line", n)
-        out.append(_example(path, n, *_columns(path, n, line, 2, "sentence, intent")))
+        rows.append((n, _columns(path, n, line, 2, "sentence, intent")))
+    _refuse_label_first(path, rows)
+    return [_example(path, n, *cols) for n, cols in rows]
+
+
+#: The file beside `sara_thesis` data files that names their intent ids (`id<TAB>name`, one a line, no header).
+INTENT_NAMES = "int_to_intent.tsv"
+
+
+def read_intent_names(path: str | Path) -> dict[int, str]:
+    """`int_to_intent.tsv` as {id: intent name}: two columns, integer ids, neither an id nor a name twice."""
+    path = Path(path)
+    out: dict[int, str] = {}
+    id_line: dict[int, int] = {}
+    name_line: dict[str, int] = {}
+    for n, line in read_lines(path):
+        if not line.strip():
+            continue
+        ident, name = (cell.strip() for cell in _columns(path, n, line, 2, "intent id, intent name"))
+        if not _is_int(ident):
+            raise InputError(path, f"intent id must be an integer, found {ident!r}", n)
+        if not name:
+            raise InputError(path, "empty intent name", n)
+        if int(ident) in id_line:
+            raise InputError(path, f"intent id {ident} repeats line {id_line[int(ident)]}", n)
+        if name in name_line:
+            raise InputError(path, f"intent name {name!r} repeats line {name_line[name]}", n)
+        out[int(ident)], id_line[int(ident)], name_line[name] = name, n, n
+    if not out:
+        raise InputError(path, "no intents")
+    return out
+
+
+def read_sara_thesis(path: str | Path) -> list[Example]:
+    """The thesis's Sara split (samsucik/knowledge-distil-bert, `data/glue_data/Sara/{train,dev,test}.tsv`):
+    `intent_id<TAB>text` rows, no header, the ids named by the `INTENT_NAMES` file in the same directory."""
+    path = Path(path)
+    mapping = path.parent / INTENT_NAMES
+    if not mapping.is_file():
+        raise InputError(path, f"format sara_thesis names the intent ids of this file by {mapping} (id<TAB>name), "
+                               f"which does not exist")
+    names = read_intent_names(mapping)
+    out = []
+    for n, line in read_lines(path):
+        if not line.strip():
+            continue
+        ident, text = _columns(path, n, line, 2, "intent id, text")
+        if not _is_int(ident):
+            raise InputError(path, f"intent id must be an integer, found {ident.strip()!r} (format sara_thesis is "
+                                   f"label-first: intent_id<TAB>text)", n)
+        if int(ident) not in names:
+            raise InputError(path, f"intent id {ident.strip()} is not in {mapping}", n)
+        out.append(_example(path, n, text, names[int(ident)]))
     return out
 
 
@@ -140,12 +216,15 @@ READERS: dict[str, Callable[..., list[Example]]] = {
     "rasa_md": read_rasa_md,
     "rasa_yaml": read_rasa_yaml,
     "tsv": read_tsv,
+    "sara_thesis": read_sara_thesis,
 }
 #: Formats whose readers take a `pseudonymise` argument (names are found by Rasa's entity markup).
 RASA_FORMATS = ("rasa_md", "rasa_yaml")
 #: File name endings that a directory given as a source stands for, per format.
 SUFFIXES = {"cola": (".tsv",), "sst2": (".tsv",), "tsv": (".tsv",), "rasa_md": (".md",),
-            "rasa_yaml": (".yml", ".yaml")}
+            "rasa_yaml": (".yml", ".yaml"), "sara_thesis": (".tsv",)}
+#: Files a format's reader reads beside each data file (in its directory): never data themselves.
+COMPANIONS = {"sara_thesis": (INTENT_NAMES,)}
 
 
 def raw_files(fmt: str, value: str | Path | list) -> list[Path]:
@@ -153,18 +232,25 @@ def raw_files(fmt: str, value: str | Path | list) -> list[Path]:
 
     A path, or a list of paths, read in the order given; a directory stands for every file below it whose name
     ends in one of the format's `SUFFIXES` in any case (`NLU.YML` too), sorted by path (hidden files and folders
-    left out). A path that does not exist is returned as it is (the reader then names it; Snakemake may still have
-    to make it).
+    left out, and the format's `COMPANIONS`). A path that does not exist is returned as it is (the reader then
+    names it; Snakemake may still have to make it).
     """
     out: list[Path] = []
     for item in value if isinstance(value, (list, tuple)) else [value]:
         path = Path(item)
         if path.is_dir():
             out += sorted(f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(SUFFIXES[fmt])
+                          and f.name not in COMPANIONS.get(fmt, ())
                           and not any(part.startswith(".") for part in f.relative_to(path).parts))
         else:
             out.append(path)
     return out
+
+
+def companion_files(fmt: str, files: list[Path]) -> list[Path]:
+    """The files besides the data files `files` that format `fmt`'s reader also reads (`COMPANIONS`, in each data
+    file's directory), each once, in order: inputs of rule prepare_data too (common.smk's `raw_inputs`)."""
+    return list(dict.fromkeys(Path(f).parent / name for f in files for name in COMPANIONS.get(fmt, ())))
 
 
 def _where(value: str | Path | list) -> str:

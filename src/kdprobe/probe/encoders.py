@@ -5,12 +5,14 @@ runs every requested layer and pooling in ONE forward pass per batch (length-sor
 longest sentence of the batch, `torch.inference_mode()`) and returns `{(layer, pooling): (N, d) float32 CPU
 tensor}` in the order of `sentences`.
 
-Layers are numbered as in the thesis: for BERT models (`teacher`, `pretrained`) layer i is `hidden_states[i]`
-of the Hugging Face model, 0 being the embedding output and 1..L the transformer layers; for the students layers
-1..L are `Student.layer_states(...)[i - 1]`: BERT_S's transformer layers, LSTM_S's BiLSTM layers (per-token
-outputs of both directions; `students.lstm_s.layers`, one in the thesis). The depth is asked of the loaded
-model. `layers: all` means every layer above the embeddings (1..L); layer 0 of a BERT model can be asked for
-explicitly.
+Layers are numbered as in the thesis: for BERT models (`teacher`, `pretrained`, `bert_s`) layer i is
+`hidden_states[i]` of the Hugging Face model, 0 ("E") being the embedding output before the first transformer
+layer and 1..L the transformer layers (for BERT_S 1..L are `Student.layer_states(...)`); for LSTM_S layers 1..L
+are `Student.layer_states(...)[i - 1]`, its BiLSTM layers (per-token outputs of both directions;
+`students.lstm_s.layers`, one in the thesis). The `embed` kind (`kdprobe.students.embed`, the thesis's "embed."
+baseline) has layer 0 only: a student's token-embedding table before training. The depth is asked of the loaded
+model. `layers: all` means every layer the model has, 0 included where it has one (the thesis probed BERT_S at
+E and 1..5).
 
 Poolings (masks come from the attention mask, so padding never counts):
 - `mean`: masked mean over all tokens of the sentence INCLUDING the special tokens ([CLS], [SEP], ...) that the
@@ -63,7 +65,7 @@ class LayerEncoder:
 
     @property
     def all_layers(self) -> list[int]:
-        return list(range(1, self.depth + 1))
+        return list(range(self.first_layer, self.depth + 1))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -101,42 +103,65 @@ def _hf_encoder(kind: str, model_dir: str, device: torch.device) -> LayerEncoder
     )
 
 
+def _word_sort_key(sentences: list[str]) -> list[int]:
+    """Word count, then characters: a close proxy for word-level and wordpiece lengths alike."""
+    return [len(s.split()) * 10_000 + min(len(s), 9_999) for s in sentences]
+
+
 def _student_encoder(kind: str, model_dir: str, device: torch.device) -> LayerEncoder:
     from kdprobe.students import load_student
 
     student = load_student(model_dir, device)
-    if hasattr(student, "eval"):
-        student.eval()
+    student.eval()
+
+    def layers(ids: torch.Tensor, mask: torch.Tensor) -> Sequence[torch.Tensor]:
+        if kind == "bert_s":  # the BERT inside BERT_S gives layer 0 (its embedding output) and 1..L
+            return student.bert(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        return student.layer_states(ids, mask)
 
     def states(sentences: list[str]):
         enc = student.encode(sentences)
         ids = enc["input_ids"].to(device)
         mask = enc["attention_mask"].to(device)
-        return student.layer_states(ids, mask), mask
+        return layers(ids, mask), mask
 
-    def sort_key(sentences: list[str]) -> list[int]:
-        # Word count, then characters: a close proxy for word-level and wordpiece lengths alike.
-        return [len(s.split()) * 10_000 + min(len(s), 9_999) for s in sentences]
-
+    first = 0 if kind == "bert_s" else 1
     with torch.inference_mode():
-        depth = len(states(["a"])[0])  # the interface does not promise a depth attribute: ask the model
+        depth = len(states(["a"])[0]) - 1 + first  # the interface promises no depth attribute: ask the model
     return LayerEncoder(
-        kind=kind, name=str(model_dir), depth=depth, first_layer=1, states=states, sort_key=sort_key,
+        kind=kind, name=str(model_dir), depth=depth, first_layer=first, states=states, sort_key=_word_sort_key,
         extra={"student": student},
     )
 
 
 def load_encoder(kind: str, model_dir: str, device: str | torch.device = "cpu") -> LayerEncoder:
-    """Load `model_dir` as a `kind` model (teacher | pretrained | bert_s | lstm_s) onto `device`."""
+    """Load `model_dir` as a `kind` model (teacher | pretrained | bert_s | lstm_s | embed) onto `device`."""
     if kind not in PROBE_KINDS:
         raise ValueError(f"unknown model kind {kind!r} (expected one of {', '.join(PROBE_KINDS)})")
     device = torch.device(device)
-    enc = _hf_encoder(kind, str(model_dir), device) if kind in ("teacher", "pretrained") else _student_encoder(
-        kind, str(model_dir), device
-    )
+    if kind in ("teacher", "pretrained"):
+        enc = _hf_encoder(kind, str(model_dir), device)
+    elif kind == "embed":
+        enc = _embed_encoder(str(model_dir), device)
+    else:
+        enc = _student_encoder(kind, str(model_dir), device)
     log.info("loaded %s model %s: depth %d%s", kind, model_dir, enc.depth,
              " (+ embedding layer 0)" if enc.first_layer == 0 else "")
     return enc
+
+
+def _embed_encoder(model_dir: str, device: torch.device) -> LayerEncoder:
+    from kdprobe.students.embed import load_embed_model
+
+    model = load_embed_model(model_dir, device)
+
+    def states(sentences: list[str]):
+        enc = model.encode(sentences)
+        ids = enc["input_ids"].to(device)
+        return [model.vectors(ids)], enc["attention_mask"].to(device)
+
+    return LayerEncoder(kind="embed", name=str(model_dir), depth=0, first_layer=0, states=states,
+                        sort_key=_word_sort_key, extra={"embed": model})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -156,7 +181,8 @@ def resolve_layers(encoder: LayerEncoder, spec: Any) -> list[int]:
         if isinstance(layer, bool) or not isinstance(layer, int):
             raise ProbeSettingError(key, f"layer {layer!r} is not an integer")
         if not encoder.first_layer <= layer <= encoder.depth:
-            valid = (f"0..{encoder.depth}, 0 = embeddings" if encoder.first_layer == 0 else f"1..{encoder.depth}")
+            valid = (f"{encoder.first_layer}..{encoder.depth}" + (", 0 = embeddings" if encoder.first_layer == 0
+                                                                   else ""))
             raise ProbeSettingError(
                 key,
                 f"layer {layer} does not exist: the {encoder.kind} model {encoder.name} has depth {encoder.depth} "

@@ -47,11 +47,11 @@ def probe_model(
 ) -> pd.DataFrame:
     """Probe every requested (layer, pooling) of one model on one SentEval task; write one CSV row for each.
 
-    `model_kind`: teacher | pretrained | bert_s | lstm_s; `model_dir`: the model directory (for `pretrained` also
-    a hub id); `probe_file`: a SentEval `*.txt` file (task = its stem); `settings`: the `probe` config section
-    (`layers.<kind>`, `pooling.<kind>`, `grid`, `standardise`, `lr`, `batch_size`, `epoch_size`, `tenacity`,
-    `max_epoch`, `seed`, `encode_batch_size`, `max_sentences`; for WordContent `word_content_logreg`, SentEval's
-    logistic regression in place of the MLP). Returns the table it wrote (columns `COLUMNS`).
+    `model_kind`: teacher | pretrained | bert_s | lstm_s | embed; `model_dir`: the model directory (for
+    `pretrained` also a hub id; for `embed` a `kdprobe.students.embed` directory); `probe_file`: a SentEval
+    `*.txt` file (task = its stem); `settings`: the `probe` config section (`layers.<kind>`, `pooling.<kind>`,
+    `grid`, `standardise`, `lr`, `batch_size`, `epoch_size`, `tenacity`, `max_epoch`, `seed`, `encode_batch_size`,
+    `max_sentences`; for WordContent `word_content_logreg`, SentEval's logistic regression in place of the MLP). Returns the table it wrote (columns `COLUMNS`).
     """
     _check(model_kind, settings)
     device = torch.device(device)
@@ -68,10 +68,12 @@ def probe_tasks(
     merged_csv: str | os.PathLike,
     state_dir: str | os.PathLike,
     device: str | torch.device = "cpu",
+    name: str | None = None,
 ) -> pd.DataFrame:
     """`probe_model` on every SentEval task of `probe_files` in one job, the model loaded once; each task's table
     written to its `out_csvs` entry, and all of them merged into `merged_csv` (`merge_probes`, in the order given).
-    `settings`: `{task: its probe settings}` (`kdprobe.config.probe_settings`).
+    `settings`: `{task: its probe settings}` (`kdprobe.config.probe_settings`); `name`: the tables' `model`
+    column (default `model_kind`; the embed. baselines are kind `embed`, named `<student>_embed`).
 
     Each task's table is also kept in `state_dir/<task>.pt`, keyed by that task's settings, the content of the
     model and of the task's data file, and the code (`checkpoint.resume_key`), so a job rerun for an edit that
@@ -90,7 +92,8 @@ def probe_tasks(
     for probe_file in probe_files:
         task = senteval.task_name(probe_file)
         states[task] = ResumeState(Path(state_dir) / f"{task}.pt",
-                                   resume_key(settings[task], {"data": probe_file}, kind=model_kind, model=model))
+                                   resume_key(settings[task], {"data": probe_file}, kind=model_kind, model=model,
+                                              name=name or model_kind))
     complete = Path(state_dir) / COMPLETE
     job_key = _start(states, complete)
     tasks = []
@@ -103,7 +106,7 @@ def probe_tasks(
             log.info("%s: its settings, the model, %s and the code are those of its saved table: reused, %s"
                      " written", task, probe_file, out_csv)
         else:
-            table = _probe(encoder, model_kind, probe_file, settings[task], out_csv, device)
+            table = _probe(encoder, model_kind, probe_file, settings[task], out_csv, device, name)
             state.save({"table": table.to_csv(index=False)})
         tasks.append(task)
     merged = merge_probes([str(path) for path in out_csvs], str(merged_csv), tasks)
@@ -134,8 +137,9 @@ def _check(model_kind: str, settings: dict[str, Any]) -> None:
 
 
 def _probe(get_encoder: Callable[[], Any], model_kind: str, probe_file: str | os.PathLike, settings: dict[str, Any],
-           out_csv: str | os.PathLike, device: torch.device) -> pd.DataFrame:
-    """`probe_model`, the model from `get_encoder()` (`encoders.load_encoder`), asked for once the data is read."""
+           out_csv: str | os.PathLike, device: torch.device, name: str | None = None) -> pd.DataFrame:
+    """`probe_model`, the model from `get_encoder()` (`encoders.load_encoder`), asked for once the data is read;
+    rows named `name` (default `model_kind`)."""
     task = senteval.task_name(probe_file)
     poolings = resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
     layer_spec = setting(settings, "layers", model_kind)
@@ -178,7 +182,8 @@ def _probe(get_encoder: Callable[[], Any], model_kind: str, probe_file: str | os
                 result.test_acc, result.dev_acc, result.hidden, result.dropout, result.weight_decay, result.epochs,
                 len(result.grid), result.majority_acc, time.perf_counter() - start,
             )
-            rows.append({"model": model_kind, "probe_task": task, "layer": layer, "pooling": pooling, **result.row()})
+            rows.append({"model": name or model_kind, "probe_task": task, "layer": layer, "pooling": pooling,
+                         **result.row()})
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_csv(out_csv, table)
     log.info("wrote %s: %d rows", out_csv, len(table))

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 from matplotlib.figure import Figure  # noqa: E402
 
 from kdprobe.io import atomic_path  # noqa: E402
-from kdprobe.registry import METRIC_DISPLAY, METRIC_UNITS, MODEL_DISPLAY  # noqa: E402
+from kdprobe.registry import EMBED_MODELS, METRIC_DISPLAY, METRIC_UNITS, MODEL_DISPLAY  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def model_name(model: str) -> str:
 
 
 def model_colour(model: str) -> str | None:
-    return MODEL_COLOURS.get(model)
+    """The model's colour; an embed. baseline (`{student}_embed`) has its student's."""
+    return MODEL_COLOURS.get(model, MODEL_COLOURS.get(EMBED_MODELS.get(model, "")))
 
 
 def metric_label(metric: str) -> str:

@@ -18,13 +18,14 @@ import pandas as pd
 
 from kdprobe.errors import InputError
 from kdprobe.io import read_csv_table
+from kdprobe.registry import EMBED_KIND, EMBED_MODELS
 
 log = logging.getLogger(__name__)
 
 #: Columns of a probe table that the plots read.
 REQUIRED = ("model", "probe_task", "layer", "pooling", "test_acc", "majority_acc")
 #: Order of the models in plots and tables.
-ORDER = ("pretrained", "teacher", "bert_s", "lstm_s")
+ORDER = ("pretrained", "teacher", "bert_s", "lstm_s", *EMBED_MODELS)
 
 
 def _positive_int(value, path: Path, key: str) -> int:
@@ -38,6 +39,8 @@ def model_depth(kind: str, model: str | os.PathLike) -> int:
     directory's `config.json` (`num_hidden_layers`), or, for a hub id (the pre-trained teacher), its cached config
     (`transformers.AutoConfig`, offline when `HF_HUB_OFFLINE=1`)."""
     path = Path(model)
+    if kind == EMBED_KIND:  # a token table (kdprobe.students.embed): layer 0 only
+        return 0
     if kind in ("bert_s", "lstm_s"):
         spec = path / "student.json"
         if not spec.is_file():
@@ -55,10 +58,10 @@ def model_depth(kind: str, model: str | os.PathLike) -> int:
 
 
 def layer_position(layer: int | pd.Series, depth: int):
-    """`layer / depth`: 0 = the embeddings, 1 = the top layer."""
-    if depth < 1:
-        raise ValueError(f"depth must be at least 1, got {depth}")
-    return layer / depth
+    """`layer / depth`: 0 = the embeddings, 1 = the top layer; depth 0 (an embed. baseline, layer 0 only): 0."""
+    if depth < 0:
+        raise ValueError(f"depth must be at least 0, got {depth}")
+    return layer / depth if depth else layer * 0.0
 
 
 def read_probe_table(path: str | os.PathLike, scope: str, depth: int) -> pd.DataFrame:

@@ -222,7 +222,7 @@ def scores_section(files: RunFiles, tasks: Sequence[str], students: Sequence[str
                 row += [_fmt(value), share]
             rows.append(row)
     return ["## Dev scores: teacher and students", "",
-            "Dev set of each task (GLUE's dev for CoLA and SST-2, the 1,000-example dev split for Sara); each "
+            "Dev set of each task (GLUE's dev for CoLA and SST-2, Sara's dev split); each "
             "student's best-dev checkpoint; *share* = student / teacher.", "", *_table(header, rows)]
 
 

@@ -5,11 +5,13 @@
   measured CPU/GPU latency and throughput from `kdprobe.predict.speed`), and the study-wide table.
 - `seeds`: every seed of every model scored, and each model's mean and standard deviation over its seeds.
 - `cost`: wall time, CPU time, peak memory and GPU-hours per stage and task, from Snakemake's benchmark files.
-- `plots`: score against size and against CPU latency; the cost per stage.
+- `plots`: score against size and against CPU latency; the cost per stage; the distance from the reference.
+- `reproduction`: how close the run came to the thesis's reported figures (or another reference: the demo's own),
+  figure by figure, flagged beyond a tolerance.
 
 Entry points (the workflow's scripts call them): `write_task_summary` (rule `summary_task`), `write_study_summary`
-(rule `summary_study`), `write_cost_summary` (rule `summary_cost`); `kdprobe.predict.speed.measure_model` (rule `speed`)
-measures what the task tables read.
+(rule `summary_study`), `write_cost_summary` (rule `summary_cost`), `write_reproduction` (rule
+`summary_reproduction`); `kdprobe.predict.speed.measure_model` (rule `speed`) measures what the task tables read.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import pandas as pd
 
 from kdprobe.io import write_csv
 from kdprobe.report.cost import benchmark_jobs, cost_table
+from kdprobe.report.reproduction import THESIS_FILE, Tolerance, read_reference, reproduction_table, wall_times
 from kdprobe.report.scores import read_task_table, study_table, task_table
 from kdprobe.report.seeds import Run, seed_spread, seed_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["write_task_summary", "write_study_summary", "write_cost_summary"]
+__all__ = ["write_task_summary", "write_study_summary", "write_cost_summary", "write_reproduction"]
 
 
 def write_task_summary(task: str, labels_path: str | Path, splits: Mapping[str, str | Path],
@@ -79,3 +82,25 @@ def write_cost_summary(benchmarks: Sequence[str | Path], gpus: Mapping[str, int]
              "wrote %s", len(benchmarks), total.wall_s, total.cpu_s, total.max_rss_mb, total.gpu_hours, out_csv)
     save_figure(cost_figure(cost), out_png)
     return cost
+
+
+def write_reproduction(reference: str | Path, study_csv: str | Path, benchmarks: Sequence[str | Path],
+                       tolerance: Tolerance, out_csv: str | Path, out_png: str | Path) -> pd.DataFrame:
+    """`reproduction.reproduction_table` of the reference file, the study table and the benchmark files into
+    `out_csv`, and `plots.reproduction_figure` as `out_png`; each figure off the reference is logged."""
+    from kdprobe.report.figures import save_figure
+    from kdprobe.report.summary_plots import reproduction_figure
+
+    table = reproduction_table(read_reference(reference), read_task_table(study_csv), wall_times(benchmarks),
+                               tolerance)
+    write_csv(out_csv, table)
+    counts = table["status"].value_counts()
+    log.info("%d reference figures of %s: %s; tolerance: %.3g points, sizes %.3g, times x%.3g; wrote %s",
+             len(table), reference, ", ".join(f"{n} {status}" for status, n in counts.items()), tolerance.score,
+             tolerance.params, tolerance.time_ratio, out_csv)
+    for row in table[table["flag"]].itertuples(index=False):
+        log.warning("off: %s %s %s %s: ours %.4g, reference %.4g %s (%s, %s)", row.task, row.model, row.quantity,
+                    row.split, row.ours, row.reference, row.unit, row.reported, row.source)
+    name = "the thesis's figures" if Path(reference).name == THESIS_FILE else Path(reference).name
+    save_figure(reproduction_figure(table, name), out_png)
+    return table

@@ -3,7 +3,9 @@
 `study_figure(study)`: two panels, the headline test score against parameters (log axis) and against the median
 single-sentence CPU latency (ms, log axis); one point per task x model, colour = task, marker = model, each
 labelled. `cost_figure(cost)`: wall time, CPU time, peak memory and GPU-hours per stage, stacked (memory: side by
-side) by task. Both return a `Figure`; `plots.common.save_figure` writes it.
+side) by task. `reproduction_figure(table)`: this run against the reference figures (`kdprobe.report.reproduction`):
+scores as differences in points, sizes and times as ratios, each panel with its tolerance band. Each returns a
+`Figure`; `plots.common.save_figure` writes it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from kdprobe.registry import METRIC_DISPLAY, task_display
 from kdprobe.report.figures import model_name, new_figure
@@ -151,5 +154,99 @@ def cost_figure(cost: pd.DataFrame) -> Figure:
     total = cost[(cost["stage"] == "total")].iloc[0]
     fig.suptitle(f"What the study cost: {int(total['jobs'])} jobs, {total['wall_s'] / 3600:.2f} h of job wall time "
                  f"(summed), {total['gpu_hours']:.2f} GPU-hours")
+    fig.tight_layout()
+    return fig
+
+
+#: Panels of `reproduction_figure`: (title, quantities, y label, ratio (log scale) rather than difference?)
+REPRODUCTION_PANELS = (
+    ("Scores", ("score",), "ours - reference (points of the metric x 100)", False),
+    ("Sizes", ("params", "params_without_embeddings"), "ours / reference (parameters, log scale)", True),
+    ("Runtime per example (CPU)", ("ms_per_example",), "ours / reference (ms per sentence, log scale)", True),
+    ("Wall time per job", ("wall_time",), "ours / reference (longest job's seconds, log scale)", True),
+)
+STATUS_STYLES = {"ok": ("#2ca02c", "within tolerance"), "off": ("#d62728", "off (beyond tolerance)")}
+SPLIT_MARKERS = {"dev": "o", "test": "s", "": "D"}
+
+
+def _tolerance_band(ax, rows: pd.DataFrame, ratio: bool) -> tuple[float, float]:
+    """Shade the band a figure may lie in (the panel's one tolerance) and draw its centre; returns the band."""
+    tolerance = float(rows["tolerance"].iloc[0])
+    if not ratio:
+        low, high = -tolerance, tolerance
+    elif rows["quantity"].iloc[0].startswith("params"):
+        low, high = max(1.0 - tolerance, 1e-6), 1.0 + tolerance
+    else:
+        low, high = 1.0 / tolerance, tolerance
+    ax.axhspan(low, high, color="grey", alpha=0.25, label=f"tolerance ({_tolerance_text(rows, tolerance)})")
+    ax.axhline(1.0 if ratio else 0.0, color="black", linewidth=0.8)
+    return low, high
+
+
+def _tolerance_text(rows: pd.DataFrame, tolerance: float) -> str:
+    quantity = rows["quantity"].iloc[0]
+    if quantity == "score":
+        return f"± {tolerance:g} points"
+    if quantity.startswith("params"):
+        return f"± {100 * tolerance:g} %"
+    return f"x{tolerance:g} either way"
+
+
+def _reproduction_panel(ax, rows: pd.DataFrame, title: str, ylabel: str, ratio: bool) -> None:
+    """One panel of `reproduction_figure`: each compared figure's difference (or ratio) against its tolerance band,
+    coloured by status, marked by split; what could not be compared is counted under the axis."""
+    column = "ratio" if ratio else "difference"
+    values = rows[column].to_numpy(dtype=float)
+    shown = rows[rows["status"].isin(list(STATUS_STYLES)) & np.isfinite(values) & ((values > 0) | (not ratio))]
+    left_out = len(rows) - len(shown)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if shown.empty:
+        ax.text(0.5, 0.5, "nothing to compare" + (f"\n({left_out} figures not comparable or not in this run)"
+                                                  if left_out else ""), ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_xticks([])
+        return
+    x = np.arange(len(shown))
+    y = shown[column].to_numpy(dtype=float)
+    low, high = _tolerance_band(ax, shown, ratio)
+    for status, (colour, label) in STATUS_STYLES.items():
+        for split, marker in SPLIT_MARKERS.items():
+            mask = ((shown["status"] == status) & (shown["split"] == split)).to_numpy()
+            if mask.any():
+                suffix = f", {split}" if split and len(set(shown["split"])) > 1 else ""
+                ax.scatter(x[mask], y[mask], color=colour, marker=marker, edgecolor="black", linewidth=0.5,
+                           zorder=3, s=45, label=label + suffix)
+    if ratio:
+        ax.set_yscale("log")
+        span = max(np.max(np.abs(np.log10(np.concatenate([y, [low, high]])))), 0.05) * 1.3
+        ax.set_ylim(10 ** -span, 10 ** span)
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.5, 2, 1e-04: not 5 x 10^-1
+        if span < 1.5:  # within a few decades: ticks at 1, 2 and 5 of each
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain if span < 0.15 else NullFormatter())
+    else:
+        span = max(np.max(np.abs(np.concatenate([y, [low, high]]))), 0.5) * 1.3
+        ax.set_ylim(-span, span)
+    labels = [" ".join(p for p in (task_display(r.task), model_name(r.model).split(" (")[0], r.split) if p)
+              for r in shown.itertuples(index=False)]
+    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    ax.set_xlim(-0.5, len(shown) - 0.5)
+    ax.set_xlabel("task, model or job, split" + (f" ({left_out} more not comparable or not in this run)"
+                                                 if left_out else ""))
+    ax.legend(loc="best", fontsize=7)
+
+
+def reproduction_figure(table: pd.DataFrame, reference: str = "the reference figures") -> Figure:
+    """This run against the reference figures (`reproduction.reproduction_table`; module docstring), named in the
+    title by `reference`."""
+    fig, axes = new_figure(13, 10, 2, 2)
+    for ax, (title, quantities, ylabel, ratio) in zip(axes.flat, REPRODUCTION_PANELS):
+        _reproduction_panel(ax, table[table["quantity"].isin(quantities)], title, ylabel, ratio)
+    counts = table["status"].value_counts()
+    ok, off = int(counts.get("ok", 0)), int(counts.get("off", 0))
+    fig.suptitle(f"This run against {reference}: {ok} within tolerance, {off} off, "
+                 f"{len(table) - ok - off} not compared")
     fig.tight_layout()
     return fig

@@ -5,7 +5,9 @@ row `configured` (the student's own run, for reference), then one row per grid p
 `task`, `student`, `run` (the point's name, `sweeps/<sweep>/<label>`), the value of each grid key, `metric`,
 `best_dev` (the headline metric of the kept checkpoint on dev), `best_epoch`, `test` (that checkpoint on test),
 `params`, `params_without_embeddings` (from each run's `metrics.json`, written by `kdprobe.distil`).
-`sweep_figure` plots `best_dev` against the first grid key (one line per combination of the others);
+`sweep_figure` plots `best_dev` against the first key (one line per combination of the others; where every
+combination is one point, as in a list of `points` with a per-point learning rate, one line per value of the second
+key, each marker labelled with the rest); multipliers written "p/q" are placed at their value;
 `curves_figure` every point's dev score and loss per epoch.
 """
 
@@ -26,8 +28,10 @@ from kdprobe.registry import HEADLINE_METRIC
 log = logging.getLogger(__name__)
 
 CONFIGURED = "configured"
-#: Grid keys drawn on a log axis (they span orders of magnitude).
-LOG_KEYS = ("lr",)
+#: Grid keys drawn on a log axis (they span orders of magnitude: learning rates, size multipliers 1/32 to 5).
+LOG_KEYS = ("lr", "width", "depth")
+#: Grid keys with a tick at each value (named as written, "1/3" too).
+TICKED_KEYS = ("width", "depth")
 
 
 def _run_row(path: str | Path, task: str, headline: str) -> dict[str, Any]:
@@ -60,32 +64,64 @@ def _cell(value: Any) -> Any:
     return "-".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
 
+def _number(value: Any) -> float | None:
+    """`value` as a number: itself, or a fraction written "p/q" (a size multiplier); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.count("/") == 1 and all(p.isdigit() for p in value.split("/")):
+        num, den = map(int, value.split("/"))
+        return num / den if den else None
+    return None
+
+
+def _show(value: Any) -> str:
+    """A value as written: 2, not the 2.0 a column with the configured run's empty cell turns it into."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _numeric(values: pd.Series) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return all(_number(v) is not None for v in values)
+
+
+def _lines(points: pd.DataFrame, others: list[str]) -> tuple[list[str], list[str], list]:
+    """The keys that make one line each, the keys labelled beside each marker, and the groups of rows."""
+    groups = list(points.groupby(others, sort=False)) if others else [((), points)]
+    if len(others) > 1 and all(len(rows) == 1 for _, rows in groups):  # every point its own: per-point settings
+        others, labelled = others[:1], others[1:]
+        return others, labelled, list(points.groupby(others, sort=False))
+    return others, [], groups
 
 
 def sweep_figure(table: pd.DataFrame, keys: Sequence[str]) -> Figure:
-    """Best dev score against the first grid key, one line per combination of the other keys; the configured run
-    as a dashed line."""
+    """Best dev score against the first key, one line per combination of the other keys (`_lines`); the
+    configured run as a dashed line."""
     from kdprobe.registry import METRIC_DISPLAY
     from kdprobe.report.figures import metric_label, model_name, new_figure
 
     points = table[table["run"] != CONFIGURED]
     base = table[table["run"] == CONFIGURED].iloc[0]
-    x_key, others = keys[0], list(keys[1:])
+    x_key = keys[0]
+    others, labelled, groups = _lines(points, list(keys[1:]))
     fig, axes = new_figure(7.5, 4.6)
     ax = axes[0][0]
     numeric = _numeric(points[x_key])
     order = list(dict.fromkeys(points[x_key]))
-    groups = points.groupby(others, sort=False) if others else [((), points)]
     for group, rows in groups:
         group = group if isinstance(group, tuple) else (group,)
-        xs = rows[x_key].astype(float) if numeric else [order.index(v) for v in rows[x_key]]
-        label = ", ".join(f"{k}={v}" for k, v in zip(others, group)) or "grid points"
+        xs = [_number(v) if numeric else order.index(v) for v in rows[x_key]]
+        label = ", ".join(f"{k}={_show(v)}" for k, v in zip(others, group)) or "grid points"
         ax.plot(xs, rows["best_dev"], "-o", markersize=6, label=label)
+        for x, (_, row) in zip(xs, rows.iterrows()):
+            if labelled:
+                ax.annotate(", ".join(f"{k}={_show(row[k])}" for k in labelled), (x, row["best_dev"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, 4))
     ax.axhline(base["best_dev"], color="black", linestyle="--", label="configured settings (own run)")
     if numeric and x_key in LOG_KEYS:
         ax.set_xscale("log")
+    if numeric and (x_key in TICKED_KEYS or any(isinstance(v, str) for v in order)):
+        ax.set_xticks([_number(v) for v in order], [_show(v) for v in order])
     if not numeric:
         ax.set_xticks(range(len(order)), [str(v) for v in order])
     ax.set_xlabel(f"{x_key}{' (log scale)' if numeric and x_key in LOG_KEYS else ''}")

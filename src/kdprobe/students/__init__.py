@@ -10,7 +10,9 @@ student.save(model_dir)
 ```
 
 `settings` is the config section `students.<kind>` (architecture keys: see `bert_s` and `lstm_s`; input
-embeddings: `channels`); `vocab_info` says where the input vocabulary and initial embeddings come from:
+embeddings: `channels`; sizes: `Student.n_params_without_embeddings`, and the thesis's count of trainable
+non-embedding parameters `common.thesis_size`); `vocab_info` says where the input vocabulary and initial
+embeddings come from:
 - `teacher_dir`: the teacher's Hugging Face directory (tokenizer; its wordpiece embeddings when
   `embeddings: teacher`). Needed by students that read wordpieces.
 - `words` (list, `[PAD]`, `[UNK]` first) or `sentences` (to build it from): the word vocabulary of a student that
@@ -71,9 +73,11 @@ def build_student(kind: str, settings: dict, n_classes: int, vocab_info: dict | 
         raise ConfigError("student", f"need at least 2 classes, got {n_classes}")
     student = module.build(settings, int(n_classes), dict(vocab_info or {}))
     log.info(
-        "built %s: %s; %d parameters, %d without embeddings, %d trainable",
+        "built %s: %s; %d parameters, %d without embeddings, %d trainable, %d trainable without embeddings "
+        "(the thesis's count)",
         kind, {k: v for k, v in student.config.items() if k != "labels"},
         student.n_params(), student.n_params_without_embeddings(), student.n_trainable_params(),
+        student.n_thesis_params(),
     )
     return student
 

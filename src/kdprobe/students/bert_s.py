@@ -14,15 +14,24 @@
   token-type embeddings, LayerNorm and dropout apply after it as usual.
 - Modes (`embedding_mode`, `channels.ChannelEmbedding` as LSTM_S has them; default `non-static`, the thesis'
   trainable embeddings): `static` one frozen table, `non-static` one trainable table, `multichannel` a frozen
-  and a trained copy of the same initial table whose (projected) vectors are AVERAGED per token (BERT's width is
-  fixed; at initialisation multichannel equals non-static). Except for random non-static embeddings (BERT's own
-  table), the tables replace BERT's word-embedding table.
+  and a trained copy of the same initial table. How multichannel's two channels meet (`channel_combine`):
+  `mean` (default) each projected by one shared projection (when of another width than `hidden`), then AVERAGED
+  per token (at initialisation multichannel equals non-static); `concat` as the thesis's code builds it
+  (pytorch-transformers fork @ 32e7945, `modeling_bert.py` `BertEmbeddings`, lines 181-221): the two vectors
+  CONCATENATED, then one trainable Linear(2 x width, hidden), present even when width = hidden. Except for
+  random non-static embeddings (BERT's own table), the tables replace BERT's word-embedding table.
+  Where the thesis's fork differs and kdprobe does not follow (no effect on the non-embedding size): in
+  multichannel mode it doubles the token-type table too (frozen + trained, concatenated, Linear(2 x hidden,
+  hidden)), and in static mode it freezes the token-type table; with one sentence per input every token has
+  type 0, so either way the token-type term is one vector added to every token (here: one trained vector).
 - Classifier as `BertForSequenceClassification`: dropout, then a linear layer on the pooled [CLS] output
   (BERT's pooler: dense + tanh on the first token).
 - `layer_states`: the outputs of the transformer layers 1..L (the embedding output, layer 0, is not included).
-- Size without embeddings (word tables and their projection, position and token-type tables excluded; embedding
-  LayerNorm, layers, pooler and classifier counted) at thesis sizes with 2 classes: 2,417,888 (~2.42M), whatever
-  the embeddings and mode (the projection belongs to the embeddings: it only exists to fit their width).
+- Size without embeddings (`n_params_without_embeddings`: word tables and their projection, position and
+  token-type tables excluded; embedding LayerNorm, layers, pooler and classifier counted) at thesis sizes with 2
+  classes: 2,417,888, whatever the embeddings and mode (the projection belongs to the embeddings: it only exists
+  to fit their width). The thesis's own count (`common.thesis_size`: trainable parameters whose name has no
+  "embed", so the embedding LayerNorm is out too): 2,417,480 (its table: 2.42M); 57 classes (Sara): 2,428,755.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, 
 
 KIND = "bert_s"
 SOURCES = ("random", "teacher", "word2vec")
+#: `channel_combine`: how multichannel's two channels meet (`mean`: projected, averaged; `concat`: the thesis's)
+CHANNEL_COMBINE = ("mean", "concat")
 _EMBEDDING_PREFIXES = (
     "bert.embeddings.word_embeddings.",
     "bert.embeddings.position_embeddings.",
@@ -83,8 +94,13 @@ class BertStudent(Student):
         mode = c.get("embedding_mode", "non-static")  # student.json of earlier versions: trainable
         if c["embeddings"] != "random" or mode != "non-static":
             width = c["embedding_dim"]
+            # student.json of earlier versions: averaged channels
+            if mode == "multichannel" and c.get("channel_combine", "mean") == "concat":
+                projection_dim, combine = c["hidden"], "concat-project"  # Linear(2 x width, hidden), as the thesis
+            else:
+                projection_dim, combine = (c["hidden"] if width != c["hidden"] else None), "mean"
             channels = ChannelEmbedding(c["vocab_size"], width, mode, inputs.pad_id,
-                                        projection_dim=c["hidden"] if width != c["hidden"] else None, combine="mean")
+                                        projection_dim=projection_dim, combine=combine)
             if c["embeddings"] == "random":
                 channels.initialise(self.bert.get_input_embeddings().weight)  # BERT's initialisation
             self.bert.set_input_embeddings(channels)
@@ -121,6 +137,7 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
     kind = "students.bert_s"
     source = choice(settings, "embeddings", SOURCES, None, kind)
     mode = choice(settings, "embedding_mode", MODES, None, kind)
+    combine = choice(settings, "channel_combine", CHANNEL_COMBINE, "mean", kind)
     hidden = int(setting(settings, "hidden", kind=kind))
     max_length = int(setting(settings, "max_length", kind=kind))
     if max_length < 3:
@@ -144,6 +161,7 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
         "max_length": max_length,
         "embeddings": source,
         "embedding_mode": mode,
+        "channel_combine": combine,
         "embedding_dim": int(matrix.shape[1]) if matrix is not None else hidden,
         "vocab_size": int(matrix.shape[0]) if matrix is not None else inputs.vocab_size,
         "n_classes": int(n_classes),

@@ -9,9 +9,12 @@
 - Modes: `static` one frozen table; `non-static` one trainable table; `multichannel` two copies of the same initial
   table, one frozen and one trained.
 - `ChannelEmbedding` holds the tables and, when the model needs another width than the vectors', a trainable
-  linear projection shared by the channels; the channels' (projected) vectors are then concatenated (LSTM_S: its
-  input is 2 x the width) or averaged (BERT_S: its hidden size is fixed; averaging, Kim's sum of a shared filter's
-  responses, scaled, makes multichannel equal non-static at initialisation).
+  linear projection. `combine` says how two channels meet: `concat` (LSTM_S: its input is 2 x the width; a
+  projection, if any, is shared by the channels and applied to each before), `mean` (BERT_S's default: each
+  channel projected by the shared projection, then averaged; Kim's sum of a shared filter's responses, scaled,
+  makes multichannel equal non-static at initialisation) or `concat-project` (BERT_S as the thesis's code builds
+  it: the raw channels concatenated, then one projection from 2 x the width to the model's; it exists in
+  multichannel mode even when the widths agree).
 """
 
 from __future__ import annotations
@@ -30,20 +33,23 @@ from kdprobe.errors import ConfigError, InputError
 from kdprobe.students.common import WEIGHTS_FILE, WordInput, WordPieceInput, setting
 
 MODES = ("static", "non-static", "multichannel")
-COMBINE = ("concat", "mean")
+COMBINE = ("concat", "mean", "concat-project")
 
 log = logging.getLogger(__name__)
 
 
 class ChannelEmbedding(nn.Module):
-    """One or two embedding tables (frozen `static`, trainable `tuned`), optionally projected (one projection for
-    both), combined by `combine` (`concat` | `mean`)."""
+    """One or two embedding tables (frozen `static`, trainable `tuned`), combined by `combine` (`concat` | `mean` |
+    `concat-project`, see the module's docstring) and optionally projected to `projection_dim` (`concat-project`
+    needs it)."""
 
     def __init__(self, vocab_size: int, dim: int, mode: str, pad_id: int, projection_dim: int | None = None,
                  combine: str = "concat"):
         super().__init__()
         if mode not in MODES or combine not in COMBINE:
             raise ValueError(f"mode {mode!r} / combine {combine!r}: expected one of {MODES} / {COMBINE}")
+        if combine == "concat-project" and not projection_dim:
+            raise ValueError("combine 'concat-project' needs a projection_dim")
 
         def table() -> nn.Embedding:
             return nn.Embedding(vocab_size, dim, padding_idx=pad_id)
@@ -52,10 +58,14 @@ class ChannelEmbedding(nn.Module):
         self.tuned = table() if mode in ("non-static", "multichannel") else None
         if self.static is not None:
             self.static.weight.requires_grad_(False)
-        self.projection = nn.Linear(dim, projection_dim) if projection_dim else None
+        n_channels = len(self.channels())
+        # one projection: of each channel (concat, mean) or of the channels side by side (concat-project)
+        self.project_combined = combine == "concat-project"
+        in_features = dim * n_channels if self.project_combined else dim
+        self.projection = nn.Linear(in_features, projection_dim) if projection_dim else None
         self.combine = combine
         width = projection_dim or dim
-        self.out_features = width * len(self.channels()) if combine == "concat" else width
+        self.out_features = width * n_channels if combine == "concat" else width
 
     def channels(self) -> list[nn.Embedding]:
         return [e for e in (self.static, self.tuned) if e is not None]
@@ -67,12 +77,16 @@ class ChannelEmbedding(nn.Module):
                 emb.weight.copy_(matrix)
 
     def channel_vectors(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
-        """Each channel's (projected) vectors."""
+        """Each channel's vectors, projected when the projection is per channel (not with `concat-project`)."""
         vectors = [emb(input_ids) for emb in self.channels()]
-        return vectors if self.projection is None else [self.projection(v) for v in vectors]
+        if self.projection is None or self.project_combined:
+            return vectors
+        return [self.projection(v) for v in vectors]
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         vectors = self.channel_vectors(input_ids)
+        if self.project_combined:
+            return self.projection(torch.cat(vectors, dim=-1))
         if len(vectors) == 1:
             return vectors[0]
         return torch.cat(vectors, dim=-1) if self.combine == "concat" else torch.stack(vectors).mean(0)

@@ -48,6 +48,32 @@ def choice(settings: dict, key: str, options: Sequence[str], default: str | None
     return value
 
 
+def flag(settings: dict, key: str, default: bool, kind: str) -> bool:
+    """`settings[key]` (a boolean), or `default`; anything else is a ConfigError naming the key."""
+    value = settings.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{kind}.{key}", f"{value!r} is not true or false")
+    return value
+
+
+# ------------------------------------------------------------------------------------------- parameter counts
+#: The thesis's "trainable non-embedding parameters" (table tab:best-students): its code (pytorch-transformers
+#: fork @ 32e7945, examples/distillation/distiller_from_finetuned.py, lines 128-137) counts the trainable
+#: parameters and subtracts the trainable ones whose name contains this. For BERT_S that is all of
+#: `bert.embeddings` (word, position and token-type tables, the projections of the embedding width, which the
+#: fork names `token_embedding_dimensionality_reduction`, and the embedding LayerNorm); for LSTM_S the word tables
+#: (`static_embed`, `non_static_embed` there; LSTM_S has no projection there). kdprobe's parameter names put the
+#: same layers under names with "embed" (`bert.embeddings.*`, `embed.*`), projections included.
+THESIS_EMBEDDING_MARK = "embed"
+
+
+def thesis_size(model: torch.nn.Module) -> int:
+    """Trainable parameters whose name does not contain "embed": the thesis's size of a student."""
+    return sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and THESIS_EMBEDDING_MARK not in n)
+
+
 # ------------------------------------------------------------------------------------------- input encoders
 class WordPieceInput:
     """The teacher's WordPiece tokenizer (a Hugging Face tokenizer directory)."""
@@ -183,6 +209,10 @@ class Student(torch.nn.Module):
 
     def n_trainable_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def n_thesis_params(self) -> int:
+        """Trainable non-embedding parameters as the thesis counts them (`thesis_size`)."""
+        return thesis_size(self)
 
     # ---- files
     def save(self, model_dir: str | Path) -> None:

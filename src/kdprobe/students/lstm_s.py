@@ -7,7 +7,9 @@ last backward state] of the top layer -> FC + ReLU + dropout -> linear to the cl
   `random`: the same word-level vocabulary, every vector U[-0.25, 0.25], width `embedding_dim` (default 300);
   `teacher`: the teacher's wordpieces (no [CLS]/[SEP]) and its wordpiece embedding matrix, followed by a trainable
   linear projection to `embedding_dim` (default 300) when the widths differ; the projection is shared by the
-  channels and counts as part of the embeddings.
+  channels and counts as part of the embeddings. With `teacher_projection: false` the vectors go in at the
+  teacher's width (1024 for BERT-large; 2048 multichannel), as in the thesis's code (its BiRNN student has no
+  projection: pytorch-transformers fork @ 32e7945, `examples/distillation/base.py` `init_embedding`).
 - Modes (`embedding_mode`), as Kim (2014): `static` one frozen table; `non-static` one trainable table;
   `multichannel` two copies of the same initial table, one frozen and one trained, whose vectors are
   CONCATENATED per token (LSTM input = 2 x embedding width). Concatenation is what gives the thesis' ~2.41M
@@ -21,7 +23,9 @@ last backward state] of the top layer -> FC + ReLU + dropout -> linear to the cl
   hand-written backward pass that skips the frozen channel.
 - `layer_states`: layers 1..L, each the BiLSTM's per-token outputs (B, T, 2 x hidden), zeros at padded steps.
 - Size without embeddings at thesis sizes, 2 classes: multichannel 2,406,002; static / non-static 1,686,002; each
-  further layer adds 2 x 4 x hidden x (2 x hidden + hidden + 2) = 2,164,800.
+  further layer adds 2 x 4 x hidden x (2 x hidden + hidden + 2) = 2,164,800. The thesis's rule
+  (`common.thesis_size`) gives the same (every embedding-side name starts `embed.`); with teacher embeddings
+  unprojected, multichannel, 57 classes (Sara): 5,903,257.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from kdprobe.students.bilstm import bilstm
 from kdprobe.students.channels import MODES, ChannelEmbedding, teacher_vectors, uniform_embeddings, word2vec_vectors, word_input
-from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, load_input, setting
+from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, flag, load_input, setting
 
 KIND = "lstm_s"
 SOURCES = ("word2vec", "teacher", "random")
@@ -102,7 +106,7 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> LstmStudent:
     projection_dim = None
     if source == "teacher":
         inputs, matrix = teacher_vectors(vocab_info, kind, special_tokens=False)
-        if matrix.shape[1] != width:
+        if matrix.shape[1] != width and flag(settings, "teacher_projection", True, kind):
             projection_dim = width
     else:
         inputs = word_input(vocab_info, kind, special_tokens=False)

@@ -1,0 +1,117 @@
+"""Hand-written sentences scored by every trained model: the thesis's perturbed-CoLA table (its section 6.2 and
+appendix table `tab:own-CoLA-diagnostics`), for any task.
+
+The sentences come from config (`analysis.score_sentences.<task>`: each entry a sentence, or `{sentence, label,
+original}`: the label a name of the task's `labels.txt`, `original` whether it is a dev sentence rather than a
+perturbed variant) or from the command line (`kdprobe score`, `kdprobe.cli`). `score_sentences` runs each model
+(`kdprobe.models.load_classifier`, the same truncation, batching and label checks as the dev predictions) and
+returns one row per sentence: `sentence, label, original`, then `pred_<model>, confidence_<model>` of each model
+(confidence = the predicted class's probability).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.models import batched_logits, check_finite_logits, load_classifier
+from kdprobe.splits import normalise
+
+log = logging.getLogger(__name__)
+
+#: Columns before the per-model ones.
+COLUMNS = ("sentence", "label", "original")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence to score: its text, its expected label (None: not given) and whether it is an original
+    (unperturbed) sentence."""
+
+    text: str
+    label: str | None = None
+    original: bool = False
+
+
+def sentence_entries(entries: Sequence[Any], key: str, labels: Sequence[str]) -> list[Sentence]:
+    """The config list `key` (`analysis.score_sentences.<task>`) as `Sentence`s, checked: each entry a non-empty
+    string or a mapping with a non-empty `sentence`, a `label` among `labels`, a boolean `original`; a bad entry is
+    a `ConfigError` naming `key[i]`."""
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"{key}[{i}]"
+        item = {"sentence": entry} if isinstance(entry, str) else entry
+        if not isinstance(item, Mapping) or not isinstance(item.get("sentence"), str):
+            raise ConfigError(where, f"expected a sentence or {{sentence, label, original}}, got {entry!r}")
+        unknown = sorted(set(item) - {"sentence", "label", "original"})
+        if unknown:
+            raise ConfigError(where, f"unknown keys {unknown} (expected sentence, label, original)")
+        text = normalise(item["sentence"])
+        if not text:
+            raise ConfigError(where, "the sentence is empty")
+        label = item.get("label")
+        if label is not None and str(label) not in labels:
+            raise ConfigError(where, f"label {label!r} is not one of the task's labels ({', '.join(labels)})")
+        original = item.get("original", False)
+        if not isinstance(original, bool):
+            raise ConfigError(where, f"original must be true or false, got {original!r}")
+        out.append(Sentence(text, None if label is None else str(label), original))
+    return out
+
+
+def model_probabilities(kind: str, model_dir: str | Path, texts: Sequence[str], labels: Sequence[str],
+                        max_length: int | None, device: torch.device | str, batch_size: int = 64) -> np.ndarray:
+    """(N, classes) softmax probabilities of the trained `kind` model of `model_dir` on `texts`, whose classes
+    must be `labels` (else `InputError`); truncated at `max_length` as `load_classifier` does."""
+    model = load_classifier(kind, model_dir, max_length, device)
+    if model.n_classes != len(labels):
+        raise InputError(model_dir, f"model has {model.n_classes} classes, the task {len(labels)} labels")
+    if model.labels and list(model.labels) != list(labels):
+        raise InputError(model_dir, f"model was trained with labels {model.labels}, the task has {list(labels)}")
+    logits = batched_logits(model.forward, model.tokenize(list(texts)), model.pad_id, batch_size, device)
+    check_finite_logits(logits, lambda i: f"{kind} {model_dir}, sentence {i + 1} ({texts[i]!r})",
+                        check="the model's weights and that sentence")
+    return torch.softmax(logits, dim=-1).numpy()
+
+
+def score_sentences(
+    sentences: Sequence[Sentence],
+    models: Mapping[str, str | Path],
+    labels: Sequence[str],
+    max_lengths: Mapping[str, int | None],
+    device: torch.device | str = "cpu",
+) -> pd.DataFrame:
+    """Every sentence scored by every model of `{kind: model_dir}` (in that order): `COLUMNS`, then
+    `pred_<kind>` (a label name) and `confidence_<kind>`; `label` is '' where none was given."""
+    if not sentences:
+        raise ConfigError("analysis.score_sentences", "no sentences to score")
+    texts = [s.text for s in sentences]
+    table = pd.DataFrame({"sentence": texts, "label": [s.label or "" for s in sentences],
+                          "original": [s.original for s in sentences]})
+    for kind, model_dir in models.items():
+        probs = model_probabilities(kind, model_dir, texts, labels, max_lengths.get(kind), device)
+        table[f"pred_{kind}"] = [labels[i] for i in probs.argmax(axis=1)]
+        table[f"confidence_{kind}"] = probs.max(axis=1)
+        given = table["label"] != ""
+        if given.any():
+            log.info("%s: %d of %d labelled sentences as labelled", kind,
+                     int((table.loc[given, f"pred_{kind}"] == table.loc[given, "label"]).sum()), int(given.sum()))
+    return table
+
+
+def format_table(table: pd.DataFrame, models: Sequence[str]) -> str:
+    """`score_sentences`' table as aligned text for a terminal: the label, then each model's prediction and
+    confidence, then the sentence."""
+    header = ["label"] + list(models) + ["sentence"]
+    rows = [[row["label"] or "-"] + [f"{row[f'pred_{m}']} {row[f'confidence_{m}']:.2f}" for m in models]
+            + [("(o) " if row["original"] else "") + row["sentence"]] for _, row in table.iterrows()]
+    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header) - 1)]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in [header, *rows]]
+    return "\n".join(lines) + "\n"
