@@ -54,7 +54,8 @@ def test_laptop_dry_run_plans_every_stage(project):
     assert jobs["prepare_data"] == TASKS and jobs["teacher"] == TASKS and jobs["gpt2"] == TASKS
     assert jobs["sample"] == 2 * TASKS and jobs["logits"] == 3 * TASKS  # 2 shards + train
     assert jobs["distil"] == 2 * TASKS and jobs["predict"] == models * TASKS
-    assert jobs["probe"] == models * TASKS + 1  # one job per model
+    # one job per model, each student's embed. baseline (probe.embed_baseline), the pre-trained teacher
+    assert jobs["probe"] == (models + 2) * TASKS + 1 and jobs["embed_model"] == 2 * TASKS
     # everything it reads is fetched first: real data, the two small models, the probing files, word2vec
     for rule in ("fetch_cola", "fetch_sst2", "fetch_word2vec", "fetch_all_MiniLM_L6_v2", "fetch_distilgpt2"):
         assert jobs[rule] == 1, rule
