@@ -161,4 +161,4 @@ def test_laptop_offline_dry_run_builds_its_stand_ins_and_fetches_nothing(project
     for rule in ("offline_teacher", "offline_corpus", "offline_gpt2", "offline_probing"):
         assert jobs[rule] == 1, rule
     assert not [rule for rule in jobs if rule.startswith("fetch_")]
-    assert jobs["gpt2"] == TASKS and jobs["distil"] == 2 * TASKS and jobs["probe"] == 3 * TASKS + 1
+    assert jobs["gpt2"] == TASKS and jobs["distil"] == 2 * TASKS and jobs["probe"] == 5 * TASKS + 1  # embed.: +2

@@ -234,8 +234,8 @@ def test_workflow_reads_a_yaml_directory_and_reruns_when_one_of_its_files_change
     shutil.copytree(SARA / "yaml", project / "raw" / "nlu")
     override = tmp_path / "override.yaml"
     override.write_text(yaml.safe_dump({"tasks": {"sara": {"data": {
-        "format": "rasa_yaml", "train": "raw/nlu", "pseudonymise": True,
-        "split": {"test": 0.2, "dev": 0.2, "seed": 1}}}}}))
+        "format": "rasa_yaml", "train": "raw/nlu", "dev": None, "test": None, "pseudonymise": True,
+        "split": {"test": 0.2, "dev": 0.2, "seed": 1}}}}}))  # null: not the thesis split's dev and test files
     target = "resources/data/sara/labels.txt"
     snakemake(project, "--cores", "1", target, "--configfile", str(override))
     assert (project / target).read_text().split() == ["affirm", "contact_sales", "greet", "thank"]

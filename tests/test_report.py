@@ -16,6 +16,7 @@ import struct
 from pathlib import Path
 from urllib.parse import unquote
 
+import pandas as pd
 import pytest
 
 from smk import snakemake
@@ -36,7 +37,7 @@ CHROMIUM_ARGS = [
 TASKS = ("cola", "sst2", "sara")
 #: Each report category (a stage of the study) and its subcategories: one per task, and more.
 CATEGORIES = {
-    "Summary": {*TASKS, "study", "cost"},
+    "Summary": {*TASKS, "study", "cost", "reproduction"},
     "Prediction analysis": set(TASKS),
     "Probing": {*TASKS, "all tasks"},
     "Training curves": set(TASKS),
@@ -281,6 +282,23 @@ def test_report_groups_results_by_stage_and_task(reader):
 def test_every_plot_of_the_run_is_in_the_report(reader, demo):
     plots = {str(p.relative_to(demo)) for p in (demo / "results").rglob("*.png")}
     assert plots and plots <= set(reader.results), sorted(plots - set(reader.results))
+
+
+def test_the_thesis_as_reported_is_in_the_run_and_its_report(reader, demo):
+    """Issue 19 on the demo: BERT_S probed at E, the embed. baselines, the hits analysis, the thesis's perturbed
+    CoLA sentences scored by every model, and the reproduction table, each a result of the report."""
+    for path in ("results/analysis/cola/scored_sentences.csv", "results/analysis/sara/hits.csv",
+                 "results/analysis/sara/overlap.png", "results/analysis/sara/correlation.png",
+                 "results/summary/reproduction.csv", "results/summary/reproduction.png"):
+        assert path in reader.results, path
+    embed = pd.read_csv(demo / "results/probe/sara/bert_s_embed.csv")
+    assert set(embed["layer"]) == {0} and set(embed["model"]) == {"bert_s_embed"} and len(embed) == 10
+    assert (embed["test_acc"] > 0).all()
+    assert 0 in set(pd.read_csv(demo / "results/probe/cola/bert_s.csv")["layer"])  # E, the embedding output
+    scored = pd.read_csv(demo / "results/analysis/cola/scored_sentences.csv", keep_default_na=False)
+    assert len(scored) == 70 and scored["original"].sum() == 21
+    for model in ("teacher", "bert_s", "lstm_s"):
+        assert scored[f"confidence_{model}"].between(0.5, 1.0).all() and set(scored[f"pred_{model}"].astype(str)) <= {"0", "1"}
 
 
 def test_every_result_is_reachable_from_the_menu(reader):

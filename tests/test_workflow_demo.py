@@ -111,10 +111,14 @@ def test_predictions_are_consistent(demo, task, model):
     assert list(pred.pred) == [labels[i] for i in probs.argmax(axis=1)]
 
 
+#: The embed. baselines of config/demo.yaml (probe.embed_baseline: [sara]): each student's table before training.
+EMBEDS = {"sara": ["bert_s_embed", "lstm_s_embed"]}
+
+
 def _probe_tables(demo):
     yield "pretrained", "teacher", demo / "results/probe/pretrained/teacher.csv"
     for task in TASKS:
-        for model in MODELS:
+        for model in [*MODELS, *EMBEDS.get(task, [])]:
             yield task, model, demo / f"results/probe/{task}/{model}.csv"
 
 
@@ -131,10 +135,12 @@ def test_probe_tables_are_complete_and_sane(demo):
             assert rows.majority_acc.to_numpy() == pytest.approx(expected), (path, name)
             assert (rows.n_train == len(train_y)).all() and (rows.n_test == len(test_y)).all()
         layers = sorted(table.layer.unique())
-        expected_layers = {"teacher": [1, 2, 3, 4], "bert_s": [1, 2], "lstm_s": [1]}[model]
+        # demo: the teacher at E (0) and 1..4; BERT_S `all`: E, 1, 2; an embed. baseline: its table, layer 0
+        expected_layers = {"teacher": [0, 1, 2, 3, 4], "bert_s": [0, 1, 2], "lstm_s": [1], "bert_s_embed": [0],
+                           "lstm_s_embed": [0]}[model]
         assert layers == ([1, 4] if scope == "pretrained" else expected_layers), path
         if model == "lstm_s":
-            assert set(table.pooling) == {"last", "max"}
+            assert set(table.pooling) == {"last", "max", "mean"}  # mean: the thesis's avg
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -201,10 +207,12 @@ def test_probing_plots_put_every_model_on_the_relative_depth_axis(demo):
         png_size(demo / f"results/plots/probe/{task}.png")
     png_size(demo / "results/plots/probe/overview.png")
     best = pd.read_csv(demo / "results/plots/probe/best_layers.csv")
-    assert len(best) == (1 + len(TASKS) * len(MODELS)) * len(PROBE_TASKS)
-    depth = {"pretrained": 4, "teacher": 4, "bert_s": 2, "lstm_s": 1}  # demo.bert.layers, students.bert_s.layers
+    embeds = sum(len(models) for models in EMBEDS.values())
+    assert len(best) == (1 + len(TASKS) * len(MODELS) + embeds) * len(PROBE_TASKS)
+    # demo.bert.layers, students.bert_s.layers; an embed. baseline has layer 0 only (depth 0, position 0)
+    depth = {"pretrained": 4, "teacher": 4, "bert_s": 2, "lstm_s": 1, "bert_s_embed": 0, "lstm_s_embed": 0}
     assert (best.depth == best.model.map(depth)).all()
-    np.testing.assert_allclose(best.position, best.layer / best.depth)
+    np.testing.assert_allclose(best.position, np.where(best.depth > 0, best.layer / best.depth.clip(lower=1), 0))
     assert best.position.between(0, 1).all()
     for (scope, model), rows in best.groupby(["scope", "model"]):
         table = pd.read_csv(demo / f"results/probe/{scope}/{'teacher' if model == 'pretrained' else model}.csv")

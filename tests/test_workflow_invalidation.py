@@ -32,6 +32,14 @@ def seeds_of(students: int) -> dict[str, int]:
 
 #: The demo's sweep: two learning rates of LSTM_S on CoLA, and its summary.
 SWEEP = {"distil_variant": 2, "sweep_summary": 1}
+#: CoLA's models score the thesis's perturbed sentences (analysis.score_sentences.cola): redone when one changes.
+SCORED = {"score_sentences": 1}
+
+
+def embeds_of(students: int) -> dict[str, int]:
+    """The embed. baselines (config/demo.yaml: Sara's students) of `students` students whose inputs changed (the
+    transfer set, the teacher or their embedding settings): rebuilt and probed again."""
+    return {"embed_model": students, "probe": students}
 
 
 def plots_of(tasks: int) -> dict[str, int]:
@@ -61,7 +69,7 @@ CASES = {
     ),
     "augmentation sentences of one task": (
         {"tasks": {"cola": {"augment": {"sentences": 200}}}},
-        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP),
+        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP, SCORED),
     ),
     "number of shards": (
         {"tasks": {"sst2": {"augment": {"shards": 3}}}},
@@ -69,32 +77,32 @@ CASES = {
     ),
     "probe hidden sizes (every model's probing job; inside, not WordContent's saved table)": (
         {"probe": {"grid": {"hidden": [100]}}},
-        {"probe": 10, **plots_of(3)},
+        {"probe": 12, **plots_of(3)},  # 3 x 3 models, the pre-trained teacher, Sara's 2 embed. baselines
     ),
     "probe weight decays (every model's probing job)": (
         {"probe": {"grid": {"weight_decay": [1.0e-3]}}},
-        {"probe": 10, **plots_of(3)},
+        {"probe": 12, **plots_of(3)},  # 3 x 3 models, the pre-trained teacher, Sara's 2 embed. baselines
     ),
     "WordContent's logistic regression (every model's probing job; inside, WordContent only)": (
         {"probe": {"word_content_logreg": False}},
-        {"probe": 10, **plots_of(3)},
+        {"probe": 12, **plots_of(3)},  # 3 x 3 models, the pre-trained teacher, Sara's 2 embed. baselines
     ),
     "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
         {"teacher": {"lr": 7.0e-4}},
-        add(downstream_of_teacher(3), seeds_of(2), SWEEP),
+        add(downstream_of_teacher(3), seeds_of(2), SWEEP, embeds_of(2), SCORED),
     ),
     "teacher epochs of one task": (
         {"tasks": {"sara": {"teacher": {"epochs": 11}}}},
-        add(downstream_of_teacher(1), seeds_of(2)),
+        add(downstream_of_teacher(1), seeds_of(2), embeds_of(2)),
     ),
     "GPT-2 learning rate (not the teacher)": (
         {"gpt2": {"lr": 5.0e-4}},
         add({"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3}, downstream_of_students(6, 3), seeds_of(2),
-            SWEEP),
+            SWEEP, embeds_of(2), SCORED),
     ),
     "LSTM_S embedding mode": (
         {"students": {"lstm_s": {"embedding_mode": "static"}}},
-        add(downstream_of_students(3, 3), seeds_of(1), SWEEP),
+        add(downstream_of_students(3, 3), seeds_of(1), SWEEP, embeds_of(1), SCORED),
     ),
     "teacher probe layers (teacher probes only)": (
         {"probe": {"layers": {"teacher": [2, 4]}}},
@@ -102,15 +110,15 @@ CASES = {
     ),
     "demo BERT pre-training (not the data, GPT-2 or word2vec)": (
         {"demo": {"bert": {"pretrain_steps": 900}}},
-        add({"demo_bert": 1}, downstream_of_teacher(3), seeds_of(2), SWEEP, {"probe": 1}),
+        add({"demo_bert": 1}, downstream_of_teacher(3), seeds_of(2), SWEEP, {"probe": 1}, embeds_of(2), SCORED),
     ),
     "demo word2vec (LSTM_S only)": (
         {"demo": {"word2vec": {"epochs": 5}}},
-        add({"demo_word2vec": 1}, downstream_of_students(3, 3), seeds_of(1), SWEEP),
+        add({"demo_word2vec": 1}, downstream_of_students(3, 3), seeds_of(1), SWEEP, embeds_of(1), SCORED),
     ),
     "logits batch size of one task": (
         {"tasks": {"cola": {"logits": {"batch_size": 32}}}},
-        add({"logits": 3}, downstream_of_students(2), SWEEP),
+        add({"logits": 3}, downstream_of_students(2), SWEEP, SCORED),
     ),
     "prediction analysis (analysis only)": (
         {"analysis": {"top_k": 3}},

@@ -101,3 +101,12 @@ def test_the_demo_fetches_nothing_and_carves_its_own_sara(project):
     jobs = planned_jobs(project, "--configfile", "config/demo.yaml")
     assert not [rule for rule in jobs if rule.startswith("fetch_")], jobs
     assert jobs["score_sentences"] == 1 and jobs["analyse_predictions"] == 3  # the thesis's perturbed CoLA
+
+
+def test_the_thesis_final_overlay_plans_the_tuned_students_and_chapter_5(project):
+    """config/thesis-final.yaml over the thesis config: the study with its tuned students, and chapter 5's
+    exploration as 149 extra student runs (CoLA 94, SST-2 35, Sara 20) summarised by 19 sweep tables."""
+    jobs = planned_jobs(project, "--configfile", "config/config.yaml", "config/thesis-final.yaml")
+    assert jobs["distil"] == 6 and jobs["distil_variant"] == 149
+    assert jobs["sweep_summary"] == 19 and "predict_variant" not in jobs  # sweeps are read from metrics.json
+    assert jobs["teacher"] == 3 and jobs["probe"] == 16

@@ -205,6 +205,19 @@ def _model_depth(path: str) -> int | None:
     return depth if isinstance(depth, int) and not isinstance(depth, bool) else None
 
 
+#: Student settings that only training reads: the embed. baseline's table (a student built, not trained) does not
+#: depend on them, so they are left out of rule embed_model's params (`embed_table_settings`).
+TRAINING_ONLY = ("loss", "mse_reduction", "temperature", "optimizer", "lr", "rho", "betas", "eps", "batch_size",
+                 "epochs", "schedule", "warmup_epochs", "clip_norm", "save_every_steps", "eval_every_steps",
+                 "eval_batch_size", "bf16", "compile")
+
+
+def embed_table_settings(config: dict, task: str, student: str) -> dict[str, Any]:
+    """The settings of `task`'s `student` that its untrained token table depends on (all but `TRAINING_ONLY`:
+    the architecture too, whose initialisation comes before the table's in the seeded random stream)."""
+    return {k: v for k, v in student_settings(config, task, student).items() if k not in TRAINING_ONLY}
+
+
 def embed_baseline(config: dict, task: str) -> bool:
     """Whether `task`'s students get an embed. baseline probed (`probe.embed_baseline`: true, false or tasks)."""
     value = config["probe"].get("embed_baseline", False)

@@ -318,9 +318,10 @@ def build_embed_model(kind: str, settings: dict[str, Any], transfer_paths: Seque
                       word2vec: str | Path | None = None) -> Path:
     """The thesis's "embed." baseline (rule `embed_model`): the `kind` student built as `distil` builds it (the
     same inputs, `read_inputs`, `build` and seed), not trained; its token table and input files written to
-    `out_dir` (`students.embed.save_embed_model`)."""
+    `out_dir` (`students.embed.save_embed_model`). `settings`: the student's, training-only keys may be left out
+    (`config.embed_table_settings`)."""
     paths = [str(p) for p in transfer_paths]
-    seed = TrainSettings.from_section(settings, f"students.{kind}").seed
+    seed = int(settings["seed"])
     data = read_inputs(paths, Path(data_dir), need_ids=reads_teacher_ids(kind, settings))
     student, _ = build(kind, settings, data, teacher_dir, word2vec, seed, paths[0])
     return save_embed_model(student, out_dir)

@@ -42,6 +42,7 @@ rule embed_model:
     resources:
         **rule_resources("embed_model"),
     params:
-        settings=lambda wc: kdconfig.student_settings(config, wc.task, wc.student),
+        # the settings the untrained table depends on (not lr, epochs, ...: kdconfig.TRAINING_ONLY)
+        settings=lambda wc: kdconfig.embed_table_settings(config, wc.task, wc.student),
     script:
         "../scripts/embed_model.py"
