@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,27 @@ from kdprobe.registry import MODELS
 from kdprobe.splits import load_labels, load_split
 
 log = logging.getLogger(__name__)
+
+def class_probabilities(model_kind: str, model_dir: str | Path, sentences: Sequence[str], labels: Sequence[str],
+                        max_length: int | None, device: torch.device | str, batch_size: int,
+                        where: Callable[[int], str], labels_source: str) -> np.ndarray:
+    """(N, classes) softmax probabilities of the trained `model_kind` model in `model_dir` on `sentences`, whose
+    classes must be `labels` (read from `labels_source`, else `InputError`); truncated as `load_classifier` does. A
+    NaN or infinite logit is a `NonFiniteError` naming the model and `where(i)`, the sentence."""
+    model = load_classifier(model_kind, model_dir, max_length, device)
+    if model.n_classes != len(labels):
+        raise InputError(model_dir, f"model has {model.n_classes} classes, {labels_source} {len(labels)} labels")
+    if model.labels and list(model.labels) != list(labels):
+        raise InputError(model_dir, f"model was trained with labels {model.labels}, {labels_source} has "
+                                    f"{list(labels)}")
+    if not sentences:
+        return np.empty((0, len(labels)), dtype=np.float32)
+    logits = batched_logits(model.forward, model.tokenize(list(sentences)), model.pad_id, batch_size, device,
+                            desc=model.kind)
+    check_finite_logits(logits, lambda i: f"{model_kind} {model_dir}, {where(i)}",
+                        check="the model's weights and that sentence")
+    return torch.softmax(logits, dim=-1).numpy()
+
 
 def write_predictions(
     model_kind: str,
@@ -52,19 +74,8 @@ def write_predictions(
     sentences, gold = load_split(data_dir, split, labels)
     log.info("read %d %s sentences, %d labels from %s; model %s from %s", len(sentences), split, len(labels),
              data_dir, model_kind, model_dir)
-    model = load_classifier(model_kind, model_dir, max_length, device)
-    logits = batched_logits(model.forward, model.tokenize(sentences), model.pad_id, batch_size, device,
-                            desc=model.kind)
-    n_classes, model_labels = model.n_classes, model.labels
-    if n_classes != len(labels):
-        raise InputError(model_dir, f"model has {n_classes} classes, {data_dir / 'labels.txt'} {len(labels)} labels")
-    if model_labels and list(model_labels) != labels:
-        raise InputError(model_dir, f"model was trained with labels {model_labels}, labels.txt has {labels}")
-    if not sentences:
-        logits = torch.empty(0, len(labels))
-    check_finite_logits(logits, lambda i: f"{model_kind} {model_dir}, {split}.tsv sentence {i + 1}",
-                        check="the model's weights and that sentence")
-    probs = torch.softmax(logits, dim=-1).numpy()
+    probs = class_probabilities(model_kind, model_dir, sentences, labels, max_length, device, batch_size,
+                                lambda i: f"{split}.tsv sentence {i + 1}", str(data_dir / "labels.txt"))
     pred = probs.argmax(axis=1) if len(probs) else np.empty(0, dtype=np.int64)
     frame = pd.DataFrame(
         {

@@ -4,7 +4,8 @@ appendix table `tab:own-CoLA-diagnostics`), for any task.
 The sentences come from config (`analysis.score_sentences.<task>`: each entry a sentence, or `{sentence, label,
 original}`: the label a name of the task's `labels.txt`, `original` whether it is a dev sentence rather than a
 perturbed variant) or from the command line (`kdprobe score`, `kdprobe.cli`). `score_sentences` runs each model
-(`kdprobe.models.load_classifier`, the same truncation, batching and label checks as the dev predictions) and
+(`predict.predictions.class_probabilities`: the same loading, truncation, batching and checks as the dev
+predictions) and
 returns one row per sentence: `sentence, label, original`, then `pred_<model>, confidence_<model>` of each model
 (confidence = the predicted class's probability).
 """
@@ -16,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
-from kdprobe.errors import ConfigError, InputError
-from kdprobe.models import batched_logits, check_finite_logits, load_classifier
+from kdprobe.errors import ConfigError
+from kdprobe.predict.predictions import class_probabilities
 from kdprobe.splits import normalise
 
 log = logging.getLogger(__name__)
@@ -66,27 +66,13 @@ def sentence_entries(entries: Sequence[Any], key: str, labels: Sequence[str]) ->
     return out
 
 
-def model_probabilities(kind: str, model_dir: str | Path, texts: Sequence[str], labels: Sequence[str],
-                        max_length: int | None, device: torch.device | str, batch_size: int = 64) -> np.ndarray:
-    """(N, classes) softmax probabilities of the trained `kind` model of `model_dir` on `texts`, whose classes
-    must be `labels` (else `InputError`); truncated at `max_length` as `load_classifier` does."""
-    model = load_classifier(kind, model_dir, max_length, device)
-    if model.n_classes != len(labels):
-        raise InputError(model_dir, f"model has {model.n_classes} classes, the task {len(labels)} labels")
-    if model.labels and list(model.labels) != list(labels):
-        raise InputError(model_dir, f"model was trained with labels {model.labels}, the task has {list(labels)}")
-    logits = batched_logits(model.forward, model.tokenize(list(texts)), model.pad_id, batch_size, device)
-    check_finite_logits(logits, lambda i: f"{kind} {model_dir}, sentence {i + 1} ({texts[i]!r})",
-                        check="the model's weights and that sentence")
-    return torch.softmax(logits, dim=-1).numpy()
-
-
 def score_sentences(
     sentences: Sequence[Sentence],
     models: Mapping[str, str | Path],
     labels: Sequence[str],
     max_lengths: Mapping[str, int | None],
     device: torch.device | str = "cpu",
+    batch_size: int = 64,
 ) -> pd.DataFrame:
     """Every sentence scored by every model of `{kind: model_dir}` (in that order): `COLUMNS`, then
     `pred_<kind>` (a label name) and `confidence_<kind>`; `label` is '' where none was given."""
@@ -96,7 +82,8 @@ def score_sentences(
     table = pd.DataFrame({"sentence": texts, "label": [s.label or "" for s in sentences],
                           "original": [s.original for s in sentences]})
     for kind, model_dir in models.items():
-        probs = model_probabilities(kind, model_dir, texts, labels, max_lengths.get(kind), device)
+        probs = class_probabilities(kind, model_dir, texts, labels, max_lengths.get(kind), device, batch_size,
+                                    lambda i: f"sentence {i + 1} ({texts[i]!r})", "the task's labels.txt")
         table[f"pred_{kind}"] = [labels[i] for i in probs.argmax(axis=1)]
         table[f"confidence_{kind}"] = probs.max(axis=1)
         given = table["label"] != ""

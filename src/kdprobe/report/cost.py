@@ -69,12 +69,17 @@ def read_benchmark(path: str | Path) -> dict[str, float]:
     }
 
 
-def benchmark_key(path: str | Path) -> tuple[str, str]:
-    """(stage, task) of `.../benchmarks/<stage>/<task>.tsv` or `.../benchmarks/<stage>/<task>/<...>.tsv`."""
+def benchmark_parts(path: str | Path) -> list[str]:
+    """The parts of `path` below its (last) `benchmarks/` directory: `[<rule>, <task>.tsv]`, `[<rule>, <task>, ...]`."""
     parts = Path(path).parts
     if "benchmarks" not in parts:
         raise InputError(path, "not under a benchmarks/ directory")
-    rest = parts[len(parts) - 1 - parts[::-1].index("benchmarks") + 1:]
+    return list(parts[len(parts) - parts[::-1].index("benchmarks"):])
+
+
+def benchmark_key(path: str | Path) -> tuple[str, str]:
+    """(stage, task) of `.../benchmarks/<stage>/<task>.tsv` or `.../benchmarks/<stage>/<task>/<...>.tsv`."""
+    rest = benchmark_parts(path)
     if len(rest) < 2 or not rest[-1].endswith(".tsv"):
         raise InputError(path, "expected benchmarks/<rule>/<task>.tsv or benchmarks/<rule>/<task>/....tsv")
     return rest[0], rest[1].removesuffix(".tsv")

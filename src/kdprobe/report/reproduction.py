@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from kdprobe.errors import ConfigError, InputError
-from kdprobe.report.cost import read_benchmark
+from kdprobe.report.cost import benchmark_parts, read_benchmark
 
 __all__ = ["THESIS", "Tolerance", "judge", "parse_reported", "read_reference", "reference_file",
            "reproduction_table", "timed_jobs", "wall_times"]
@@ -168,10 +168,7 @@ def timed_jobs(paths: Iterable[str | Path]) -> dict[tuple[str, str], list[str]]:
     out."""
     jobs: dict[tuple[str, str], list[str]] = {}
     for path in paths:
-        parts = Path(path).parts
-        if "benchmarks" not in parts:
-            raise InputError(path, "not under a benchmarks/ directory")
-        rest = list(parts[len(parts) - parts[::-1].index("benchmarks"):])
+        rest = benchmark_parts(path)
         rest[-1] = rest[-1].removesuffix(".tsv")
         if len(rest) == 2 and rest[0] in ("teacher", "gpt2"):
             kind, task = rest[0], rest[1]
