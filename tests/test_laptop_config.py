@@ -54,8 +54,10 @@ def test_laptop_dry_run_plans_every_stage(project):
     assert jobs["prepare_data"] == TASKS and jobs["teacher"] == TASKS and jobs["gpt2"] == TASKS
     assert jobs["sample"] == 2 * TASKS and jobs["logits"] == 3 * TASKS  # 2 shards + train
     assert jobs["distil"] == 2 * TASKS and jobs["predict"] == models * TASKS
-    # one job per model, each student's embed. baseline (probe.embed_baseline), the pre-trained teacher
-    assert jobs["probe"] == (models + 2) * TASKS + 1 and jobs["embed_model"] == 2 * TASKS
+    # one job per model, each student's embed. baseline (probe.embed_baseline) and random encoder
+    # (probe.random_baseline), the pre-trained teacher and the random teacher
+    assert jobs["probe"] == (models + 2 + 2) * TASKS + 2 and jobs["embed_model"] == 2 * TASKS
+    assert jobs["random_student"] == 2 * TASKS and jobs["random_teacher"] == 1
     # everything it reads is fetched first: real data, the two small models, the probing files, word2vec
     for rule in ("fetch_cola", "fetch_sst2", "fetch_word2vec", "fetch_all_MiniLM_L6_v2", "fetch_distilgpt2"):
         assert jobs[rule] == 1, rule
@@ -161,4 +163,4 @@ def test_laptop_offline_dry_run_builds_its_stand_ins_and_fetches_nothing(project
     for rule in ("offline_teacher", "offline_corpus", "offline_gpt2", "offline_probing"):
         assert jobs[rule] == 1, rule
     assert not [rule for rule in jobs if rule.startswith("fetch_")]
-    assert jobs["gpt2"] == TASKS and jobs["distil"] == 2 * TASKS and jobs["probe"] == 5 * TASKS + 1  # embed.: +2
+    assert jobs["gpt2"] == TASKS and jobs["distil"] == 2 * TASKS and jobs["probe"] == 7 * TASKS + 2  # embed., random: +2 each

@@ -180,7 +180,7 @@ def test_sampling_refuses_nan_logits(tmp_path):
 def test_the_probe_refuses_non_finite_features():
     g = torch.Generator().manual_seed(0)
     split = [(torch.randn(n, 8, generator=g), torch.randint(0, 2, (n,), generator=g)) for n in (40, 20, 20)]
-    settings = {"grid": {"hidden": [0], "dropout": [0.0], "weight_decay": [0.0]}, "standardise": False, "lr": 1e-3,
+    settings = {"grid": {"hidden": [4], "dropout": [0.0], "weight_decay": [0.0]}, "standardise": False, "lr": 1e-3,
                 "batch_size": 16, "epoch_size": 1, "tenacity": 1, "max_epoch": 2, "seed": 0}
     assert 0 <= fit_grid(*split, settings, desc="bert_s sara layer 2 mean").test_acc <= 1
     split[1][0][7, 3] = float("inf")

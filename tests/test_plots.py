@@ -11,13 +11,15 @@ import pytest
 
 from kdprobe.report.curves import read_curve
 from kdprobe.report.predictions import agreement, calibration, model_summary
-from kdprobe.report.probing import best_layers, layer_position, model_depth, read_probe_table
+from kdprobe.report.probing import layer_position, model_depth, read_probe_table, read_probe_tables
+from kdprobe.report.probing_stats import SUMMARY_COLUMNS, probing_summary
 from kdprobe.errors import InputError
 from kdprobe.report import curve_plots as curves, prediction_plots as predictions, probing_plots as probing
-from kdprobe.report.figures import save_figure
+from kdprobe.report.figures import model_name, save_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PROBE_TASKS = ("sentence_length", "bigram_shift", "odd_man_out")
+MAJORITY = {"sentence_length": 0.2, "bigram_shift": 0.5, "odd_man_out": 0.5, "tree_depth": 0.18, "word_content": 0.005}
 
 
 def labelled(ax) -> bool:
@@ -26,12 +28,35 @@ def labelled(ax) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ probing
-def probe_csv(path, model, layers, poolings=("mean",), acc=lambda layer: 0.5 + 0.01 * layer):
-    rows = [{"model": model, "probe_task": task, "layer": layer, "pooling": pooling, "test_acc": acc(layer),
-             "dev_acc": 0.5, "hidden": 50, "dropout": 0.0, "weight_decay": 1e-5, "epochs": 4,
-             "majority_acc": {"sentence_length": 0.2, "bigram_shift": 0.5, "odd_man_out": 0.5}[task],
-             "n_train": 100, "n_dev": 10, "n_test": 10}
-            for task in PROBE_TASKS for layer in layers for pooling in poolings]
+def probe_csv(path, model, layers, poolings=("mean",), acc=lambda layer: 0.5 + 0.01 * layer,
+              classifiers=("mlp", "linear"), control=True, mdl=False):
+    """A probe table (`kdprobe.probe.tables.COLUMNS`) of three seeds at acc - 0.01, acc, acc + 0.01 (the linear
+    probe 0.05 lower), the control task at 0.2 + acc / 2 (selectivity acc / 2 - 0.2 on every seed; NaN without
+    `control`), MDL compression 100 acc / 60 with `mdl`."""
+    rows = []
+    for task in PROBE_TASKS:
+        for layer in layers:
+            for pooling in poolings:
+                for classifier in classifiers:
+                    mean = acc(layer) - (0.05 if classifier == "linear" else 0)
+                    seeds = [mean - 0.01, mean, mean + 0.01]
+                    half = 4.302653 * 0.01 / 3 ** 0.5
+                    gap = mean / 2 - 0.2
+                    sel = {"control_acc": mean - gap, "control_std": 0.01, "selectivity": gap,
+                           "selectivity_ci_low": gap - half / 2, "selectivity_ci_high": gap + half / 2,
+                           "control_acc_by_seed": ";".join(f"{v - gap:.6f}" for v in seeds)} if control else {
+                        "control_acc": np.nan, "control_std": np.nan, "selectivity": np.nan,
+                        "selectivity_ci_low": np.nan, "selectivity_ci_high": np.nan, "control_acc_by_seed": ""}
+                    rows.append({
+                        "model": model, "probe_task": task, "layer": layer, "pooling": pooling,
+                        "classifier": classifier, "seeds": 3, "test_acc": mean, "test_std": 0.01,
+                        "test_ci_low": mean - half, "test_ci_high": mean + half, "dev_acc": 0.5, **sel,
+                        "hidden": 50 if classifier == "mlp" else 0, "dropout": 0.0, "weight_decay": 1e-5,
+                        "epochs": 4, "majority_acc": MAJORITY[task],
+                        "n_train": 100, "n_dev": 10, "n_test": 10,
+                        "test_acc_by_seed": ";".join(f"{v:.6f}" for v in seeds),
+                        "mdl_bits": 60.0 / mean if mdl else np.nan, "uniform_bits": 100.0 if mdl else np.nan,
+                        "compression": 100.0 * mean / 60.0 if mdl else np.nan})
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -62,21 +87,35 @@ def test_layer_position_uses_the_models_depth_not_the_probed_layers(tmp_path, mo
         read_probe_table(probe_csv(tmp_path / "b.csv", "bert_s", [1, 6]), "cola", 5)
     with pytest.raises(InputError, match="student.json"):
         model_depth("bert_s", models["teacher"])
+    old = pd.read_csv(probe_csv(tmp_path / "old.csv", "teacher", [6])).drop(columns=["classifier", "test_ci_low"])
+    old.to_csv(tmp_path / "old.csv", index=False)  # a table of before probing with seeds and controls
+    with pytest.raises(InputError, match=r"old.csv: missing columns \['classifier', 'test_ci_low'\]"):
+        read_probe_table(tmp_path / "old.csv", "cola", 24)
 
 
-def test_best_layers_picks_the_best_test_accuracy_lowest_layer_on_ties(tmp_path):
+def test_the_summary_picks_the_best_test_accuracy_lowest_layer_on_ties(tmp_path):
     table = pd.concat([
         read_probe_table(probe_csv(tmp_path / "t.csv", "teacher", [1, 2, 3, 4], acc=lambda l: [0, .6, .8, .8, .7][l]),
                          "cola", 4),
         read_probe_table(probe_csv(tmp_path / "l.csv", "lstm_s", [1], ("last", "max"), acc=lambda l: 0.55),
                          "cola", 1),
     ])
-    best = best_layers(table).set_index(["model", "probe_task"])
+    summary = probing_summary(table)
+    best = summary[summary["classifier"] == "mlp"].set_index(["model", "probe_task"])
     assert best.loc[("teacher", "bigram_shift"), "layer"] == 2  # 0.8 at layers 2 and 3: the lower
     assert best.loc[("teacher", "bigram_shift"), "position"] == 0.5
     assert best.loc[("teacher", "sentence_length"), "above_majority"] == pytest.approx(0.6)
     assert best.loc[("lstm_s", "odd_man_out"), "pooling"] == "last"  # the first pooling on ties
-    assert len(best) == 2 * len(PROBE_TASKS)
+    assert best.loc[("lstm_s", "odd_man_out"), "reference_diff"] == pytest.approx(0.55 - 0.8)
+    assert len(best) == 2 * len(PROBE_TASKS) and len(summary) == 2 * len(best)  # mlp and linear
+    linear = summary[summary["classifier"] == "linear"].set_index(["model", "probe_task"])
+    assert linear.loc[("teacher", "bigram_shift"), "test_acc"] == pytest.approx(0.75)
+
+
+def test_the_pretrained_scope_keeps_the_random_teachers_name(tmp_path, models):
+    table = read_probe_tables([("pretrained", probe_csv(tmp_path / "p.csv", "teacher", [1]), 24),
+                               ("pretrained", probe_csv(tmp_path / "r.csv", "teacher_random", [1]), 24)])
+    assert list(pd.unique(table["model"])) == ["pretrained", "teacher_random"]
 
 
 def test_probing_plots_have_labelled_panels_a_legend_and_write_pngs(tmp_path, models):
@@ -102,10 +141,17 @@ def test_probing_plots_have_labelled_panels_a_legend_and_write_pngs(tmp_path, mo
     # BERT_S's five layers at 0.2 .. 1.0, the teacher's at 1/24, 0.5, 1
     bert_xs = sorted({x for ax in panels[:1] for line in ax.get_lines() for x in line.get_xdata()})
     assert 0.2 in bert_xs and pytest.approx(1 / 24) in bert_xs
+    # the MLP probe only (the linear one is 0.05 lower), each line with its 95% interval over seeds shaded
+    ys = {round(y, 6) for line in panels[0].get_lines() for y in line.get_ydata()}
+    assert 0.55 in ys and 0.5 not in ys
+    assert len(panels[0].collections) == 5  # pretrained, teacher, BERT_S (mean), LSTM_S (last, max)
+    assert "95% interval over probe seeds" in texts and fig._suptitle.get_text().endswith("(MLP probe)")
 
     best = probing.plot_overview(entries, tmp_path / "overview.png", tmp_path / "best.csv")
     assert (tmp_path / "overview.png").read_bytes()[:8] == PNG
-    assert pd.read_csv(tmp_path / "best.csv").shape[0] == len(best) == 4 * len(PROBE_TASKS)
+    written = pd.read_csv(tmp_path / "best.csv")
+    assert written.shape[0] == len(best) == 4 * len(PROBE_TASKS) * 2  # mlp and linear
+    assert list(written.columns) == SUMMARY_COLUMNS
     heat = probing.overview_figure(best, "overview")
     ax = heat.axes[0]
     assert ax.get_xlabel() == "probing task" and ax.get_ylabel() and ax.get_title()
@@ -113,25 +159,82 @@ def test_probing_plots_have_labelled_panels_a_legend_and_write_pngs(tmp_path, mo
     assert "accuracy (fraction)" in heat.axes[1].get_ylabel()  # the colour bar
 
 
-def test_probing_plot_shades_the_range_over_probed_seeds(tmp_path, models):
-    """BERT_S probed at two more seeds: the task figure shades its lowest-to-highest accuracy per layer; the table
-    it returns, and so the overview, is the model's own run only."""
+def test_probing_plot_draws_the_range_over_training_seeds(tmp_path, models):
+    """BERT_S trained and probed at two more seeds (`seeds.probe`): the task figure draws its lowest-to-highest
+    accuracy per layer as bars; the table it returns, and so the overview, is the model's own run only."""
     seeds = [probe_csv(tmp_path / f"b{i}.csv", "bert_s", [1, 2, 3, 4, 5], acc=lambda l, i=i: 0.5 + 0.02 * l + 0.1 * i)
              for i in (1, 2)]
     entries = [("pretrained", "pretrained", probe_csv(tmp_path / "p.csv", "teacher", [1, 24]), models["teacher"], []),
                ("cola", "bert_s", probe_csv(tmp_path / "b.csv", "bert_s", [1, 2, 3, 4, 5]), models["bert_s"], seeds)]
     table = probing.plot_task(entries, "cola", tmp_path / "cola.png")
-    assert set(table[table["model"] == "bert_s"]["test_acc"]) == {0.5 + 0.01 * layer for layer in range(1, 6)}
+    mlp = table[(table["model"] == "bert_s") & (table["classifier"] == "mlp")]
+    assert np.allclose(sorted(mlp["test_acc"].unique()), [0.5 + 0.01 * layer for layer in range(1, 6)])
     spread = probing.seed_spread(probing._table(entries, seeds=True))
     assert set(spread["model"]) == {"bert_s"} and (spread["runs"] == 3).all()
-    layer5 = spread[(spread["layer"] == 5) & (spread["probe_task"] == "bigram_shift")].iloc[0]
+    layer5 = spread[(spread["layer"] == 5) & (spread["probe_task"] == "bigram_shift")
+                    & (spread["classifier"] == "mlp")].iloc[0]
     assert layer5["low"] == pytest.approx(0.55) and layer5["high"] == pytest.approx(0.5 + 0.1 + 0.2)
     fig = probing.probing_figure(table, "cola", spread=spread)
     panel = fig.axes[0]
-    assert len(panel.collections) == 1  # one shaded band: BERT_S, mean pooling
+    assert len(panel.containers) == 1  # one set of bars: BERT_S, mean pooling, MLP
     legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())
-    assert "range over seeds (up to 3)" in {t.get_text() for t in legend.get_texts()}
+    assert "range over training seeds (up to 3 models)" in {t.get_text() for t in legend.get_texts()}
     assert probing.seed_spread(probing._table(entries[:1], seeds=True)) is None
+
+
+def _baseline_entries(tmp_path, models, mdl=False, control=True):
+    """The models of a task with a random BERT_S and an embed. baseline."""
+    return [("pretrained", "pretrained", probe_csv(tmp_path / "p.csv", "teacher", [0, 6, 12, 18, 24], mdl=mdl,
+                                                   control=control), models["teacher"], []),
+            ("pretrained", "teacher", probe_csv(tmp_path / "r.csv", "teacher_random", [0, 12, 24],
+                                                acc=lambda l: 0.45, mdl=mdl, control=control), models["teacher"], []),
+            ("cola", "teacher", probe_csv(tmp_path / "t.csv", "teacher", [0, 6, 12, 18, 24],
+                                          acc=lambda l: 0.6 + 0.01 * l, mdl=mdl, control=control),
+             models["teacher"], []),
+            ("cola", "bert_s", probe_csv(tmp_path / "b.csv", "bert_s", [0, 1, 2, 3, 4, 5],
+                                         acc=lambda l: 0.55 + 0.03 * l, mdl=mdl, control=control),
+             models["bert_s"], []),
+            ("cola", "bert_s", probe_csv(tmp_path / "br.csv", "bert_s_random", [0, 1, 2, 3, 4, 5],
+                                         acc=lambda l: 0.5, mdl=mdl, control=control), models["bert_s"], []),
+            ("cola", "lstm_s", probe_csv(tmp_path / "l.csv", "lstm_s", [1], ("last", "max"), mdl=mdl,
+                                         control=control), models["lstm_s"], []),
+            ("cola", "embed", probe_csv(tmp_path / "e.csv", "lstm_s_embed", [0], ("mean", "max"),
+                                        acc=lambda l: 0.52, mdl=mdl, control=control), models["lstm_s"], [])]
+
+
+def test_selectivity_plot_has_a_panel_column_per_classifier_with_intervals(tmp_path, models):
+    entries = _baseline_entries(tmp_path, models)
+    probing.plot_selectivity(entries, "cola", tmp_path / "selectivity.png")
+    assert (tmp_path / "selectivity.png").read_bytes()[:8] == PNG
+    fig = probing.classifier_figure(probing._table(entries), "selectivity",
+                                    ("selectivity_ci_low", "selectivity_ci_high"), probing.SELECTIVITY_LABEL, "t")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [f"{t.replace('_', ' ')}: {c} probe" for t in PROBE_TASKS for c in ("MLP", "linear")]
+    for i, ax in enumerate(fig.axes):  # the y axis shared and labelled on the left
+        assert ax.get_ylabel().replace("\n", " ") == ("selectivity (accuracy points, fraction)" if i % 2 == 0 else "")
+        assert ax.get_xlabel() == (probing.X_LABEL if i >= 4 else "") and ax.collections  # the intervals
+    texts = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert {"teacher (pre-trained)", "teacher (fine-tuned)", "BERT_S", "LSTM_S", "pooling: last",
+            "95% interval over probe seeds"} <= texts
+    assert {model_name("teacher_random"), model_name("bert_s_random"), model_name("lstm_s_embed")} <= texts
+    (tmp_path / "off").mkdir()
+    no_control = _baseline_entries(tmp_path / "off", models, control=False)
+    with pytest.raises(InputError, match=r"p.csv.*no selectivity values.*probe.control: true"):
+        probing.plot_selectivity(no_control, "cola", tmp_path / "none.png")
+
+
+def test_mdl_plot_shows_compression_and_names_a_table_without_it(tmp_path, models):
+    entries = _baseline_entries(tmp_path, models, mdl=True)
+    table = probing.plot_mdl(entries, "cola", tmp_path / "mdl.png")
+    assert (tmp_path / "mdl.png").read_bytes()[:8] == PNG
+    fig = probing.classifier_figure(table, "compression", None, probing.MDL_LABEL, "t")
+    assert fig.axes[0].get_ylabel().replace("\n", " ") == "compression (uniform / online codelength)"
+    assert len(fig.axes) == 2 * len(PROBE_TASKS) and fig.legends
+    (tmp_path / "old").mkdir()
+    stale = probe_csv(tmp_path / "old" / "b.csv", "bert_s", [1, 2, 3, 4, 5])  # probed without probe.mdl
+    with pytest.raises(InputError, match=r"old/b.csv.*no compression values.*probe.mdl: true"):
+        probing.plot_mdl([*entries[:3], ("cola", "bert_s", stale, models["bert_s"], [])], "cola",
+                         tmp_path / "none.png")
 
 
 # ------------------------------------------------------------------------------------------------ predictions

@@ -13,6 +13,7 @@ from kdprobe import config as kdconfig
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.probe import classifier as probe, run, senteval
 from kdprobe.probe.run import COLUMNS, merge_probes
+from kdprobe.probe.tables import read_probe_csv
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
@@ -196,7 +197,7 @@ def test_mlp_learns_what_logistic_regression_cannot():
     data = _xor(600, seed=1), _xor(200, seed=2), _xor(200, seed=3)
     settings = dict(SETTINGS, lr=1e-2, grid={"hidden": [20], "dropout": [0.0], "weight_decay": [1e-5]})
     assert probe.fit_grid(*data, settings).test_acc > 0.95
-    assert probe.fit_grid(*data, settings, logistic=True).test_acc < 0.7
+    assert probe.fit_grid(*data, settings, classifier="linear").test_acc < 0.7
 
 
 def test_probe_is_at_chance_on_random_labels():
@@ -260,45 +261,50 @@ def test_standardise_uses_train_statistics():
 
 
 def test_grid_settings_order_and_logistic_regression():
-    grid = {"hidden": [0, 50], "dropout": [0.0, 0.1], "weight_decay": [1e-5, 1e-3]}
-    # hidden outer, dropout, weight decay innermost; logistic regression has no dropout: once per weight decay
+    grid = {"hidden": [20, 50], "dropout": [0.0, 0.1], "weight_decay": [1e-5, 1e-3]}
+    # the MLP: hidden outer, dropout, weight decay innermost
     assert probe.grid_settings({"grid": grid}) == [
-        (0, 0.0, 1e-5), (0, 0.0, 1e-3), (50, 0.0, 1e-5), (50, 0.0, 1e-3), (50, 0.1, 1e-5), (50, 0.1, 1e-3)]
-    # SentEval's WordContent rule: logistic regression over the weight decays, whatever hidden and dropout say
-    assert probe.grid_settings({"grid": {"weight_decay": [1e-5, 1e-3]}}, logistic=True) == [
+        (20, 0.0, 1e-5), (20, 0.0, 1e-3), (20, 0.1, 1e-5), (20, 0.1, 1e-3),
+        (50, 0.0, 1e-5), (50, 0.0, 1e-3), (50, 0.1, 1e-5), (50, 0.1, 1e-3)]
+    # the linear probe (and SentEval's WordContent rule): logistic regression over the weight decays alone
+    assert probe.grid_settings({"grid": {"weight_decay": [1e-5, 1e-3]}}, "linear") == [
         (0, 0.0, 1e-5), (0, 0.0, 1e-3)]
     with pytest.raises(ConfigError, match=r"probe\.grid\.weight_decay"):
         probe.grid_settings({"grid": {"hidden": [50], "dropout": [0.0]}})
     with pytest.raises(ConfigError, match="at least one value"):
         probe.grid_settings({"grid": dict(grid, weight_decay=[])})
+    # hidden 0 is the linear probe, asked for by name, not mixed into the MLP's grid
+    with pytest.raises(ConfigError, match=r"probe\.grid\.hidden.*probe\.classifiers"):
+        probe.grid_settings({"grid": dict(grid, hidden=[0, 50])})
+    with pytest.raises(ConfigError, match=r"probe\.classifiers.*'tree'"):
+        probe.grid_settings({"grid": grid}, "tree")
 
 
 def test_grid_picks_best_dev_setting_and_first_on_rounded_ties(monkeypatch):
-    dev_scores = {(0, 0.0, 1e-5): 0.6, (0, 0.0, 1e-3): 0.9,
-                  (50, 0.0, 1e-5): 0.90004, (50, 0.0, 1e-3): 0.7, (50, 0.1, 1e-5): 0.8, (50, 0.1, 1e-3): 0.5}
+    dev_scores = {(20, 0.0, 1e-5): 0.6, (20, 0.0, 1e-3): 0.9, (50, 0.0, 1e-5): 0.90004, (50, 0.0, 1e-3): 0.7}
     groups = []
     real = probe.train_probes
 
     def scripted(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, decays, **kwargs):
         groups.append(list(zip(hiddens, dropouts, decays)))
         trained = real(x_train, y_train, x_dev, y_dev, n_classes, hiddens, dropouts, decays, max_epoch=0)
-        with torch.no_grad():  # setting (h, p, wd) predicts class 1 iff h == 0: test accuracy tells them apart
-            trained.stack.w2.zero_()
-            trained.stack.b2.copy_(torch.tensor([[0.0, 1.0] if h == 0 else [1.0, 0.0] for h in hiddens]))
+        with torch.no_grad():  # setting (h, p, wd) predicts class 1 iff h == 20: test accuracy tells them apart
+            trained.stack.stacks[0].w2.zero_()
+            trained.stack.stacks[0].b2.copy_(torch.tensor([[0.0, 1.0] if h == 20 else [1.0, 0.0] for h in hiddens]))
         trained.dev_acc = [dev_scores[key] for key in zip(hiddens, dropouts, decays)]
         return trained
 
     monkeypatch.setattr(probe, "train_probes", scripted)
     x = torch.randn(4, 2)
     y = torch.tensor([0, 0, 0, 1])
-    grid = {"hidden": [0, 50], "dropout": [0.0, 0.1], "weight_decay": [1e-5, 1e-3]}
+    grid = {"hidden": [20, 50], "dropout": [0.0], "weight_decay": [1e-5, 1e-3]}
     result = probe.fit_grid((x, y), (x, y), (x, y), dict(SETTINGS, grid=grid))
-    # logistic regressions and MLPs train as two stacks; the grid is reported in grid order
-    assert groups == [list(dev_scores)[:2], list(dev_scores)[2:]]
+    # the grid trains as one stack, reported in grid order
+    assert groups == [list(dev_scores)]
     assert [(e["hidden"], e["dropout"], e["weight_decay"]) for e in result.grid] == list(dev_scores)
     # 90.00 % twice (SentEval rounds to 0.01 %): the first in grid order wins over the slightly higher second
-    assert (result.hidden, result.dropout, result.weight_decay, result.dev_acc) == (0, 0.0, 1e-3, 0.9)
-    assert result.test_acc == pytest.approx(0.25)  # hidden 0 predicts class 1
+    assert (result.hidden, result.dropout, result.weight_decay, result.dev_acc) == (20, 0.0, 1e-3, 0.9)
+    assert result.test_acc == pytest.approx(0.25)  # hidden 20 predicts class 1
 
 
 def test_weight_decay_is_chosen_on_dev():
@@ -344,7 +350,7 @@ def _scripted_dev(monkeypatch, scripts):
     record = {"params": [], "train_steps": 0}
     forward = probe.ProbeStack.forward
 
-    def accuracies(self, x, y):
+    def accuracies(self, x, y, label_sets=None):
         record["params"].append({name: p.detach().clone() for name, p in self.named_parameters()})
         r = len(record["params"]) - 1
         return [script[min(r, len(script) - 1)] for script in scripts]
@@ -372,9 +378,9 @@ def test_rounds_and_tenacity_as_sentevals_fit(monkeypatch):
     assert len(record["params"]) == 11 and record["train_steps"] == 11 * 3 * 2  # 2 batches of 64 per pass
     assert trained.dev_acc == [0.7, 0.10]
     best_round = record["params"][4]  # setting 0's round 5
-    assert torch.equal(trained.stack.w1[:, 0], best_round["w1"][:, 0])
-    assert torch.equal(trained.stack.w2[0], best_round["w2"][0])
-    assert torch.equal(trained.stack.w2[1], record["params"][10]["w2"][1])
+    assert torch.equal(trained.stack.stacks[0].w1[:, 0], best_round["w1"][:, 0])
+    assert torch.equal(trained.stack.stacks[0].w2[0], best_round["w2"][0])
+    assert torch.equal(trained.stack.stacks[0].w2[1], record["params"][10]["w2"][1])
 
 
 def test_a_round_ends_training_when_max_epoch_is_reached(monkeypatch):
@@ -404,10 +410,10 @@ def test_a_setting_trains_as_it_would_alone(hidden):
     assert together.dev_acc[0] == pytest.approx(alone.dev_acc[0])
     assert together.epochs[0] == alone.epochs[0]
     width = hidden or 16
-    assert torch.allclose(together.stack.w2[0, :width], alone.stack.w2[0], atol=1e-5)
-    assert torch.allclose(together.stack.b2[0], alone.stack.b2[0], atol=1e-5)
+    assert torch.allclose(together.stack.stacks[0].w2[0, :width], alone.stack.stacks[0].w2[0], atol=1e-5)
+    assert torch.allclose(together.stack.stacks[0].b2[0], alone.stack.stacks[0].b2[0], atol=1e-5)
     if hidden:
-        assert torch.allclose(together.stack.w1[:, 0, :hidden], alone.stack.w1[:, 0], atol=1e-5)
+        assert torch.allclose(together.stack.stacks[0].w1[:, 0, :hidden], alone.stack.stacks[0].w1[:, 0], atol=1e-5)
 
 
 def test_a_grid_entry_does_not_depend_on_the_rest_of_the_grid():
@@ -426,7 +432,7 @@ def test_padded_hidden_units_stay_inert():
     its padded units' sigmoid is 0.5."""
     data = _separable(200, dim=8, seed=1), _separable(50, dim=8, seed=2)
     trained = _train(data, [3, 12], [0.0, 0.5], [1e-2, 1e-2], epoch_size=1, max_epoch=5)
-    stack = trained.stack
+    stack = trained.stack.stacks[0]
     assert stack.w1.shape == (8, 2, 12)
     assert torch.count_nonzero(stack.w1[:, 0, 3:]) == 0 and torch.count_nonzero(stack.b1[0, 3:]) == 0
     assert torch.count_nonzero(stack.w2[0, 3:]) == 0
@@ -470,6 +476,7 @@ def _word_content_file(path, vocabulary):
 PROBE_MODEL_SETTINGS = dict(
     SETTINGS, grid={"hidden": [16], "dropout": [0.1], "weight_decay": [1e-5, 1e-3]}, lr=1e-2, max_epoch=40,
     word_content_logreg=True, encode_batch_size=8, layers={"teacher": "all"}, pooling={"teacher": ["mean"]},
+    classifiers=["mlp"], seeds=1, control=False, mdl=False,
 )
 
 
@@ -515,9 +522,9 @@ def test_probe_jobs_carry_exactly_their_settings():
 def _table(model, task, layers=(1, 2)):
     return pd.DataFrame(
         [
-            {"model": model, "probe_task": task, "layer": layer, "pooling": "mean", "test_acc": 0.5, "dev_acc": 0.5,
-             "hidden": 50, "dropout": 0.0, "weight_decay": 1e-4, "epochs": 24, "majority_acc": 0.5, "n_train": 10,
-             "n_dev": 5, "n_test": 5}
+            {"model": model, "probe_task": task, "layer": layer, "pooling": "mean", "classifier": "mlp", "seeds": 1,
+             "test_acc": 0.5, "dev_acc": 0.5, "hidden": 50, "dropout": 0.0, "weight_decay": 1e-4, "epochs": 24,
+             "majority_acc": 0.5, "n_train": 10, "n_dev": 5, "n_test": 5, "test_acc_by_seed": "0.500000"}
             for layer in layers
         ],
         columns=COLUMNS,
@@ -533,7 +540,7 @@ def test_merge_orders_by_expected_tasks(tmp_path):
     merged = merge_probes(paths, out, expected_tasks=["sentence_length", "word_content", "bigram_shift"])
     assert list(merged["probe_task"]) == ["sentence_length"] * 2 + ["word_content"] * 2 + ["bigram_shift"] * 2
     assert list(merged["layer"]) == [1, 2] * 3
-    assert pd.read_csv(out).equals(merged)
+    assert read_probe_csv(out).equals(merged)
     assert list(pd.read_csv(out).columns) == COLUMNS
     # without expected tasks: alphabetical
     merged = merge_probes(paths, out)
@@ -554,3 +561,56 @@ def test_merge_rejects_missing_task_duplicates_and_bad_columns(tmp_path):
     with pytest.raises(InputError, match="missing columns"):
         merge_probes([a, b], tmp_path / "m.csv")
     assert not (tmp_path / "m.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------- seeds and controls
+
+
+def test_seeds_and_label_sets_in_one_stack_train_as_they_would_alone(monkeypatch):
+    """`fit_grids` trains every seed x label set x grid setting in one stack; each run's grid equals the run alone
+    (its own initial weights, dropout masks and batch order from its seed, its own labels)."""
+    (x_tr, y_tr), (x_dev, y_dev), (x_te, y_te) = (_separable(160, dim=6, seed=s) for s in (1, 2, 3))
+    g = torch.Generator().manual_seed(9)
+    shuffled = [y[torch.randperm(len(y), generator=g)] for y in (y_tr, y_dev, y_te)]
+    small = dict(SETTINGS, max_epoch=8, epoch_size=2, tenacity=1,
+                 grid={"hidden": [6, 12], "dropout": [0.0, 0.3], "weight_decay": [1e-4]})
+    parts = [(x, torch.stack([y, z])) for (x, y), z in zip([(x_tr, y_tr), (x_dev, y_dev), (x_te, y_te)], shuffled)]
+    together = probe.fit_grids(*parts, small, seeds=[5, 6])
+    assert [len(row) for row in together] == [2, 2]  # [label set][seed]
+    for label_set, labels in enumerate([(y_tr, y_dev, y_te), shuffled]):
+        for i, seed in enumerate([5, 6]):
+            alone = probe.fit_grid(*zip((x_tr, x_dev, x_te), labels), dict(small, seed=seed))
+            assert together[label_set][i].grid == alone.grid
+    assert together[0][0].grid != together[0][1].grid  # the seeds differ
+    # wide probes train one run at a time (probe.classifier.STACK_FLOATS): the same results
+    assert probe.stack_chunks([5, 6], 2, 6, probe.grid_settings(small)) == [([5, 6], [0, 1])]
+    monkeypatch.setattr(probe, "STACK_FLOATS", 1)
+    assert probe.stack_chunks([5, 6], 2, 6, probe.grid_settings(small)) == [([5], [0]), ([5], [1]), ([6], [0]),
+                                                                            ([6], [1])]
+    apart = probe.fit_grids(*parts, small, seeds=[5, 6])
+    assert [[r.grid for r in row] for row in apart] == [[r.grid for r in row] for row in together]
+    assert together[0][0].test_acc > 0.8 > 0.7 > together[1][0].test_acc  # real labels learnt, shuffled not
+
+
+def test_probe_rows_carry_seeds_intervals_controls_and_online_code(bag_of_words_encoder, tmp_path):
+    path = _word_content_file(tmp_path / "odd_man_out.txt", bag_of_words_encoder)
+    settings = dict(PROBE_MODEL_SETTINGS, classifiers=["mlp", "linear"], seeds=3, control=True, mdl=True)
+    table = run.probe_model("teacher", "unused", path, settings, tmp_path / "out.csv")
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert list(written.columns) == COLUMNS
+    assert list(written["classifier"]) == ["mlp", "linear"] and set(written["seeds"]) == {3}
+    for row in written.itertuples():
+        by_seed = [float(v) for v in row.test_acc_by_seed.split(";")]
+        control = [float(v) for v in row.control_acc_by_seed.split(";")]
+        assert len(by_seed) == len(control) == 3
+        assert row.test_acc == pytest.approx(sum(by_seed) / 3)
+        assert row.test_ci_low <= row.test_acc <= row.test_ci_high
+        assert row.selectivity == pytest.approx(row.test_acc - row.control_acc)
+        assert row.selectivity == pytest.approx(sum(t - c for t, c in zip(by_seed, control)) / 3)
+        assert row.test_acc > 0.95  # the target word is in the features
+        assert row.uniform_bits == pytest.approx(row.n_train * 2)  # 4 classes: 2 bits each
+        assert row.compression == pytest.approx(row.uniform_bits / row.mdl_bits) and row.compression > 1.2
+    assert len(table) == 2
+    # one seed, no control, no online code: those columns are empty, not made up
+    plain = run.probe_model("teacher", "unused", path, PROBE_MODEL_SETTINGS, tmp_path / "plain.csv")
+    assert plain["test_std"].isna().all() and plain["control_acc"].isna().all() and plain["mdl_bits"].isna().all()

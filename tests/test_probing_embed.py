@@ -82,7 +82,8 @@ def test_embed_baseline_setting_and_its_probe_settings():
 
 def _rows(model, layers, accuracy, task="tree_depth", depth=None):
     depth = max(layers) if depth is None else depth
-    return [{"model": model, "probe_task": task, "layer": layer, "pooling": "mean", "test_acc": accuracy + 0.01 * layer,
+    return [{"model": model, "probe_task": task, "layer": layer, "pooling": "mean", "classifier": "mlp",
+             "test_acc": accuracy + 0.01 * layer, "test_ci_low": np.nan, "test_ci_high": np.nan,  # one probe seed
              "majority_acc": 0.2, "scope": "sara", "depth": depth, "position": layer_position(layer, depth)}
             for layer in layers]
 

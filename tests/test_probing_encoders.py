@@ -11,6 +11,7 @@ import torch
 from kdprobe.errors import ConfigError
 from kdprobe.probe import encoders
 from kdprobe.probe.run import COLUMNS, probe_model, probe_tasks
+from kdprobe.probe.tables import read_probe_csv
 
 WORDS = "the a cat dog sat ran on under mat table quickly slowly big small red blue".split()
 HIDDEN, DEPTH = 16, 2
@@ -156,6 +157,7 @@ PROBE_SETTINGS = {
     "max_epoch": 15,
     "seed": 42,
     "encode_batch_size": 16,
+    "classifiers": ["mlp"], "seeds": 1, "control": False, "mdl": False,
     "layers": {"teacher": [0, 2], "pretrained": "all"},
     "pooling": {"teacher": ["mean", "max"], "pretrained": ["cls"]},
 }
@@ -165,7 +167,7 @@ def test_probe_model_writes_table(bert_dir, tmp_path):
     probe_file = _probe_file(tmp_path / "has_cat.txt")
     out = tmp_path / "out" / "has_cat.csv"
     table = probe_model("teacher", bert_dir, probe_file, PROBE_SETTINGS, out, "cpu")
-    written = pd.read_csv(out)
+    written = read_probe_csv(out)
     assert list(written.columns) == COLUMNS
     assert len(written) == 4
     assert list(zip(written["layer"], written["pooling"])) == [(0, "mean"), (0, "max"), (2, "mean"), (2, "max")]
@@ -221,11 +223,11 @@ def test_probe_tasks_reuses_the_tables_whose_settings_model_and_data_are_unchang
 
     first, reused = run({"has_cat": base, "also_cat": base})
     assert reused == [] and list(first.probe_task) == ["has_cat", "also_cat"] and list(first.columns) == COLUMNS
-    assert pd.read_csv(tmp_path / "teacher.csv").equals(first)
-    kept = pd.read_csv(outs[0])
+    assert read_probe_csv(tmp_path / "teacher.csv").equals(first)
+    kept = read_probe_csv(outs[0])
     second, reused = run({"has_cat": base, "also_cat": dict(base, grid={"hidden": [7], "dropout": [0.0], "weight_decay": [1e-5]})})
     assert len(reused) == 1 and reused[0].startswith("has_cat:")
-    assert pd.read_csv(outs[0]).equals(kept) and set(pd.read_csv(outs[1]).hidden) == {7}
+    assert read_probe_csv(outs[0]).equals(kept) and set(pd.read_csv(outs[1]).hidden) == {7}
     (model / "extra.txt").write_text("a changed model directory")
     _, reused = run({"has_cat": base, "also_cat": dict(base, grid={"hidden": [7], "dropout": [0.0], "weight_decay": [1e-5]})})
     assert reused == []

@@ -98,6 +98,7 @@ def _probe_file(path):
 SETTINGS = {
     "grid": {"hidden": [10], "dropout": [0.0], "weight_decay": [1e-5]}, "word_content_logreg": True,
     "standardise": False, "lr": 1e-2, "batch_size": 64, "epoch_size": 1, "tenacity": 2, "max_epoch": 10, "seed": 0, "encode_batch_size": 16, "max_sentences": 0,
+    "classifiers": ["mlp"], "seeds": 1, "control": False, "mdl": False,
     "layers": {"bert_s": "all", "lstm_s": "all"}, "pooling": {"bert_s": ["mean"], "lstm_s": ["last", "max"]},
 }
 

@@ -370,3 +370,22 @@ def test_no_broken_links(reader):
 
 def test_page_logged_no_errors(reader):
     assert reader.errors == []
+
+
+def test_the_probing_section_shows_selectivity_and_intervals(reader, demo):
+    """Issue 21 in the browser: each task's Probing page shows its accuracy figure (with the 95% interval bands),
+    its selectivity and online-code figures, and the summary table says what its intervals and tests are."""
+    for task in TASKS:
+        shown = set(reader.shown[("Probing", task)])
+        figures = {f"results/plots/probe/{task}{suffix}.png" for suffix in ("", ".selectivity", ".mdl")}
+        assert figures <= shown, sorted(figures - shown)
+        for path in figures:
+            assert reader.viewed[path]["kind"] == "image" and reader.viewed[path]["decoded"] == "yes", path
+        assert "95% t interval" in reader.captions[f"results/plots/probe/{task}.png"]
+        selectivity = reader.captions[f"results/plots/probe/{task}.selectivity.png"]
+        assert "control task" in selectivity and "95% t interval" in selectivity and "random" in selectivity
+        assert "online code" in reader.captions[f"results/plots/probe/{task}.mdl.png"]
+    summary = reader.captions["results/plots/probe/best_layers.csv"]
+    assert "selectivity" in summary and "95% t interval" in summary and "paired t-test" in summary
+    table = pd.read_csv(demo / "results/plots/probe/best_layers.csv")
+    assert {"selectivity", "selectivity_ci_low", "test_ci_low", "p_value", "selectivity_share"} <= set(table.columns)

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from kdprobe.errors import InputError
+from kdprobe.probe.tables import seed_columns
 from kdprobe.report import results_page
 from kdprobe.report.results_page import PageSettings, RunFiles
 from smk import copy_project, planned_jobs, snakemake
@@ -55,6 +56,30 @@ def _bench(path: Path, seconds: float, cpu: float) -> None:
                     f"{seconds}\t0:00:00\t{seconds * 10}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
 
 
+#: Probe tables beyond the required ones (`RunFiles.probes` may hold more: random encoders, embed. baselines).
+EXTRA_PROBES = [("pretrained", "teacher_random"), ("cola", "bert_s_random")]
+
+
+def _probe_rows(model: str, control: bool = True) -> list[dict]:
+    """A merged probe table (`kdprobe.probe.tables.COLUMNS`): layers 1 and 2, MLP and linear, three seeds at
+    acc - 0.01, acc, acc + 0.01 with acc = 0.5 + 0.1 layer (+ 0.05 on bigram_shift, - 0.05 linear, - 0.1 for a
+    student, 0.3 for a random encoder); the control task at acc - 0.2 on every seed (NaN without `control`)."""
+    rows = []
+    for pt in ("sentence_length", "bigram_shift"):
+        for layer in (1, 2):
+            for classifier in ("mlp", "linear"):
+                acc = (0.3 if model.endswith("_random") else 0.5 + 0.1 * layer + (0.05 if pt == "bigram_shift" else 0)
+                       - (0.05 if classifier == "linear" else 0) - (0.1 if model in STUDENTS else 0))
+                test = [acc - 0.01, acc, acc + 0.01]
+                rows.append({"model": model, "probe_task": pt, "layer": layer, "pooling": "mean",
+                             "classifier": classifier, "dev_acc": 0.5, "hidden": 50 if classifier == "mlp" else 0,
+                             "dropout": 0.0, "weight_decay": 0.0, "epochs": 4,
+                             "majority_acc": 0.25 if pt == "sentence_length" else 0.5, "n_train": 60, "n_dev": 30,
+                             "n_test": 30, "mdl_bits": None, "uniform_bits": None, "compression": None,
+                             **seed_columns(test, test, [acc - 0.2] * 3 if control else None)})
+    return rows
+
+
 @pytest.fixture
 def tree(tmp_path):
     for task in TEACHER:
@@ -82,15 +107,10 @@ def tree(tmp_path):
                "bert.encoder.layer.0.dense.weight": torch.zeros(4, 4), "classifier.bias": torch.zeros(4)},
               str(model / "model.safetensors"))
     scopes = [("pretrained", "teacher")] + [(t, m) for t in TEACHER for m in ("teacher", "bert_s", "lstm_s")]
-    for scope, model_name in scopes:
-        rows = [{"model": model_name, "probe_task": pt, "layer": layer, "pooling": "mean",
-                 "test_acc": 0.5 + 0.1 * layer + (0.05 if pt == "bigram_shift" else 0), "dev_acc": 0.5,
-                 "hidden": 50, "dropout": 0.0, "majority_acc": 0.25 if pt == "sentence_length" else 0.5,
-                 "n_train": 60, "n_dev": 30, "n_test": 30}
-                for pt in ("sentence_length", "bigram_shift") for layer in (1, 2)]
+    for scope, model_name in scopes + EXTRA_PROBES:
         path = tmp_path / f"results/probe/{scope}/{model_name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(path, index=False)
+        pd.DataFrame(_probe_rows(model_name)).to_csv(path, index=False)
     # training labels and dev predictions: Sara's label `a` is rare (1 training example against 4 for b, c, d)
     train_labels = {"cola": ["0", "1"], "sst2": ["0", "1"], "sara": ["a"] + ["b", "c", "d"] * 4}
     for task, labels in train_labels.items():
@@ -121,7 +141,8 @@ def run_files(root: Path) -> RunFiles:
         train={t: root / f"resources/data/{t}/train.tsv" for t in TASKS},
         samples={t: root / f"results/augment/{t}/shard0.parquet" for t in TASKS},
         probes={("pretrained", "teacher"): root / "results/probe/pretrained/teacher.csv",
-                **{(t, m): root / f"results/probe/{t}/{m}.csv" for t in TASKS for m in MODELS}},
+                **{(t, m): root / f"results/probe/{t}/{m}.csv" for t in TASKS for m in MODELS},
+                **{key: root / f"results/probe/{key[0]}/{key[1]}.csv" for key in EXTRA_PROBES}},
         teacher_model=root / "results/teacher/cola/model",
         benchmarks=sorted((root / "logs/benchmarks").rglob("*.tsv")),
     )
@@ -154,10 +175,21 @@ def test_page_reports_scores_shares_sizes_times_and_probes(tree):
     assert _row(page, "| sara | teacher | 1 (1-1)") == ["sara", "teacher", "1 (1-1)", "1.000", "3", "1.000"]
     assert _row(page, "| sara | BERT_S | 1") == ["sara", "BERT_S", "1 (1-1)", "0.000", "3", "0.889"]  # b: 2/3
     assert _row(page, "| sara | LSTM_S | 1") == ["sara", "LSTM_S", "1 (1-1)", "1.000", "3", "0.556"]  # b 0, c 2/3
-    # probing: one table per probe task, majority baseline, best layer
+    # probing: two tables per probe task (every layer; the best layers), MLP and linear, intervals, selectivity
     assert "### sentence_length" in page and "### bigram_shift" in page
-    assert "Majority baseline (test): 0.250." in page
-    assert _row(page, "| teacher, pre-trained")[-1] == "0.700 (layer 2)"
+    assert "Majority baseline (test): 0.250." in page and "*Selectivity* (Hewitt and Liang 2019)" in page
+    assert "each trained with 3 seeds" in page
+    half = "0.025"  # 4.3027 * 0.01 / sqrt(3): the 95% t interval of three seeds 0.01 apart
+    section = page.split("### sentence_length")[1].split("###")[0]
+    assert _row(section, "| teacher, pre-trained | 2 (mean)") == [
+        "teacher, pre-trained", "2 (mean)", f"0.700 ± {half}", "0.500", f"0.200 ± {half}",
+        f"0.650 ± {half}", "0.450", f"0.200 ± {half}"]
+    assert _row(section, "| teacher (random) | 1 (mean)")[2] == f"0.300 ± {half}"  # an extra table, shown too
+    # best layers: the student 0.1 under its teacher on every seed (p < 0.001), selectivity share 100%
+    assert _row(section, "| BERT_S, cola | MLP") == ["BERT_S, cola", "MLP", "2 (mean)", f"0.600 ± {half}",
+                                                     "-0.100 *", "< 0.001", f"0.200 ± {half}", "100%"]
+    assert _row(section, "| teacher, cola | MLP")[4:6] == ["", ""]  # the reference itself
+    assert _row(section, "| teacher (random) | MLP")[4] == "-0.400 *"  # against the pre-trained teacher
     # the data, the substitutions and the commands are stated; the page's target comes before --configfile
     assert ("- cola: train `resources/raw/cola/train.tsv`, dev `resources/raw/cola/dev.tsv`; training sample of 400."
             in page)
@@ -167,6 +199,28 @@ def test_page_reports_scores_shares_sizes_times_and_probes(tree):
             "config/laptop.yaml config/run.yaml\n") in page
     assert "no pre-trained GPT-2 can be had offline" in page
     assert "word_content" in page and "are missing here" in page
+
+
+def test_probing_without_control_and_with_many_layers(tree, monkeypatch):
+    """Without `probe.control` the page says so and shows no control or selectivity; with more rows than
+    `MAX_PROBE_ROWS` each model shows its best layers only."""
+    for scope, model in [("pretrained", "teacher")] + [(t, m) for t in TASKS for m in MODELS] + EXTRA_PROBES:
+        pd.DataFrame(_probe_rows(model, control=False)).to_csv(tree / f"results/probe/{scope}/{model}.csv",
+                                                               index=False)
+    page = results_page.render(run_files(tree), SETTINGS, tree, now=NOW)
+    section = page.split("### sentence_length")[1].split("###")[0]
+    assert "No control task was probed (`probe.control: false`): no selectivity." in section
+    assert "selectivity" not in section.split("no selectivity.")[1]
+    assert _row(section, "| model | layer") == ["model", "layer (pooling)", "MLP: test accuracy",
+                                                "linear: test accuracy"]
+    assert _row(section, "| BERT_S, cola | MLP")[4:] == ["-0.100 *", "< 0.001"]
+    # the rows in the order of the best-layer table: the random teacher beside the pre-trained one
+    models = [line.split("|")[1].strip() for line in section.splitlines() if line.endswith("|")]
+    assert models[2:6] == ["teacher, pre-trained"] * 2 + ["teacher (random)"] * 2
+    monkeypatch.setattr(results_page, "MAX_PROBE_ROWS", 10)
+    section = results_page.render(run_files(tree), SETTINGS, tree, now=NOW).split("### sentence_length")[1]
+    assert "best layers only" in section and "| teacher, cola | 1 (mean)" not in section
+    assert "| teacher, cola | 2 (mean)" in section and "| teacher (random) | 1 (mean)" in section
 
 
 def test_the_page_reads_only_the_files_it_is_given(tree, tmp_path_factory):

@@ -206,18 +206,24 @@ def test_probing_plots_put_every_model_on_the_relative_depth_axis(demo):
     for task in TASKS:
         png_size(demo / f"results/plots/probe/{task}.png")
     png_size(demo / "results/plots/probe/overview.png")
-    best = pd.read_csv(demo / "results/plots/probe/best_layers.csv")
+    best = pd.read_csv(demo / "results/plots/probe/best_layers.csv")  # kdprobe.report.probing_stats.probing_summary
     embeds = sum(len(models) for models in EMBEDS.values())
-    assert len(best) == (1 + len(TASKS) * len(MODELS) + embeds) * len(PROBE_TASKS)
-    # demo.bert.layers, students.bert_s.layers; an embed. baseline has layer 0 only (depth 0, position 0)
+    trained = best[~best.model.str.endswith("_random")]  # random-weight encoders, where probe.random_baseline asks
+    assert len(trained) == (1 + len(TASKS) * len(MODELS) + embeds) * len(PROBE_TASKS) * best.classifier.nunique()
+    # demo.bert.layers, students.bert_s.layers; an embed. baseline has layer 0 only (depth 0, position 0); a random
+    # encoder has its architecture's
     depth = {"pretrained": 4, "teacher": 4, "bert_s": 2, "lstm_s": 1, "bert_s_embed": 0, "lstm_s_embed": 0}
-    assert (best.depth == best.model.map(depth)).all()
+    assert (best.depth == best.model.str.removesuffix("_random").map(depth)).all()
     np.testing.assert_allclose(best.position, np.where(best.depth > 0, best.layer / best.depth.clip(lower=1), 0))
     assert best.position.between(0, 1).all()
-    for (scope, model), rows in best.groupby(["scope", "model"]):
+    for (scope, model, classifier), rows in best.groupby(["scope", "model", "classifier"]):
         table = pd.read_csv(demo / f"results/probe/{scope}/{'teacher' if model == 'pretrained' else model}.csv")
-        top = table.groupby("probe_task").test_acc.max()
+        top = table[table.classifier == classifier].groupby("probe_task").test_acc.max()
         np.testing.assert_allclose(rows.set_index("probe_task").test_acc.loc[top.index], top)
+    # each model compared with its scope's teacher (the pre-trained one in scope pretrained), paired over seeds
+    students = best[~best.model.isin(["teacher", "pretrained"])]
+    assert "teacher" in set(students.reference) and set(students.reference) <= {"teacher", "pretrained"}
+    assert students.reference_diff.notna().all()
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -37,14 +37,16 @@ SCORED = {"score_sentences": 1}
 
 
 def embeds_of(students: int) -> dict[str, int]:
-    """The embed. baselines (config/demo.yaml: Sara's students) of `students` students whose inputs changed (the
-    transfer set, the teacher or their embedding settings): rebuilt and probed again."""
-    return {"embed_model": students, "probe": students}
+    """The embed. and random baselines (config/demo.yaml: Sara's students) of `students` students whose inputs
+    changed (the transfer set, the teacher or their embedding settings): rebuilt and probed again."""
+    return {"embed_model": students, "random_student": students, "probe": 2 * students}
 
 
 def plots_of(tasks: int) -> dict[str, int]:
-    """What changed probes of `tasks` downstream tasks redo: their probing plots, the overview and the cost table."""
-    return {"plot_probing": tasks, "plot_probing_overview": 1, "summary_cost": 1}
+    """What changed probes of `tasks` downstream tasks redo: their probing plots (accuracy, selectivity, online
+    code), the overview and the cost table."""
+    return {"plot_probing": tasks, "plot_probing_selectivity": tasks, "plot_probing_mdl": tasks,
+            "plot_probing_overview": 1, "summary_cost": 1}
 
 
 def downstream_of_students(n_students: int, tasks: int = 1) -> dict[str, int]:
@@ -77,15 +79,15 @@ CASES = {
     ),
     "probe hidden sizes (every model's probing job; inside, not WordContent's saved table)": (
         {"probe": {"grid": {"hidden": [100]}}},
-        {"probe": 12, **plots_of(3)},  # 3 x 3 models, the pre-trained teacher, Sara's 2 embed. baselines
+        {"probe": 15, **plots_of(3)},  # 3 x 3 models, the pre-trained and random teachers, Sara's 4 baselines
     ),
     "probe weight decays (every model's probing job)": (
         {"probe": {"grid": {"weight_decay": [1.0e-3]}}},
-        {"probe": 12, **plots_of(3)},  # 3 x 3 models, the pre-trained teacher, Sara's 2 embed. baselines
+        {"probe": 15, **plots_of(3)},  # 3 x 3 models, the pre-trained and random teachers, Sara's 4 baselines
     ),
     "WordContent's logistic regression (every model's probing job; inside, WordContent only)": (
         {"probe": {"word_content_logreg": False}},
-        {"probe": 12, **plots_of(3)},  # 3 x 3 models, the pre-trained teacher, Sara's 2 embed. baselines
+        {"probe": 15, **plots_of(3)},  # 3 x 3 models, the pre-trained and random teachers, Sara's 4 baselines
     ),
     "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
         {"teacher": {"lr": 7.0e-4}},
@@ -104,13 +106,18 @@ CASES = {
         {"students": {"lstm_s": {"embedding_mode": "static"}}},
         add(downstream_of_students(3, 3), seeds_of(1), SWEEP, embeds_of(1), SCORED),
     ),
-    "teacher probe layers (teacher probes only)": (
+    "teacher probe layers (teacher probes only: the fine-tuned ones and the random one)": (
         {"probe": {"layers": {"teacher": [2, 4]}}},
-        {"probe": 3, **plots_of(3)},
+        {"probe": 4, **plots_of(3)},
+    ),
+    "probe seeds (every model's probing job, every plot of them)": (
+        {"probe": {"seeds": 3}},
+        {"probe": 15, **plots_of(3)},
     ),
     "demo BERT pre-training (not the data, GPT-2 or word2vec)": (
         {"demo": {"bert": {"pretrain_steps": 900}}},
-        add({"demo_bert": 1}, downstream_of_teacher(3), seeds_of(2), SWEEP, {"probe": 1}, embeds_of(2), SCORED),
+        add({"demo_bert": 1}, downstream_of_teacher(3), seeds_of(2), SWEEP, {"probe": 2, "random_teacher": 1},
+            embeds_of(2), SCORED),
     ),
     "demo word2vec (LSTM_S only)": (
         {"demo": {"word2vec": {"epochs": 5}}},

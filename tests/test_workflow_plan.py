@@ -42,8 +42,10 @@ def test_default_target_plans_the_whole_study(project):
     assert jobs["sample"] == 4 * tasks and jobs["logits"] == 5 * tasks
     assert jobs["distil"] == 2 * tasks
     assert jobs["predict"] == models * tasks
-    # every task x model, each student's embed. baseline (probe.embed_baseline), the pre-trained teacher once
-    assert jobs["probe"] == (models + 2) * tasks + 1 and jobs["embed_model"] == 2 * tasks
+    # every task x model, each student's embed. baseline (probe.embed_baseline) and random baseline
+    # (probe.random_baseline), the pre-trained teacher and the random teacher once
+    assert jobs["probe"] == (models + 2 + 2) * tasks + 2 and jobs["embed_model"] == 2 * tasks
+    assert jobs["random_student"] == 2 * tasks and jobs["random_teacher"] == 1
     assert jobs["fetch_word2vec"] == 1 and jobs["fetch_cola"] == 1 and jobs["fetch_sst2"] == 1
 
 
@@ -109,4 +111,4 @@ def test_the_thesis_final_overlay_plans_the_tuned_students_and_chapter_5(project
     jobs = planned_jobs(project, "--configfile", "config/config.yaml", "config/thesis-final.yaml")
     assert jobs["distil"] == 6 and jobs["distil_variant"] == 149
     assert jobs["sweep_summary"] == 19 and "predict_variant" not in jobs  # sweeps are read from metrics.json
-    assert jobs["teacher"] == 3 and jobs["probe"] == 16
+    assert jobs["teacher"] == 3 and jobs["probe"] == 23  # 16 and the random baselines: 2 per task, the teacher

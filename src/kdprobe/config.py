@@ -102,20 +102,25 @@ def shard_sizes(total: int, shards: int) -> list[int]:
 LOGREG_PROBE_TASK = "word_content"
 
 
+#: `probe` keys that choose jobs or their inputs, not what a probing task's table holds.
+PROBE_JOB_KEYS = ("layers", "pooling", "tasks", "data_dir", "word_content_logreg", "embed_baseline",
+                  "random_baseline")
+
+
 def probe_settings(config: dict, kind: str, probe_task: str) -> dict[str, Any]:
     """Probe settings one probe job depends on: the shared ones, only `kind`'s layers and pooling (the embed.
     baseline has one layer, 0, its table), and `word_content_logreg` only for WordContent, whose logistic
     regression uses `grid.weight_decay` but neither `grid.hidden` nor `grid.dropout` (left out then, so editing
-    them reruns no WordContent job)."""
+    them reruns no WordContent job, nor editing `classifiers`: WordContent is then probed by the linear probe)."""
     probe = config["probe"]
-    shared = {k: copy.deepcopy(v) for k, v in probe.items()
-              if k not in ("layers", "pooling", "tasks", "data_dir", "word_content_logreg", "embed_baseline")}
+    shared = {k: copy.deepcopy(v) for k, v in probe.items() if k not in PROBE_JOB_KEYS}
     layers = [0] if kind == EMBED_KIND else probe["layers"][kind]
     out = shared | {"layers": {kind: layers}, "pooling": {kind: probe["pooling"][kind]}}
     if probe_task == LOGREG_PROBE_TASK:
         out["word_content_logreg"] = probe["word_content_logreg"]
-        if probe["word_content_logreg"]:
+        if probe["word_content_logreg"]:  # the linear probe alone (kdprobe.probe.run): no MLP setting counts
             out["grid"] = {"weight_decay": out["grid"]["weight_decay"]}
+            out.pop("classifiers", None)
     return out
 
 
@@ -218,10 +223,21 @@ def embed_table_settings(config: dict, task: str, student: str) -> dict[str, Any
     return {k: v for k, v in student_settings(config, task, student).items() if k not in TRAINING_ONLY}
 
 
+def _probe_baseline(config: dict, key: str, task: str) -> bool:
+    """`probe.<key>` (true, false or a list of tasks; absent: false) for `task`."""
+    value = config["probe"].get(key, False)
+    return task in value if isinstance(value, list) else bool(value)
+
+
 def embed_baseline(config: dict, task: str) -> bool:
     """Whether `task`'s students get an embed. baseline probed (`probe.embed_baseline`: true, false or tasks)."""
-    value = config["probe"].get("embed_baseline", False)
-    return task in value if isinstance(value, list) else bool(value)
+    return _probe_baseline(config, "embed_baseline", task)
+
+
+def random_baseline(config: dict, task: str) -> bool:
+    """Whether `task`'s students get a random-encoder baseline probed, `{student}_random`, and with it the random
+    teacher in scope `pretrained` (`probe.random_baseline`: true, false or tasks; `kdprobe.random_models`)."""
+    return _probe_baseline(config, "random_baseline", task)
 
 
 def check_probe_layers(config: dict) -> None:

@@ -19,7 +19,8 @@
    `curve.csv` (step, epoch, loss, lr, dev_<metric>...).
 
 `build_embed_model`: phases 1 and 2 only, for the thesis's "embed." baseline (the student's token table before
-training, probed like a model: `kdprobe.students.embed`).
+training, probed like a model: `kdprobe.students.embed`). `build_random_model`: phases 1 and 2, then every weight
+drawn anew, for the random-encoder baseline (`kdprobe.random_models`).
 
 Resumable (`training.fit`): after every epoch (and every `save_every_steps` optimiser steps when set) the training
 state goes to `state_path`, keyed on the settings and the content of every input: the transfer-set files (teacher
@@ -313,6 +314,15 @@ def distil(
     return metrics
 
 
+def _untrained(kind: str, settings: dict[str, Any], transfer_paths: Sequence[str | Path], data_dir: str | Path,
+               teacher_dir: str | Path, word2vec: str | Path | None) -> Student:
+    """The `kind` student as `distil` builds it (`read_inputs`, `build`, the seed `settings['seed']`), untrained."""
+    paths = [str(p) for p in transfer_paths]
+    data = read_inputs(paths, Path(data_dir), need_ids=reads_teacher_ids(kind, settings))
+    student, _ = build(kind, settings, data, teacher_dir, word2vec, int(settings["seed"]), paths[0])
+    return student
+
+
 def build_embed_model(kind: str, settings: dict[str, Any], transfer_paths: Sequence[str | Path],
                       data_dir: str | Path, teacher_dir: str | Path, out_dir: str | Path,
                       word2vec: str | Path | None = None) -> Path:
@@ -320,8 +330,19 @@ def build_embed_model(kind: str, settings: dict[str, Any], transfer_paths: Seque
     same inputs, `read_inputs`, `build` and seed), not trained; its token table and input files written to
     `out_dir` (`students.embed.save_embed_model`). `settings`: the student's, training-only keys may be left out
     (`config.embed_table_settings`)."""
-    paths = [str(p) for p in transfer_paths]
-    seed = int(settings["seed"])
-    data = read_inputs(paths, Path(data_dir), need_ids=reads_teacher_ids(kind, settings))
-    student, _ = build(kind, settings, data, teacher_dir, word2vec, seed, paths[0])
+    student = _untrained(kind, settings, transfer_paths, data_dir, teacher_dir, word2vec)
     return save_embed_model(student, out_dir)
+
+
+def build_random_model(kind: str, settings: dict[str, Any], transfer_paths: Sequence[str | Path],
+                       data_dir: str | Path, teacher_dir: str | Path, out_dir: str | Path,
+                       word2vec: str | Path | None = None) -> Path:
+    """The random-encoder baseline `{kind}_random` (rule `random_student`; Zhang and Bowman 2018): the `kind`
+    student built as `build_embed_model` builds it (same inputs, settings and seed: the same vocabulary, embedding
+    widths and channels), then every parameter, embedding tables included, drawn anew from `settings['seed']`
+    (`random_models.reinitialise_student`) and written to `out_dir` as a trained student is
+    (`random_models.save_random_student`)."""
+    from kdprobe.random_models import reinitialise_student, save_random_student
+
+    student = _untrained(kind, settings, transfer_paths, data_dir, teacher_dir, word2vec)
+    return save_random_student(reinitialise_student(student, int(settings["seed"])), out_dir)

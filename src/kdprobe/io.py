@@ -101,10 +101,11 @@ def set_aside(path: str | Path) -> Path:
     return aside
 
 
-def read_csv_table(path: str | Path, columns: Any) -> pd.DataFrame:
-    """A CSV table that must have `columns` and at least one row; otherwise an `InputError` naming the file."""
+def read_csv_table(path: str | Path, columns: Any, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A CSV table that must have `columns` and at least one row; otherwise an `InputError` naming the file.
+    `dtype`: `pandas.read_csv`'s, for columns whose cells must not be guessed (say numbers kept as text)."""
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype=dtype)
     except pd.errors.EmptyDataError:
         raise InputError(path, "empty file") from None
     missing = [c for c in columns if c not in table.columns]

@@ -70,6 +70,10 @@ MODELS = ("teacher",) + STUDENTS
 #: (`kdprobe.students.embed`), probed as model `<student>_embed` (`EMBED_MODELS`).
 EMBED_KIND = "embed"
 EMBED_MODELS = {f"{k}_embed": k for k in STUDENTS}
+#: The random-encoder baselines (Zhang and Bowman 2018; `kdprobe.random_models`, `probe.random_baseline`): model name
+#: -> the architecture's kind, which probes it: `<student>_random` per task, `teacher_random` once (scope
+#: `pretrained`).
+RANDOM_MODELS = {f"{k}_random": k for k in MODELS}
 #: Every model a probe job loads: the fine-tuned teacher, the pre-trained one, the students, the embed. baseline.
 PROBE_KINDS = ("teacher", "pretrained") + STUDENTS + (EMBED_KIND,)
 #: The poolings of every probe-able model kind.
@@ -79,6 +83,8 @@ POOLINGS = {"teacher": BERT_POOLINGS, "pretrained": BERT_POOLINGS} | {k: s.pooli
 MODEL_DISPLAY = {"pretrained": "teacher (pre-trained)", "teacher": "teacher (fine-tuned)",
                  **{k: s.display for k, s in STUDENT.items()},
                  **{m: f"{STUDENT[k].display} embed. (before training)" for m, k in EMBED_MODELS.items()},
+                 "teacher_random": "teacher (random)",
+                 **{m: f"{STUDENT[k].display} (random)" for m, k in RANDOM_MODELS.items() if k in STUDENT},
                  "gpt2": "GPT-2"}
 
 #: Display names of the metrics (`metrics.task_metrics` keys) and their units, for tables and axis labels.

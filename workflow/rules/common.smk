@@ -27,6 +27,13 @@ STUDENTS = list(config["students"])
 MODELS = ["teacher", *STUDENTS]
 #: The embed. baselines ({student}_embed: a student's token table before training), per task (probe.embed_baseline)
 EMBED_MODELS = [f"{student}_embed" for student in STUDENTS]
+#: The random-encoder baselines (probe.random_baseline): each student with random weights, per task
+#: ({student}_random, rule random_student), and the teacher's architecture once, in scope pretrained (rule
+#: random_teacher)
+RANDOM_MODELS = [f"{student}_random" for student in STUDENTS]
+RANDOM_TEACHER = "teacher_random"
+#: The student each baseline ({student}_embed, {student}_random) stands beside.
+STUDENT_OF = {f"{student}_{kind}": student for student in STUDENTS for kind in ("embed", "random")}
 PROBE_TASKS = list(config["probe"]["tasks"])
 SWEEPS = sorted(
     {name for task in TASKS for name in kdvariants.enabled_sweeps(config, task)}
@@ -59,6 +66,8 @@ USE_RULE_PARENTS = {
     "predict_variant": "predict",
     "predict_test_variant": "predict",
     "probe_variant": "probe",
+    "plot_probing_selectivity": "plot_probing",
+    "plot_probing_mdl": "plot_probing",
 }
 
 
@@ -176,7 +185,12 @@ def all_targets():
         targets += [f"results/predictions/{task}/{model}.tsv" for model in MODELS]
         targets += [f"results/probe/{task}/{model}.csv" for model in MODELS]
         targets += [f"results/probe/{task}/{model}.csv" for model in embed_models(task)]
+        targets += [
+            f"results/probe/{task}/{model}.csv" for model in random_models(task)
+        ]
     targets.append("results/probe/pretrained/teacher.csv")
+    if random_teacher(TASKS):
+        targets.append(f"results/probe/pretrained/{RANDOM_TEACHER}.csv")
     targets += [f"results/summary/{task}.csv" for task in TASKS]
     targets += [
         f"results/summary/{name}"
@@ -194,6 +208,10 @@ def all_targets():
         if sentences_to_score(task):
             targets.append(f"results/analysis/{task}/scored_sentences.csv")
         targets.append(f"results/plots/probe/{task}.png")
+        if config["probe"]["control"]:
+            targets.append(f"results/plots/probe/{task}.selectivity.png")
+        if config["probe"]["mdl"]:
+            targets.append(f"results/plots/probe/{task}.mdl.png")
         targets += [
             f"results/plots/curves/{task}/{stage}.png"
             for stage in ("teacher", "gpt2", "students")
@@ -299,21 +317,43 @@ def embed_models(task):
     return EMBED_MODELS if kdconfig.embed_baseline(config, task) else []
 
 
+def random_models(task):
+    """The random students probed for `task` (`probe.random_baseline`: true, false or a list of tasks)."""
+    return RANDOM_MODELS if kdconfig.random_baseline(config, task) else []
+
+
+def random_teacher(tasks):
+    """Whether the random teacher is probed (once, scope pretrained): when any of `tasks` has random baselines."""
+    return any(kdconfig.random_baseline(config, task) for task in tasks)
+
+
 def probe_kind(wildcards):
+    """The model kind a probe job loads (kdprobe.probe.encoders): a random model's is its architecture's."""
     if wildcards.scope == "pretrained":
-        return "pretrained"
-    return "embed" if wildcards.model in EMBED_MODELS else wildcards.model
+        return "teacher" if wildcards.model == RANDOM_TEACHER else "pretrained"
+    if wildcards.model in EMBED_MODELS:
+        return "embed"
+    return wildcards.model.removesuffix("_random")
 
 
 def probe_model_path(wildcards):
     if wildcards.scope == "pretrained":
+        if wildcards.model == RANDOM_TEACHER:
+            return "results/random/teacher"
         if wildcards.model != "teacher":
             raise WorkflowError(
-                "only the teacher has a pre-trained probe: results/probe/pretrained/teacher.csv"
+                "only the teacher and its random baseline have a pre-trained probe: "
+                f"results/probe/pretrained/teacher.csv, results/probe/pretrained/{RANDOM_TEACHER}.csv"
             )
         return config["teacher"]["model"]
+    if wildcards.model == RANDOM_TEACHER:
+        raise WorkflowError(
+            f"the random teacher is probed once: results/probe/pretrained/{RANDOM_TEACHER}.csv"
+        )
     if wildcards.model in EMBED_MODELS:
         return embed_dir(wildcards.scope, wildcards.model)
+    if wildcards.model in RANDOM_MODELS:
+        return random_dir(wildcards.scope, wildcards.model)
     return model_dir(wildcards.scope, wildcards.model)
 
 
@@ -322,9 +362,16 @@ def embed_dir(task, model):
     return f"results/embed/{task}/{model.removesuffix('_embed')}"
 
 
+def random_dir(task, model):
+    """Where rule random_student keeps the random baseline `model` ({student}_random) of `task`."""
+    return f"results/random/{task}/{model.removesuffix('_random')}"
+
+
 def probe_inputs(wildcards):
     path = probe_model_path(wildcards)
-    model = {"model": path} if wildcards.scope != "pretrained" else model_inputs(path)
+    model = (
+        model_inputs(path) if probe_kind(wildcards) == "pretrained" else {"model": path}
+    )
     return model | {"data": probe_data()}
 
 
@@ -346,6 +393,9 @@ COST_RULES = (
     "predict_test",
     "probe",
     "speed",
+    "embed_model",
+    "random_student",
+    "random_teacher",
 )
 
 
@@ -381,6 +431,19 @@ def cost_benchmarks(wildcards):
             ]
             files.append(f"logs/benchmarks/probe/{task}/{model}.tsv")
     files.append("logs/benchmarks/probe/pretrained/teacher.tsv")
+    # the baselines: embed. tables and random encoders, built and probed
+    if random_teacher(TASKS):
+        files += [
+            "logs/benchmarks/random_teacher/pretrained.tsv",
+            f"logs/benchmarks/probe/pretrained/{RANDOM_TEACHER}.tsv",
+        ]
+    for task in TASKS:
+        for model in embed_models(task) + random_models(task):
+            builder = "embed_model" if model in EMBED_MODELS else "random_student"
+            files += [
+                f"logs/benchmarks/{builder}/{task}/{STUDENT_OF[model]}.tsv",
+                f"logs/benchmarks/probe/{task}/{model}.tsv",
+            ]
     for task in TASKS:
         for variant in kdvariants.all_variants(config, task):
             stage = "teacher" if variant.model == "teacher" else "distil"
@@ -421,8 +484,9 @@ def reproduction_benchmarks(wildcards):
 
 def probing_plot_entries(tasks, seeds=True):
     """[scope, model kind, merged probe table, model directory or hub id, probe tables of its extra seeds] of the
-    pre-trained teacher and of every model of `tasks`: the plots normalise layers by the depth of that model
-    (kdprobe.report.probing_plots). The extra seeds' tables only with `seeds` and where `seeds.probe` asks for them.
+    pre-trained teacher, of every model of `tasks` and of their embed. and random baselines (the random teacher, scope
+    pretrained, when one of `tasks` has them; a random model's kind is its architecture's): the plots normalise
+    layers by the depth of that model (kdprobe.report.probing_plots). The extra seeds' tables only with `seeds` and where `seeds.probe` asks for them.
     """
     entries = [
         [
@@ -459,6 +523,27 @@ def probing_plot_entries(tasks, seeds=True):
             ]
             for model in embed_models(task)
         ]
+        entries += [
+            [
+                task,
+                model.removesuffix("_random"),
+                f"results/probe/{task}/{model}.csv",
+                random_dir(task, model),
+                [],
+            ]
+            for model in random_models(task)
+        ]
+    if random_teacher(tasks):
+        entries.insert(
+            1,
+            [
+                "pretrained",
+                "teacher",
+                f"results/probe/pretrained/{RANDOM_TEACHER}.csv",
+                "results/random/teacher",
+                [],
+            ],
+        )
     return entries
 
 
@@ -466,7 +551,7 @@ def probing_plot_files(tasks, seeds=True):
     """The files of `probing_plot_entries`: tables and model directories (a hub id is no file)."""
     files = []
     for scope, kind, table, model, seed_tables in probing_plot_entries(tasks, seeds):
-        files += [table, model if scope != "pretrained" else local_model(model)]
+        files += [table, model if kind != "pretrained" else local_model(model)]
         files += seed_tables
     return [path for path in files if path]
 

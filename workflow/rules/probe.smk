@@ -4,7 +4,9 @@
 # (kdprobe.probe.run.probe_tasks), so an edit that concerns some probing tasks recomputes only those; a forced
 # rerun (-f, -F, -R) or one after the outputs were deleted recomputes them all. {model} is the teacher, a student,
 # or a student's embed. baseline `{student}_embed` (probe.embed_baseline): its token-embedding table before
-# training, built by rule embed_model (distil.smk) from the student's inputs and settings, without training.
+# training, built by rule embed_model (distil.smk) from the student's inputs and settings, without training; or a
+# random-encoder baseline (probe.random_baseline): `{student}_random` per task and `teacher_random` in scope
+# pretrained, the architecture with random weights (rules random_student, random_teacher), probed as its kind.
 
 
 rule probe:
@@ -21,7 +23,7 @@ rule probe:
     benchmark:
         "logs/benchmarks/probe/{scope}/{model}.tsv"
     wildcard_constraints:
-        model=exactly(MODELS + EMBED_MODELS),
+        model=exactly(MODELS + EMBED_MODELS + RANDOM_MODELS + [RANDOM_TEACHER]),
     conda:
         "../../envs/kdprobe.yaml"
     threads: rule_threads("probe")

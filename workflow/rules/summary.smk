@@ -174,8 +174,53 @@ rule plot_probing:
         **rule_resources("plot_probing", "summary"),
     params:
         entries=lambda wc: probing_plot_entries([wc.task]),
+        figure="accuracy",
     script:
         "../scripts/plot_probing.py"
+
+
+# The same models' tables (not their extra seeds') drawn as selectivity (probe.control) and as online-code
+# compression (probe.mdl) by layer.
+use rule plot_probing as plot_probing_selectivity with:
+    input:
+        lambda wc: probing_plot_files([wc.task], seeds=False),
+    output:
+        report(
+            "results/plots/probe/{task}.selectivity.png",
+            caption="../report/probe_selectivity.rst",
+            category="Probing",
+            subcategory="{task}",
+            labels={
+                "content": "selectivity by relative layer depth",
+                "task": "{task}",
+            },
+        ),
+    log:
+        "logs/plot_probing/{task}.selectivity.log",
+    params:
+        entries=lambda wc: probing_plot_entries([wc.task], seeds=False),
+        figure="selectivity",
+
+
+use rule plot_probing as plot_probing_mdl with:
+    input:
+        lambda wc: probing_plot_files([wc.task], seeds=False),
+    output:
+        report(
+            "results/plots/probe/{task}.mdl.png",
+            caption="../report/probe_mdl.rst",
+            category="Probing",
+            subcategory="{task}",
+            labels={
+                "content": "online code by relative layer depth",
+                "task": "{task}",
+            },
+        ),
+    log:
+        "logs/plot_probing/{task}.mdl.log",
+    params:
+        entries=lambda wc: probing_plot_entries([wc.task], seeds=False),
+        figure="mdl",
 
 
 rule plot_probing_overview:
@@ -382,6 +427,17 @@ rule results_page:
         # the pre-trained teacher's, then one per task and model
         probes=["results/probe/pretrained/teacher.csv"]
         + [f"results/probe/{task}/{model}.csv" for task in TASKS for model in MODELS],
+        # the baselines' tables, results/probe/{scope}/{model}.csv: random encoders and embed. baselines
+        baseline_probes=(
+            [f"results/probe/pretrained/{RANDOM_TEACHER}.csv"]
+            if random_teacher(TASKS)
+            else []
+        )
+        + [
+            f"results/probe/{task}/{model}.csv"
+            for task in TASKS
+            for model in embed_models(task) + random_models(task)
+        ],
         teacher_model=model_dir(TASKS[0], "teacher"),
         # every timed job of the study (as summary_cost), and the offline GPT-2's pre-training where it runs
         benchmarks=lambda wc: cost_benchmarks(wc)

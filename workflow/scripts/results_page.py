@@ -3,6 +3,7 @@
 Expects the inputs `teacher_metrics`, `teacher_curves`, `train`, `samples` (one per task, in the order of
 `params.tasks`), `student_metrics`, `student_curves` (one per task and student, task outer), `predictions` (one per
 task and model, the teacher first), `probes` (the pre-trained teacher's, then one per task and model),
+`baseline_probes` (random encoders' and embed. baselines' tables, `results/probe/{scope}/{model}.csv`),
 `teacher_model` (the first task's) and `benchmarks`; the params are `PageSettings`' fields but `target`, the output.
 Paths print relative to the job's working directory (the workflow's).
 """
@@ -32,7 +33,8 @@ def page():
         predictions=keyed(pairs, inputs.predictions),
         train=keyed(tasks, inputs.train),
         samples=keyed(tasks, inputs.samples),
-        probes=keyed([("pretrained", "teacher"), *pairs], inputs.probes),
+        probes=keyed([("pretrained", "teacher"), *pairs], inputs.probes)
+        | {(Path(p).parent.name, Path(p).stem): Path(p) for p in inputs.baseline_probes},
         teacher_model=Path(inputs.teacher_model),
         benchmarks=[Path(path) for path in inputs.benchmarks],
     )

@@ -1,9 +1,9 @@
 """SentEval's probe (`senteval/tools/classifier.py`, class `MLP`; `senteval/tools/validation.py`,
 `SplitClassifier`) and the hyper-parameter grid around it.
 
-Probe: `Linear(d, hidden) -> Dropout(p) -> Sigmoid -> Linear(hidden, n_classes)`, dropout BEFORE the sigmoid (a
-dropped unit outputs sigmoid(0) = 0.5); `hidden: 0` is logistic regression, `Linear(d, n_classes)` alone, with no
-dropout. Weights initialised as `nn.Linear` does. Raw features (SentEval standardises nothing; `standardise`
+Probes (`probe.classifiers`): `mlp`, `Linear(d, hidden) -> Dropout(p) -> Sigmoid -> Linear(hidden, n_classes)`,
+dropout BEFORE the sigmoid (a dropped unit outputs sigmoid(0) = 0.5); `linear`, logistic regression (hidden 0),
+`Linear(d, n_classes)` alone, with no dropout. Weights initialised as `nn.Linear` does. Raw features (SentEval standardises nothing; `standardise`
 centres and scales with training statistics, as an option). Adam (torch defaults but `lr`) with an L2 penalty
 added to the gradient (Adam's coupled `weight_decay`, as SentEval sets it) on every weight and bias; mean
 cross-entropy over mini-batches of `batch_size` drawn from a seeded permutation per pass (the batch mean: SentEval
@@ -16,8 +16,9 @@ weights, every other round adds one to a count that is never reset, and the roun
 so far are at most `max_epoch` (SentEval's `nepoch <= max_epoch`: at most 51 rounds, 204 passes, by default).
 The best round's weights are kept.
 
-`fit_grid` trains one probe per `grid.hidden` x `grid.dropout` x `grid.weight_decay` setting (the weight decay
-innermost: SentEval's `SplitClassifier` searches it within each classifier setting) and reports the TEST accuracy
+`fit_grid` trains one `mlp` probe per `grid.hidden` x `grid.dropout` x `grid.weight_decay` setting (the weight
+decay innermost: SentEval's `SplitClassifier` searches it within each classifier setting), or one `linear` probe per
+`grid.weight_decay`, and reports the TEST accuracy
 of the setting with the best dev accuracy. Dev accuracies are compared as SentEval does, in percent rounded to two
 decimals, ties going to the first setting in grid order. SentEval then retrains the chosen setting with the same
 seed and scores that on test; training is deterministic here, so the kept weights of the chosen setting are
@@ -35,7 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ from kdprobe.runtime import single_thread
 
 log = logging.getLogger(__name__)
 
-_EVAL_BATCH = 16384
+EVAL_BATCH = 16384
 
 
 def setting(settings: dict[str, Any], *path: str) -> Any:
@@ -117,13 +118,14 @@ class ProbeStack(nn.Module):
         super().__init__()
         if not len(hiddens) == len(dropouts) == len(weight_decays):
             raise ValueError("hiddens, dropouts and weight_decays need one value per setting")
+        self.seed = int(seed)
         if len({h > 0 for h in hiddens}) != 1:
             raise ValueError("a probe stack holds either logistic regressions (hidden 0) or MLPs, not both")
         self.mlp = hiddens[0] > 0
         if not self.mlp and any(dropouts):
             raise ValueError("logistic regression (hidden 0) has no dropout")
         self.hiddens, self.dropouts, self.n_classes = list(hiddens), list(dropouts), n_classes
-        self.generators = [torch.Generator(device=device).manual_seed(seed) for _ in hiddens]
+        self.generators = [torch.Generator(device=device).manual_seed(self.seed) for _ in hiddens]
         self.width = width = max(hiddens) if self.mlp else dim
         self.register_buffer("weight_decay", torch.tensor(weight_decays, dtype=torch.float32, device=device))
         mask = torch.zeros(len(hiddens), width, device=device)  # 1 at a setting's own hidden units
@@ -186,29 +188,96 @@ class ProbeStack(nn.Module):
             p.grad.add_(p.detach() * self.weight_decay.view(shape))
 
     @torch.inference_mode()
-    def accuracies(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-        """Accuracy of every setting on `(x, y)`."""
-        if len(y) == 0:
+    def accuracies(self, x: torch.Tensor, y: torch.Tensor, label_sets: torch.Tensor | None = None) -> list[float]:
+        """Accuracy of every setting on `(x, y)`; `y` (rows,), or (label sets, rows) with setting s scored on
+        `y[label_sets[s]]`."""
+        rows = y.shape[-1]
+        if rows == 0:
             return [0.0] * len(self.hiddens)
+        target = y[None] if y.ndim == 1 else y[label_sets]  # (1 or settings, rows)
         was_training = self.training
         self.eval()
         correct = torch.zeros(len(self.hiddens), dtype=torch.long, device=y.device)
-        for start in range(0, len(y), _EVAL_BATCH):
-            pred = self(x[start : start + _EVAL_BATCH]).argmax(-1)
-            correct += (pred == y[start : start + _EVAL_BATCH]).sum(1)
+        for start in range(0, rows, EVAL_BATCH):
+            pred = self(x[start : start + EVAL_BATCH]).argmax(-1)
+            correct += (pred == target[:, start : start + EVAL_BATCH]).sum(1)
         self.train(was_training)
-        return (correct.double() / len(y)).tolist()
+        return (correct.double() / rows).tolist()
 
     def setting_dims(self) -> dict[str, int]:
         """The dimension of each parameter that indexes the settings."""
         return {"w1": 1, "b1": 0, "w2": 0, "b2": 0} if self.mlp else {"w2": 0, "b2": 0}
 
 
+class SeededStacks(nn.Module):
+    """`ProbeStack`s of one grid, one per seed, trained side by side (one optimiser step for all): member s of
+    the whole is setting s % (settings per seed) of stack s // (settings per seed). In training each stack reads
+    its own batches (its seed's order); `forward` of shared features gives every member's logits."""
+
+    def __init__(self, dim: int, hiddens: list[int], dropouts: list[float], weight_decays: list[float],
+                 n_classes: int, seeds: Sequence[int], device: torch.device):
+        super().__init__()
+        self.stacks = nn.ModuleList(ProbeStack(dim, hiddens, dropouts, weight_decays, n_classes, seed, device)
+                                    for seed in seeds)
+        self.size, self.n_classes = len(hiddens), n_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (members, rows, classes): `x` (rows, dim) for every stack, or (stacks, rows, dim), stack i's
+        rows `x[i]`."""
+        return torch.cat([stack(x[i] if x.ndim == 3 else x) for i, stack in enumerate(self.stacks)])
+
+    def add_weight_decay(self) -> None:
+        for stack in self.stacks:
+            stack.add_weight_decay()
+
+    @torch.inference_mode()
+    def accuracies(self, x: torch.Tensor, y: torch.Tensor, label_sets: torch.Tensor | None = None) -> list[float]:
+        """Accuracy of every member on `(x, y[label_sets[member]])`, `y` (label sets, rows); or on `(x, y)`, `y`
+        (rows,) without `label_sets`."""
+        if label_sets is None:
+            y, label_sets = y.reshape(1, -1), torch.zeros(self.size * len(self.stacks), dtype=torch.long,
+                                                          device=y.device)
+        return [acc for i, stack in enumerate(self.stacks)
+                for acc in stack.accuracies(x, y, label_sets[i * self.size : (i + 1) * self.size])]
+
+    def copy_members(self, source: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                     members: list[int]) -> None:
+        """`target[name][member] = source[name][member]` for every parameter `name` (of `named_parameters`) and
+        member, along each stack's setting dimension."""
+        for i, stack in enumerate(self.stacks):
+            local = [m - i * self.size for m in members if i * self.size <= m < (i + 1) * self.size]
+            if not local:
+                continue
+            index = torch.tensor(local, device=next(stack.parameters()).device)
+            for name, dim in stack.setting_dims().items():
+                key = f"stacks.{i}.{name}"
+                target[key].index_copy_(dim, index, source[key].index_select(dim, index))
+
+
 @dataclass
 class TrainedProbes:
-    stack: ProbeStack  # every setting at its best-dev weights
+    stack: SeededStacks  # every setting at its best-dev weights
     dev_acc: list[float]  # best dev accuracy of each setting
     epochs: list[int]  # passes over the training set each setting trained (its rounds x epoch_size)
+
+
+def _train_pass(stack: SeededStacks, optimizer: torch.optim.Optimizer, x_train: torch.Tensor, y_train: torch.Tensor,
+                orders: list[torch.Generator], label_sets: torch.Tensor, batch_size: int) -> None:
+    """One pass over the training set: each seed's stack in its own order (`orders[i]`, one permutation per pass),
+    batch j of every stack in one step; member m learns the labels `y_train[label_sets[m]]`."""
+    n, device = y_train.shape[-1], x_train.device
+    perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(device)  # (seeds, n)
+    stack_of = torch.arange(len(orders), device=device).repeat_interleave(stack.size)  # each member's stack
+    for start in range(0, n, batch_size):
+        idx = perms[:, start : start + batch_size]  # (seeds, batch)
+        logits = stack(x_train[idx[0]] if len(orders) == 1 else x_train[idx])  # (members, batch, classes)
+        target = y_train[label_sets[:, None], idx[stack_of]]  # (members, batch)
+        loss = F.cross_entropy(logits.reshape(-1, stack.n_classes), target.reshape(-1),
+                               reduction="sum") / idx.shape[1]  # the sum of every setting's mean loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        stack.add_weight_decay()
+        optimizer.step()
 
 
 def train_probes(
@@ -226,29 +295,39 @@ def train_probes(
     epoch_size: int = 4,
     tenacity: int = 5,
     max_epoch: int = 200,
-    seed: int = 42,
+    seed: int | Sequence[int] = 42,
+    label_sets: Sequence[int] | None = None,
     desc: str = "probes",
 ) -> TrainedProbes:
     """Train one probe per (hiddens[s], dropouts[s], weight_decays[s]) side by side, each with SentEval's early
     stopping on dev accuracy (module docstring): rounds of `epoch_size` passes, stop at the round that finds
     `tenacity` earlier rounds without a new best, no round started after `max_epoch` passes; best-round weights.
 
-    All settings see the same mini-batches (a permutation seeded with `seed` per pass). The stack trains until
-    every setting has stopped (settings that stopped go on computing, but their kept weights, accuracy and passes
-    are those of their own run). Weight decays default to 0. Tensors must already be on one device.
-    Deterministic for a given seed and device.
+    `seed`: one seed, or several: the settings are then trained once per seed (a `ProbeStack` each, in one
+    `SeededStacks`), and the result's members are seed-major (member k * len(hiddens) + s: setting s with seed k);
+    a member's initial weights, dropout masks and batch order (a permutation per pass, drawn from a generator of
+    its seed) come from its seed, so it trains as it would alone. `y_train`, `y_dev`: labels (N,), or (label
+    sets, N) with setting s learning `y[label_sets[s]]` (say a task and its control task, side by side). The stack
+    trains until every member has stopped (members that stopped go on computing, but their kept weights, accuracy
+    and passes are those of their own run). Weight decays default to 0. Tensors must already be on one device.
+    Deterministic for given seeds and device.
     """
     if min(epoch_size, tenacity + 1, max_epoch + 1, batch_size) < 1:
         raise ValueError("epoch_size and batch_size must be >= 1, tenacity and max_epoch >= 0")
     weight_decays = [0.0] * len(hiddens) if weight_decays is None else list(weight_decays)
     device = x_train.device
+    y_train, y_dev = (y if y.ndim == 2 else y[None] for y in (y_train, y_dev))
+    seeds = [int(seed)] if isinstance(seed, int) else [int(s) for s in seed]
+    sets = torch.tensor([0] * len(hiddens) if label_sets is None else list(label_sets), device=device)
+    if len(sets) != len(hiddens) or int(sets.max()) >= len(y_train) or len(y_dev) != len(y_train):
+        raise ValueError(f"label_sets {sets.tolist()} do not match {len(y_train)} label sets of training labels")
+    sets = sets.repeat(len(seeds))  # every member's
     with single_thread(device):
-        stack = ProbeStack(x_train.shape[1], hiddens, dropouts, weight_decays, n_classes, seed, device)
-        dims = stack.setting_dims()
+        stack = SeededStacks(x_train.shape[1], hiddens, dropouts, weight_decays, n_classes, seeds, device)
         # The fused kernel (CPU and CUDA) cuts the per-step overhead that dominates these small models.
         optimizer = torch.optim.Adam(stack.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
-        order_rng = torch.Generator().manual_seed(seed)
-        n, settings = len(y_train), len(hiddens)
+        orders = [torch.Generator().manual_seed(s) for s in seeds]
+        settings = len(hiddens) * len(seeds)
         best = {name: p.detach().clone() for name, p in stack.named_parameters()}
         best_acc, bad, epochs = [-1.0] * settings, [0] * settings, [0] * settings
         active = list(range(settings))
@@ -257,24 +336,13 @@ def train_probes(
         while active and passes <= max_epoch:
             stack.train()
             for _ in range(epoch_size):
-                perm = torch.randperm(n, generator=order_rng).to(device)
-                for start in range(0, n, batch_size):
-                    idx = perm[start : start + batch_size]
-                    logits = stack(x_train[idx])  # (settings, batch, classes)
-                    loss = F.cross_entropy(logits.reshape(-1, n_classes), y_train[idx].repeat(settings),
-                                           reduction="sum") / len(idx)  # the sum of every setting's mean loss
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    stack.add_weight_decay()
-                    optimizer.step()
+                _train_pass(stack, optimizer, x_train, y_train, orders, sets, batch_size)
             passes += epoch_size
-            dev_acc = stack.accuracies(x_dev, y_dev)
+            dev_acc = stack.accuracies(x_dev, y_dev, sets)
             improved = [s for s in active if dev_acc[s] > best_acc[s]]
             if improved:
-                index = torch.tensor(improved, device=device)
                 with torch.no_grad():
-                    for name, p in stack.named_parameters():
-                        best[name].index_copy_(dims[name], index, p.index_select(dims[name], index))
+                    stack.copy_members(dict(stack.named_parameters()), best, improved)
             stopped = []
             for s in active:
                 epochs[s] = passes
@@ -295,24 +363,72 @@ def train_probes(
     return TrainedProbes(stack, best_acc, epochs)
 
 
-def grid_settings(settings: dict[str, Any], logistic: bool = False) -> list[tuple[int, float, float]]:
-    """The `(hidden, dropout, weight_decay)` settings of the `probe.grid`, in grid order: hidden outer, then dropout,
-    weight decay innermost. Logistic regression (hidden 0; every setting when `logistic`, SentEval's rule for
-    WordContent, which then reads `grid.weight_decay` only) has no dropout: it enters once per weight decay, with
-    dropout 0.
+#: The probes of `probe.classifiers`: SentEval's MLP over the grid, and logistic regression over its weight decays.
+CLASSIFIERS = ("mlp", "linear")
+
+
+def grid_settings(settings: dict[str, Any], classifier: str = "mlp") -> list[tuple[int, float, float]]:
+    """The `(hidden, dropout, weight_decay)` settings of the `probe.grid` for `classifier`, in grid order: for
+    `mlp` hidden outer, then dropout, weight decay innermost; for `linear` (logistic regression: hidden 0, no
+    dropout; also SentEval's rule for WordContent) one per `grid.weight_decay`, the only key it reads.
     """
+    if classifier not in CLASSIFIERS:
+        raise ConfigError("probe.classifiers", f"unknown classifier {classifier!r} (expected one of "
+                          f"{', '.join(CLASSIFIERS)})")
     decays = [float(w) for w in setting(settings, "grid", "weight_decay")]
-    if logistic:
+    if classifier == "linear":
         shapes = [(0, 0.0)]
     else:
-        shapes = [(int(h), float(p) if int(h) > 0 else 0.0)
-                  for h in setting(settings, "grid", "hidden") for p in setting(settings, "grid", "dropout")]
+        hiddens = [int(h) for h in setting(settings, "grid", "hidden")]
+        if 0 in hiddens:
+            raise ConfigError("probe.grid.hidden", "0 (logistic regression) is the linear probe: list `linear` in "
+                              "probe.classifiers instead")
+        shapes = [(h, float(p)) for h in hiddens for p in setting(settings, "grid", "dropout")]
     if not shapes or not decays:
         raise ConfigError("probe.grid", "`hidden`, `dropout` and `weight_decay` need at least one value each")
     return list(dict.fromkeys((h, p, w) for h, p in shapes for w in decays))
 
 
-def fit_grid(
+#: The most first-layer weights (floats) of one stack trained side by side: small probes gain from sharing steps
+#: (per-step overhead dominates them), wide ones lose once their weights and Adam's state outgrow the CPU's caches
+#: (benchmarks/probe_controls.py: at width 1024 one 216-member stack took 1.5x the time of separate runs).
+STACK_FLOATS = 2**22
+
+
+def stack_chunks(seeds: Sequence[int], label_sets: int, dim: int,
+                 combos: Sequence[tuple[int, float, float]]) -> list[tuple[list[int], list[int]]]:
+    """How `fit_grids` splits its runs (seeds x label sets, each the grid `combos` on `dim` inputs) into stacks
+    trained one after another: `(seeds, label sets)` of each, as many seeds with every label set as fit
+    `STACK_FLOATS` (first-layer weights, MLPs padded to the widest), else one run per stack. A run's result does
+    not depend on the split."""
+    width = max((c[0] for c in combos), default=0) or 1
+    run_floats = len(combos) * dim * width
+    if run_floats * label_sets <= STACK_FLOATS:
+        k = max(1, STACK_FLOATS // (run_floats * label_sets))
+        return [(list(seeds[i : i + k]), list(range(label_sets))) for i in range(0, len(seeds), k)]
+    return [([seed], [label_set]) for seed in seeds for label_set in range(label_sets)]
+
+
+def fit_grid(train: Any, dev: Any, test: Any, settings: dict[str, Any], n_classes: int | None = None,
+             **options: Any) -> GridResult:
+    """`fit_grids` of one label set with one seed, `settings['seed']`: the `classifier` probe (`mlp` | `linear`,
+    `grid_settings`) for every grid setting, the test accuracy of the best-dev setting. `options`: `fit_grids`'
+    `device`, `classifier`, `desc`."""
+    return fit_grids(train, dev, test, settings, n_classes, seeds=[int(setting(settings, "seed"))], **options)[0][0]
+
+
+def _check_features(desc: str, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for name, (x, y) in parts.items():
+        if x.ndim != 2 or y.ndim not in (1, 2) or len(x) != y.shape[-1]:
+            raise ValueError(f"{name}: features {tuple(x.shape)} do not match labels {tuple(y.shape)}")
+        finite = torch.isfinite(x).all(dim=1)
+        if not finite.all():
+            row = int((~finite).nonzero()[0])
+            raise NonFiniteError(f"{desc}: {name} sentence {row + 1}", "its features are NaN or infinite; no probe "
+                                 "was trained", check="the model's weights and that sentence")
+
+
+def fit_grids(
     train: tuple[torch.Tensor, torch.Tensor],
     dev: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
@@ -320,68 +436,61 @@ def fit_grid(
     n_classes: int | None = None,
     device: str | torch.device = "cpu",
     *,
-    logistic: bool = False,
+    classifier: str = "mlp",
+    seeds: Sequence[int],
     desc: str = "probes",
-) -> GridResult:
-    """Fit the probe for every grid setting; report the test accuracy of the best-dev setting.
+) -> list[list[GridResult]]:
+    """The grid of `classifier` once per seed and label set, side by side (`train_probes`, in the stacks
+    `stack_chunks` makes): result
+    `[label set][seed]`, each the test accuracy of that run's best-dev setting (SentEval's choice: dev accuracy in
+    percent rounded to 2 decimals, the first in grid order on ties).
 
-    `train`, `dev`, `test` are `(features (N, d), labels (N,) int)`; `settings` is the `probe` config section
-    (`grid.hidden`, `grid.dropout`, `grid.weight_decay`, `standardise`, `lr`, `batch_size`, `epoch_size`,
-    `tenacity`, `max_epoch`, `seed`). `logistic`: logistic regression whatever `grid.hidden` says (SentEval's
-    WordContent). `n_classes` defaults to the largest label in any split + 1.
+    `train`, `dev`, `test` are `(features (N, d), labels)`, labels (N,) int or (label sets, N) (say a task and
+    its control task); `settings` is the `probe` config section (`grid.hidden`, `grid.dropout`,
+    `grid.weight_decay`, `standardise`, `lr`, `batch_size`, `epoch_size`, `tenacity`, `max_epoch`; `seed` is
+    `seeds`' business here). Runs share stacks as `stack_chunks` says; a run's result does not depend on the other
+    seeds or label sets in its stack.
+    `n_classes` defaults to the largest label in any split + 1.
     """
     device = torch.device(device)
     (x_tr, y_tr), (x_dev, y_dev), (x_te, y_te) = (
         (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)) for x, y in (train, dev, test)
     )
-    for name, (x, y) in {"train": (x_tr, y_tr), "dev": (x_dev, y_dev), "test": (x_te, y_te)}.items():
-        if x.ndim != 2 or len(x) != len(y):
-            raise ValueError(f"{name}: features {tuple(x.shape)} do not match labels {tuple(y.shape)}")
-        finite = torch.isfinite(x).all(dim=1)
-        if not finite.all():
-            row = int((~finite).nonzero()[0])
-            raise NonFiniteError(f"{desc}: {name} sentence {row + 1}", "its features are NaN or infinite; no probe "
-                                 "was trained", check="the model's weights and that sentence")
-    if len(y_tr) == 0 or len(y_dev) == 0:
+    _check_features(desc, {"train": (x_tr, y_tr), "dev": (x_dev, y_dev), "test": (x_te, y_te)})
+    y_tr, y_dev, y_te = (y if y.ndim == 2 else y[None] for y in (y_tr, y_dev, y_te))
+    if y_tr.shape[1] == 0 or y_dev.shape[1] == 0:
         raise ValueError("the probe needs at least one training and one dev example")
     if n_classes is None:
-        n_classes = int(max(y.max().item() if len(y) else 0 for y in (y_tr, y_dev, y_te))) + 1
+        n_classes = int(max(y.max().item() if y.numel() else 0 for y in (y_tr, y_dev, y_te))) + 1
     if setting(settings, "standardise"):
         x_tr, x_dev, x_te = standardise(x_tr, x_dev, x_te)
     x_tr, x_dev, x_te = (x.to(device) for x in (x_tr, x_dev, x_te))
     y_tr, y_dev, y_te = (y.to(device) for y in (y_tr, y_dev, y_te))
-    combos = grid_settings(settings, logistic)
-    tried: list[dict[str, Any]] = []
-    for group in ([c for c in combos if c[0] == 0], [c for c in combos if c[0] > 0]):
-        if not group:
-            continue
+    combos = grid_settings(settings, classifier)
+    results: dict[tuple[int, int], GridResult] = {}
+    for chunk_seeds, chunk_sets in stack_chunks(seeds, len(y_tr), x_tr.shape[1], combos):
         start = time.perf_counter()
-        hiddens, dropouts, decays = (list(column) for column in zip(*group))
+        per_seed = [(label_set, combo) for label_set in range(len(chunk_sets)) for combo in combos]
         trained = train_probes(
-            x_tr, y_tr, x_dev, y_dev, n_classes, hiddens, dropouts, decays,
-            lr=float(setting(settings, "lr")), batch_size=int(setting(settings, "batch_size")),
-            epoch_size=int(setting(settings, "epoch_size")), tenacity=int(setting(settings, "tenacity")),
-            max_epoch=int(setting(settings, "max_epoch")), seed=int(setting(settings, "seed")),
-            desc=f"{desc} ({'logistic' if hiddens[0] == 0 else 'MLP'}, {len(group)} settings)",
-        )
-        test_acc = trained.stack.accuracies(x_te, y_te)
-        for s, (hidden, dropout, decay) in enumerate(group):
-            tried.append({"hidden": hidden, "dropout": dropout, "weight_decay": decay, "dev_acc": trained.dev_acc[s],
-                          "test_acc": test_acc[s], "epochs": trained.epochs[s]})
-        log.debug("probes %s: %.1f s", group, time.perf_counter() - start)
-    tried.sort(key=lambda entry: combos.index((entry["hidden"], entry["dropout"], entry["weight_decay"])))
-    # SentEval compares dev accuracies in percent rounded to 2 decimals; max keeps the first in grid order on ties
-    best = max(tried, key=lambda entry: round(100 * entry["dev_acc"], 2))
-    return GridResult(
-        test_acc=best["test_acc"],
-        dev_acc=best["dev_acc"],
-        hidden=best["hidden"],
-        dropout=best["dropout"],
-        weight_decay=best["weight_decay"],
-        epochs=best["epochs"],
-        majority_acc=majority_accuracy(y_tr, y_te),
-        n_train=len(y_tr),
-        n_dev=len(y_dev),
-        n_test=len(y_te),
-        grid=tried,
-    )
+            x_tr, y_tr[chunk_sets], x_dev, y_dev[chunk_sets], n_classes, [c[0] for _, c in per_seed],
+            [c[1] for _, c in per_seed], [c[2] for _, c in per_seed], lr=float(setting(settings, "lr")),
+            batch_size=int(setting(settings, "batch_size")), epoch_size=int(setting(settings, "epoch_size")),
+            tenacity=int(setting(settings, "tenacity")), max_epoch=int(setting(settings, "max_epoch")),
+            seed=chunk_seeds, label_sets=[label_set for label_set, _ in per_seed],
+            desc=f"{desc} ({classifier}, {len(combos)} settings x {len(chunk_seeds)} seeds x {len(chunk_sets)} "
+                 "label sets)")
+        member_sets = torch.tensor([ls for _ in chunk_seeds for ls, _ in per_seed], device=device)
+        test_acc = trained.stack.accuracies(x_te, y_te[chunk_sets], member_sets)
+        log.debug("probes %s: %.1f s", combos, time.perf_counter() - start)
+        runs = [(seed, label_set) for seed in chunk_seeds for label_set in chunk_sets]  # as the members: seed-major
+        for r, (seed, label_set) in enumerate(runs):
+            tried = [{"hidden": hidden, "dropout": dropout, "weight_decay": decay, "dev_acc": trained.dev_acc[m],
+                      "test_acc": test_acc[m], "epochs": trained.epochs[m]}
+                     for m, (hidden, dropout, decay) in enumerate(combos, start=r * len(combos))]
+            best = max(tried, key=lambda entry: round(100 * entry["dev_acc"], 2))
+            results[seed, label_set] = GridResult(
+                test_acc=best["test_acc"], dev_acc=best["dev_acc"], hidden=best["hidden"],
+                dropout=best["dropout"], weight_decay=best["weight_decay"], epochs=best["epochs"],
+                majority_acc=majority_accuracy(y_tr[label_set], y_te[label_set]), n_train=y_tr.shape[1],
+                n_dev=y_dev.shape[1], n_test=y_te.shape[1], grid=tried)
+    return [[results[seed, label_set] for seed in seeds] for label_set in range(len(y_tr))]

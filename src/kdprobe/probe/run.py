@@ -9,8 +9,10 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -21,11 +23,11 @@ from kdprobe.checkpoint import ResumeState, resume_key
 from kdprobe.config import LOGREG_PROBE_TASK
 from kdprobe.digest import content_digests, model_files
 from kdprobe.io import write_csv, write_text
-from kdprobe.probe import senteval
+from kdprobe.probe import controls, mdl, senteval
+from kdprobe.probe.classifier import fit_grids, setting
 from kdprobe.probe.encoders import encode, load_encoder, resolve_layers, resolve_poolings
-from kdprobe.probe.classifier import fit_grid, setting
+from kdprobe.probe.tables import COLUMNS, merge_probes, read_probe_csv, seed_columns
 from kdprobe.registry import PROBE_KINDS
-from kdprobe.probe.tables import COLUMNS, merge_probes
 
 __all__ = ["COLUMNS", "merge_probes", "probe_model", "probe_tasks"]
 
@@ -51,7 +53,9 @@ def probe_model(
     `pretrained` also a hub id; for `embed` a `kdprobe.students.embed` directory); `probe_file`: a SentEval
     `*.txt` file (task = its stem); `settings`: the `probe` config section (`layers.<kind>`, `pooling.<kind>`,
     `grid`, `standardise`, `lr`, `batch_size`, `epoch_size`, `tenacity`, `max_epoch`, `seed`, `encode_batch_size`,
-    `max_sentences`; for WordContent `word_content_logreg`, SentEval's logistic regression in place of the MLP). Returns the table it wrote (columns `COLUMNS`).
+    `max_sentences`, `classifiers`, `seeds`, `control`, `mdl`; for WordContent `word_content_logreg`, SentEval's
+    logistic regression in place of the MLP). Returns the table it wrote (columns `COLUMNS`): one row per layer,
+    pooling and classifier, with its seeds' mean and interval, its control task's and the online code.
     """
     _check(model_kind, settings)
     device = torch.device(device)
@@ -102,7 +106,7 @@ def probe_tasks(
         state = states[task]
         saved = state.load()
         if saved is not None:
-            write_csv(out_csv, pd.read_csv(io.StringIO(saved["table"])))
+            write_csv(out_csv, read_probe_csv(io.StringIO(saved["table"])))
             log.info("%s: its settings, the model, %s and the code are those of its saved table: reused, %s"
                      " written", task, probe_file, out_csv)
         else:
@@ -136,26 +140,86 @@ def _check(model_kind: str, settings: dict[str, Any]) -> None:
     setting(settings, "layers", model_kind)
 
 
+@dataclass
+class _Labels:
+    """One probing task's labels as class indices per split: the task's and, with `probe.control`, its control
+    task's (`controls.control_labels`, in the same label set)."""
+    n_classes: int
+    task: dict[str, torch.Tensor]
+    control: dict[str, torch.Tensor] | None
+
+
+def _labels(data: dict, settings: dict[str, Any]) -> _Labels:
+    index = senteval.label_index(data)
+
+    def tensors(labels: Mapping[str, Sequence[str]]) -> dict[str, torch.Tensor]:
+        return {split: torch.tensor([index[label] for label in labels[split]], dtype=torch.long) for split in _SPLITS}
+
+    task = tensors({split: data[split][1] for split in _SPLITS})
+    control = None
+    if setting(settings, "control"):
+        control = tensors(controls.control_labels(data, int(setting(settings, "seed"))))
+    return _Labels(len(index), task, control)
+
+
+def _classifiers(task: str, settings: dict[str, Any]) -> list[str]:
+    """`probe.classifiers` for `task`: WordContent with `word_content_logreg` is probed by the linear one only."""
+    if task == LOGREG_PROBE_TASK and bool(settings.get("word_content_logreg")):
+        return ["linear"]
+    return [str(c) for c in setting(settings, "classifiers")]
+
+
+def _row(parts: dict[str, torch.Tensor], labels: _Labels, settings: dict[str, Any], device: torch.device,
+         classifier: str, desc: str) -> dict[str, Any]:
+    """One table row: the `classifier` probe on the task and its control over the seeds (`probe.seed`, + 1, ...,
+    `probe.seeds` of them), side by side (`fit_grids`), and the online code with the first seed's setting."""
+    start = time.perf_counter()
+    seed = int(setting(settings, "seed"))
+    seeds = [seed + i for i in range(int(setting(settings, "seeds")))]
+    label_sets = [labels.task] if labels.control is None else [labels.task, labels.control]
+    results = fit_grids(*[(parts[split], torch.stack([ls[split] for ls in label_sets])) for split in _SPLITS],
+                        settings=settings, n_classes=labels.n_classes, device=device, classifier=classifier,
+                        seeds=seeds, desc=desc)
+    task, control = results[0], (results[1] if len(results) > 1 else None)
+    first = task[0]
+    row = {**first.row(), **seed_columns([r.test_acc for r in task], [r.dev_acc for r in task],
+                                         None if control is None else [r.test_acc for r in control]),
+           "classifier": classifier, "mdl_bits": math.nan, "uniform_bits": math.nan, "compression": math.nan}
+    if setting(settings, "mdl"):
+        code = mdl.probe_codelength(parts["train"], labels.task["train"], parts["dev"], labels.task["dev"],
+                                    labels.n_classes, first.hidden, first.dropout, first.weight_decay, settings,
+                                    seed, device, desc=f"{desc} {classifier} online code")
+        row |= {"mdl_bits": code.bits, "uniform_bits": code.uniform_bits, "compression": code.compression}
+    log.info(
+        "%s %s (d=%d): test %.4f +- %.4f over %d seeds, control %.4f, selectivity %.4f, compression %.2f (first"
+        " seed: hidden %d, dropout %.2f, weight decay %g, %d passes), majority %.4f [%.1f s]", desc, classifier,
+        parts["train"].shape[1], row["test_acc"], 0.0 if math.isnan(row["test_std"]) else row["test_std"],
+        row["seeds"], row["control_acc"], row["selectivity"], row["compression"], first.hidden, first.dropout,
+        first.weight_decay, first.epochs, first.majority_acc, time.perf_counter() - start)
+    return row
+
+
 def _probe(get_encoder: Callable[[], Any], model_kind: str, probe_file: str | os.PathLike, settings: dict[str, Any],
            out_csv: str | os.PathLike, device: torch.device, name: str | None = None) -> pd.DataFrame:
     """`probe_model`, the model from `get_encoder()` (`encoders.load_encoder`), asked for once the data is read;
-    rows named `name` (default `model_kind`)."""
+    rows named `name` (default `model_kind`). The sentences are encoded once; every classifier, seed, control
+    and online-code portion reuses the features."""
     task = senteval.task_name(probe_file)
     poolings = resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
     layer_spec = setting(settings, "layers", model_kind)
-    logistic = task == LOGREG_PROBE_TASK and bool(setting(settings, "word_content_logreg"))
+    classifiers = _classifiers(task, settings)
 
     data = senteval.load(probe_file, int(settings.get("max_sentences", 0) or 0))
-    labels = senteval.label_index(data)
+    labels = _labels(data, settings)
     counts = {split: len(data[split][0]) for split in _SPLITS}
-    log.info("read %s: task %s, %s sentences, %d classes", probe_file, task,
-             "/".join(f"{counts[s]} {s}" for s in _SPLITS), len(labels))
+    log.info("read %s: task %s, %s sentences, %d classes; classifiers %s, %d seeds each, control task %s, online"
+             " code %s", probe_file, task, "/".join(f"{counts[s]} {s}" for s in _SPLITS), labels.n_classes,
+             ", ".join(classifiers), int(setting(settings, "seeds")), "on" if labels.control else "off",
+             "on" if setting(settings, "mdl") else "off")
 
     encoder = get_encoder()
     layers = resolve_layers(encoder, layer_spec)
     log.info("encoding layers %s with pooling %s", layers, poolings)
-    if logistic:
-        log.info("%s: logistic regression in place of the MLP, as SentEval (probe.word_content_logreg)", task)
     start = time.perf_counter()
     sentences = [s for split in _SPLITS for s in data[split][0]]
     features = encode(encoder, sentences, layers, poolings, int(settings.get("encode_batch_size", 128)),
@@ -166,24 +230,15 @@ def _probe(get_encoder: Callable[[], Any], model_kind: str, probe_file: str | os
     for split in _SPLITS:
         bounds[split] = (offset, offset + counts[split])
         offset += counts[split]
-    y = {split: torch.tensor([labels[label] for label in data[split][1]], dtype=torch.long) for split in _SPLITS}
-
     rows = []
     for layer in layers:
         for pooling in poolings:
             x = features.pop((layer, pooling))
-            parts = [(x[a:b], y[split]) for split, (a, b) in bounds.items()]
-            start = time.perf_counter()
-            result = fit_grid(*parts, settings=settings, n_classes=len(labels), device=device, logistic=logistic,
-                              desc=f"{model_kind} {task} layer {layer} {pooling}")
-            log.info(
-                "%s %s layer %d %s (d=%d): test %.4f dev %.4f (hidden %d, dropout %.2f, weight decay %g, %d passes;"
-                " %d settings), majority %.4f [%.1f s]", model_kind, task, layer, pooling, x.shape[1],
-                result.test_acc, result.dev_acc, result.hidden, result.dropout, result.weight_decay, result.epochs,
-                len(result.grid), result.majority_acc, time.perf_counter() - start,
-            )
-            rows.append({"model": name or model_kind, "probe_task": task, "layer": layer, "pooling": pooling,
-                         **result.row()})
+            parts = {split: x[a:b] for split, (a, b) in bounds.items()}
+            for classifier in classifiers:
+                row = _row(parts, labels, settings, device, classifier, f"{model_kind} {task} layer {layer} {pooling}")
+                rows.append({"model": name or model_kind, "probe_task": task, "layer": layer, "pooling": pooling,
+                             **row})
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_csv(out_csv, table)
     log.info("wrote %s: %d rows", out_csv, len(table))

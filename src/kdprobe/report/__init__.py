@@ -1,7 +1,7 @@
 """The reporting wing: tables and figures of a finished run (stages `analysis` and `summary`).
 
-Tables: `predictions` and `calibration` (prediction analysis), `probing` (probe tables by layer depth), `curves`
-(training curves), `scores`, `seeds`, `sweeps`, `cost` (the summary tables), `reproduction` (this run beside the
+Tables: `predictions` and `calibration` (prediction analysis), `probing` (probe tables by layer depth),
+`probing_stats` (intervals, paired tests, expected layers: the probing summary), `curves` (training curves), `scores`, `seeds`, `sweeps`, `cost` (the summary tables), `reproduction` (this run beside the
 thesis's reported figures, `thesis_reported.csv`). Figures (matplotlib, `figures` for the shared look):
 `prediction_plots`, `probing_plots`, `curve_plots`, `summary_plots`. Entry points of the rules:
 `kdprobe.report.analysis.analyse` (rule `analyse_predictions`), `kdprobe.report.summary` (rules `summary_task`,

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 from matplotlib.figure import Figure  # noqa: E402
 
 from kdprobe.io import atomic_path  # noqa: E402
-from kdprobe.registry import EMBED_MODELS, METRIC_DISPLAY, METRIC_UNITS, MODEL_DISPLAY  # noqa: E402
+from kdprobe.registry import EMBED_MODELS, METRIC_DISPLAY, METRIC_UNITS, MODEL_DISPLAY, RANDOM_MODELS  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,9 @@ DPI = 100
 #: Colours of the models, the same in every plot (their names: `registry.MODEL_DISPLAY`).
 MODEL_COLOURS = {"pretrained": "#7f7f7f", "teacher": "#1f77b4", "bert_s": "#ff7f0e", "lstm_s": "#2ca02c",
                  "gpt2": "#9467bd"}
+#: A random-encoder baseline (`registry.RANDOM_MODELS`) in a light shade of its architecture's colour (matplotlib's
+#: tab20 pairs), so it reads as that model's and stays apart from it with the same line styles.
+RANDOM_COLOURS = {"teacher": "#aec7e8", "bert_s": "#ffbb78", "lstm_s": "#98df8a"}
 #: Line styles and markers of the poolings in probing plots (markers tell poolings apart at a single layer).
 POOLING_STYLES = {"mean": "-", "cls": "--", "max": ":", "last": "-."}
 POOLING_MARKERS = {"mean": "o", "cls": "D", "max": "^", "last": "s"}
@@ -36,7 +39,10 @@ def model_name(model: str) -> str:
 
 
 def model_colour(model: str) -> str | None:
-    """The model's colour; an embed. baseline (`{student}_embed`) has its student's."""
+    """The model's colour; an embed. baseline (`{student}_embed`) has its student's, a random baseline
+    (`{model}_random`) a light shade of its architecture's (`RANDOM_COLOURS`)."""
+    if model in RANDOM_MODELS:
+        return RANDOM_COLOURS[RANDOM_MODELS[model]]
     return MODEL_COLOURS.get(model, MODEL_COLOURS.get(EMBED_MODELS.get(model, "")))
 
 

@@ -18,14 +18,22 @@ import pandas as pd
 
 from kdprobe.errors import InputError
 from kdprobe.io import read_csv_table
-from kdprobe.registry import EMBED_KIND, EMBED_MODELS
+from kdprobe.registry import EMBED_KIND, EMBED_MODELS, RANDOM_MODELS
 
 log = logging.getLogger(__name__)
 
-#: Columns of a probe table that the plots read.
-REQUIRED = ("model", "probe_task", "layer", "pooling", "test_acc", "majority_acc")
+#: Columns of a probe table that the plots, the summary and the results page read (`kdprobe.probe.tables.COLUMNS`;
+#: the control columns are empty, NaN, without `probe.control`).
+REQUIRED = ("model", "probe_task", "layer", "pooling", "classifier", "test_acc", "test_ci_low", "test_ci_high",
+            "majority_acc", "control_acc", "selectivity", "selectivity_ci_low", "selectivity_ci_high",
+            "test_acc_by_seed")
+#: The probes' classifiers (`probe.classifiers`) in the order tables and plots show them; the first present is the
+#: main one (`main_classifier`).
+CLASSIFIERS = ("mlp", "linear")
+#: Their display names.
+CLASSIFIER_NAMES = {"mlp": "MLP", "linear": "linear"}
 #: Order of the models in plots and tables.
-ORDER = ("pretrained", "teacher", "bert_s", "lstm_s", *EMBED_MODELS)
+ORDER = ("pretrained", "teacher", "bert_s", "lstm_s", *EMBED_MODELS, *RANDOM_MODELS)
 
 
 def _positive_int(value, path: Path, key: str) -> int:
@@ -78,13 +86,14 @@ def read_probe_table(path: str | os.PathLike, scope: str, depth: int) -> pd.Data
 
 
 def read_probe_tables(entries: Iterable[tuple[str, str | os.PathLike, int]]) -> pd.DataFrame:
-    """`read_probe_table` of every `(scope, path, depth)`, concatenated; the pre-trained teacher's rows get model
-    `pretrained` (its table may say `teacher` or `pretrained`)."""
+    """`read_probe_table` of every `(scope, path, depth)`, concatenated; in scope `pretrained` the pre-trained
+    teacher's rows get model `pretrained` (its table may say `teacher` or `pretrained`; `teacher_random`, also in
+    that scope, keeps its name)."""
     frames = []
     for scope, path, depth in entries:
         table = read_probe_table(path, scope, depth)
         if scope == "pretrained":
-            table = table.assign(model="pretrained")
+            table = table.assign(model=table["model"].replace({"teacher": "pretrained"}))
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
 
@@ -94,22 +103,15 @@ def model_order(models: Iterable[str]) -> list[str]:
     return [m for m in ORDER if m in present] + [m for m in present if m not in ORDER]
 
 
-def best_layers(table: pd.DataFrame) -> pd.DataFrame:
-    """Per scope, model and probing task, the (layer, pooling) with the best test accuracy (the lowest layer, then
-    the first pooling, on ties): scope, model, probe_task, layer, depth, position, pooling, test_acc, majority_acc,
-    above_majority (test_acc - majority_acc). Probing tasks in table order; models in `ORDER`."""
-    tasks = {t: i for i, t in enumerate(pd.unique(table["probe_task"]))}
-    models = {m: i for i, m in enumerate(model_order(table["model"]))}
-    scopes = {s: i for i, s in enumerate(pd.unique(table["scope"]))}
-    ranked = table.assign(_row=range(len(table))).sort_values(
-        ["test_acc", "layer", "_row"], ascending=[False, True, True], kind="stable")
-    best = ranked.groupby(["scope", "model", "probe_task"], sort=False).head(1)
-    best = best.assign(above_majority=best["test_acc"] - best["majority_acc"],
-                       _s=best["scope"].map(scopes), _m=best["model"].map(models), _t=best["probe_task"].map(tasks))
-    best = best.sort_values(["_s", "_m", "_t"], kind="stable")
-    columns = ["scope", "model", "probe_task", "layer", "depth", "position", "pooling", "test_acc", "majority_acc",
-               "above_majority"]
-    return best[columns].reset_index(drop=True)
+def classifier_order(classifiers: Iterable[str]) -> list[str]:
+    """The classifiers present, `CLASSIFIERS` first (mlp, linear), then any other in table order."""
+    present = list(dict.fromkeys(classifiers))
+    return [c for c in CLASSIFIERS if c in present] + [c for c in present if c not in CLASSIFIERS]
+
+
+def main_classifier(table: pd.DataFrame) -> str:
+    """The classifier the accuracy figures and the overview show: mlp if probed, else the first of the table."""
+    return classifier_order(table["classifier"])[0]
 
 
 def majority_by_task(table: pd.DataFrame) -> Mapping[str, float]:

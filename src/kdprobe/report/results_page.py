@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -26,10 +27,13 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from kdprobe.errors import InputError
-from kdprobe.io import write_text
-from kdprobe.registry import HEADLINE_METRIC, METRIC_DISPLAY, STUDENT, reported_metrics
+from kdprobe.io import read_csv_table, write_text
+from kdprobe.registry import HEADLINE_METRIC, METRIC_DISPLAY, MODEL_DISPLAY, STUDENT, reported_metrics
 from kdprobe.report.cost import benchmark_key, read_benchmark
 from kdprobe.report.predictions import read_predictions
+from kdprobe.report.probing import REQUIRED as PROBE_COLUMNS
+from kdprobe.report.probing import CLASSIFIER_NAMES, classifier_order
+from kdprobe.report.probing_stats import SIGNIFICANCE, probing_summary
 from kdprobe.splits import read_split
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,9 @@ STAGES = {
     "predict": "dev predictions",
     "predict_test": "test predictions",
     "speed": "speed measurements",
+    "embed_model": "probing baselines: embed. tables",
+    "random_student": "probing baselines: random students",
+    "random_teacher": "probing baselines: random teacher",
     "probe": "probing",
 }
 
@@ -302,29 +309,132 @@ def rare_labels_section(files: RunFiles, tasks: Sequence[str], students: Sequenc
                      "mean F1, others"], rows)]
 
 
+#: Above this many (model, layer, pooling) rows per probing task, the page's layer table shows the best layers only.
+MAX_PROBE_ROWS = 48
+SELECTIVITY_NOTE = (
+    "*Selectivity* (Hewitt and Liang 2019) is the test accuracy minus the accuracy of the same probe (same grid, "
+    "same seeds) on a *control task*: the same sentences with labels that depend only on their word types, through a "
+    "random map, in the task's label counts (`kdprobe.probe.controls`). A probe that also scores high on the control "
+    "task can reach its accuracy by memorising words rather than by reading the property from the representation; a "
+    "high accuracy with a high selectivity says that the representation itself makes the property easy to extract.")
+
+
+def _pm(value: float, low: float, high: float) -> str:
+    """`0.812 ± 0.012` (the half-width of the interval), the value alone without an interval, `–` without a value."""
+    if pd.isna(value):
+        return "–"
+    return _fmt(value) if pd.isna(low) or pd.isna(high) else f"{_fmt(value)} ± {_fmt((high - low) / 2)}"
+
+
+def _p(value: float) -> str:
+    return "" if pd.isna(value) else ("< 0.001" if value < 0.001 else _fmt(value))
+
+
+def _probe_name(scope: str, model: str) -> str:
+    if scope == "pretrained" and model == "teacher":
+        return "teacher, pre-trained"
+    name = "teacher" if model == "teacher" else _display(model) if model in STUDENT else MODEL_DISPLAY.get(model, model)
+    return name if scope == "pretrained" else f"{name}, {scope}"
+
+
+def _probe_tables(files: RunFiles, settings: PageSettings) -> pd.DataFrame:
+    """Every probe table of the page with its `scope` and display `name`: the pre-trained teacher's and each task's
+    teacher's and students' (required), then any other of `files.probes` (random encoders, embed. baselines)."""
+    keys = [("pretrained", "teacher")] + [(task, model) for task in settings.tasks
+                                          for model in ["teacher", *settings.students]]
+    keys += [key for key in files.probes if key not in keys]
+    frames = []
+    for scope, model in keys:
+        path = _file(files.probes, (scope, model), "probe table")
+        table = read_csv_table(path, PROBE_COLUMNS)
+        missing = [t for t in settings.probe_tasks if t not in set(table["probe_task"])]
+        if missing:
+            raise InputError(path, f"no rows for {missing[0]}")
+        pretrained = (scope, model) == ("pretrained", "teacher")  # model `pretrained`, as `probing` names it
+        frames.append(table.assign(scope=scope, model="pretrained" if pretrained else model,
+                                   name=_probe_name(scope, model)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _layer_rows(part: pd.DataFrame, order: list, classifiers: list[str], control: bool) -> list[list[str]]:
+    """One row per model (in the order of its (scope, model) in `order`), layer and pooling: each classifier's test
+    accuracy (and control, selectivity)."""
+    rows = []
+    rank = {key: i for i, key in enumerate(order)}
+    part = part.assign(_rank=[rank[key] for key in zip(part["scope"], part["model"])])
+    for (_, layer, pooling), group in part.groupby(["_rank", "layer", "pooling"], sort=True):
+        row = [group["name"].iloc[0], f"{'E' if layer == 0 else layer} ({pooling})"]
+        for classifier in classifiers:
+            r = group[group["classifier"] == classifier]
+            if r.empty:
+                row += ["–"] * (3 if control else 1)
+                continue
+            r = r.iloc[0]
+            row.append(_pm(r.test_acc, r.test_ci_low, r.test_ci_high))
+            if control:
+                row += [_pm(r.control_acc, math.nan, math.nan),
+                        _pm(r.selectivity, r.selectivity_ci_low, r.selectivity_ci_high)]
+        rows.append(row)
+    return rows
+
+
+def _best_rows(summary: pd.DataFrame, names: dict, control: bool) -> list[list[str]]:
+    """One row per model and classifier: its best layer, accuracy, selectivity, difference from the teacher."""
+    rows = []
+    for r in summary.itertuples(index=False):
+        diff = "" if pd.isna(r.reference_diff) else (
+            f"{r.reference_diff:+.3f}" + (" *" if r.significant else ""))
+        row = [names[(r.scope, r.model)], CLASSIFIER_NAMES.get(r.classifier, r.classifier),
+               f"{'E' if r.layer == 0 else r.layer} ({r.pooling})", _pm(r.test_acc, r.test_ci_low, r.test_ci_high),
+               diff, _p(r.p_value)]
+        if control:
+            row += [_pm(r.selectivity, r.selectivity_ci_low, r.selectivity_ci_high),
+                    "" if pd.isna(r.selectivity_share) else _pct(r.selectivity_share)]
+        rows.append(row)
+    return rows
+
+
 def probing_section(files: RunFiles, settings: PageSettings, project: Path) -> list[str]:
-    scopes = [("pretrained", "teacher", "teacher, pre-trained")]
-    scopes += [(task, model, f"{_display(model) if model != 'teacher' else 'teacher'}, {task}")
-               for task in settings.tasks for model in ["teacher", *settings.students]]
+    """Per probing task: each model's MLP and linear probes at each layer (test accuracy ± its 95% interval over
+    the probe's seeds, control accuracy, selectivity; the best layers only when there are too many rows), and each
+    model's best layer with its difference from the teacher (`probing_stats.probing_summary`)."""
+    tables = _probe_tables(files, settings)
+    names = dict(zip(zip(tables["scope"], tables["model"]), tables["name"]))
+    summary = probing_summary(tables.assign(depth=math.nan, position=math.nan))  # the page shows layers, not depth
+    classifiers = classifier_order(tables["classifier"])
+    seeds = int(tables["seeds"].max()) if "seeds" in tables else 1
     out = ["## Probing", "",
-           "Test accuracy of the best dev setting of the probe grid, per layer (mean pooling for the BERT models; "
-           "LSTM_S's pooling as configured), on the SentEval-format files in "
-           f"`{shown_path(settings.probe_data_dir, project)}`. Layer 0 is the embedding layer.", ""]
+           f"Probes on the SentEval-format files in `{shown_path(settings.probe_data_dir, project)}`, per layer (E: "
+           "the embeddings) and pooling: "
+           + " and ".join(f"the {CLASSIFIER_NAMES.get(c, c)} probe" for c in classifiers)
+           + f", each trained with {seeds} seed{'s' if seeds > 1 else ''} (each its own grid search on dev); test "
+           "accuracy is the mean over the seeds ± the half-width of its 95% t interval (no interval with one seed).",
+           "", SELECTIVITY_NOTE, ""]
     for probe_task in settings.probe_tasks:
-        rows, majority = [], None
-        for scope, model, name in scopes:
-            path = _file(files.probes, (scope, model), "probe table")
-            table = _read_table(path)
-            part = table[table["probe_task"] == probe_task]
-            if part.empty:
-                raise InputError(path, f"no rows for {probe_task}")
-            majority = float(part["majority_acc"].iloc[0])
-            cells = [f"{r.layer} ({r.pooling}): {_fmt(r.test_acc)}"
-                     for r in part.sort_values(["pooling", "layer"]).itertuples()]
-            best = part.loc[part["test_acc"].idxmax()]
-            rows.append([name, "; ".join(cells), f"{_fmt(best.test_acc)} (layer {best.layer})"])
-        out += [f"### {probe_task}", "", f"Majority baseline (test): {_fmt(majority)}.", "",
-                *_table(["model", "test accuracy by layer (pooling)", "best"], rows)]
+        part = tables[tables["probe_task"] == probe_task]
+        control = bool(part["control_acc"].notna().any())
+        out += [f"### {probe_task}", "", f"Majority baseline (test): {_fmt(float(part['majority_acc'].iloc[0]))}."
+                + ("" if control else " No control task was probed (`probe.control: false`): no selectivity."), ""]
+        best = summary[summary["probe_task"] == probe_task]
+        shown = part
+        if part.groupby(["scope", "model", "layer", "pooling"]).ngroups > MAX_PROBE_ROWS:
+            layers = set(zip(best["scope"], best["model"], best["layer"], best["pooling"]))
+            shown = part[[k in layers for k in zip(part["scope"], part["model"], part["layer"], part["pooling"])]]
+            out += ["Each model's best layers only (more than "
+                    f"{MAX_PROBE_ROWS} layers in all; every layer is in the probe tables).", ""]
+        header = ["model", "layer (pooling)"]
+        for c in classifiers:
+            name = CLASSIFIER_NAMES.get(c, c)
+            header += [f"{name}: test accuracy"] + ([f"{name}: control", f"{name}: selectivity"] if control else [])
+        out += _table(header, _layer_rows(shown, list(dict.fromkeys(zip(best["scope"], best["model"]))),
+                                          classifiers, control))
+        out += ["Best layer of each model and probe (highest mean test accuracy); *vs teacher*: its accuracy minus "
+                "the teacher's best-layer accuracy (the pre-trained teacher's in its own scope), *p*: paired t-test "
+                f"over the seeds, * where p < {SIGNIFICANCE:g}"
+                + ("; *selectivity share*: its selectivity / the teacher's." if control else "."), ""]
+        header = ["model", "probe", "best layer (pooling)", "test accuracy", "vs teacher", "p"]
+        out += _table(header + (["selectivity", "selectivity share"] if control else []),
+                      _best_rows(best, names, control))
     return out
 
 
