@@ -292,7 +292,8 @@ def test_the_thesis_as_reported_is_in_the_run_and_its_report(reader, demo):
                  "results/summary/reproduction.csv", "results/summary/reproduction.png"):
         assert path in reader.results, path
     embed = pd.read_csv(demo / "results/probe/sara/bert_s_embed.csv")
-    assert set(embed["layer"]) == {0} and set(embed["model"]) == {"bert_s_embed"} and len(embed) == 10
+    # one row per probing task and classifier (WordContent: the linear probe only)
+    assert set(embed["layer"]) == {0} and set(embed["model"]) == {"bert_s_embed"} and len(embed) == 2 * 10 - 1
     assert (embed["test_acc"] > 0).all()
     assert 0 in set(pd.read_csv(demo / "results/probe/cola/bert_s.csv")["layer"])  # E, the embedding output
     scored = pd.read_csv(demo / "results/analysis/cola/scored_sentences.csv", keep_default_na=False)

@@ -209,7 +209,8 @@ def test_probing_plots_put_every_model_on_the_relative_depth_axis(demo):
     best = pd.read_csv(demo / "results/plots/probe/best_layers.csv")  # kdprobe.report.probing_stats.probing_summary
     embeds = sum(len(models) for models in EMBEDS.values())
     trained = best[~best.model.str.endswith("_random")]  # random-weight encoders, where probe.random_baseline asks
-    assert len(trained) == (1 + len(TASKS) * len(MODELS) + embeds) * len(PROBE_TASKS) * best.classifier.nunique()
+    # a row per classifier of every probing task (WordContent: the linear probe only, probe.word_content_logreg)
+    assert len(trained) == (1 + len(TASKS) * len(MODELS) + embeds) * (len(PROBE_TASKS) * 2 - 1)
     # demo.bert.layers, students.bert_s.layers; an embed. baseline has layer 0 only (depth 0, position 0); a random
     # encoder has its architecture's
     depth = {"pretrained": 4, "teacher": 4, "bert_s": 2, "lstm_s": 1, "bert_s_embed": 0, "lstm_s_embed": 0}
@@ -339,12 +340,18 @@ def test_study_table_and_plot(demo):
 def test_cost_table_covers_every_stage_and_task(demo):
     cost = pd.read_csv(demo / "results/summary/cost.csv")
     per_task = cost[(cost.task != "all")]
-    assert set(per_task.stage) == set(STAGES)
+    # the probing baselines are built by their own rules: Sara's (probe.embed_baseline, probe.random_baseline) and
+    # the random teacher once (scope pretrained)
+    baselines = {"embed_model": {"sara"}, "random_student": {"sara"}, "random_teacher": {"pretrained"}}
+    assert set(per_task.stage) == set(STAGES) | set(baselines)
     for stage in STAGES:
         tasks = set(per_task[per_task.stage == stage].task)
         assert tasks == (set(TASKS) | {"pretrained"} if stage == "probe" else set(TASKS)), stage
+    for stage, tasks in baselines.items():
+        assert set(per_task[per_task.stage == stage].task) == tasks, stage
     stages = cost[(cost.task == "all") & (cost.stage != "total")].set_index("stage")
-    assert stages.loc["probe", "jobs"] == len(TASKS) * len(MODELS) + 1  # one job per model, all probing tasks
+    # one job per model, all probing tasks; Sara's 2 embed. and 2 random baselines, the random teacher
+    assert stages.loc["probe", "jobs"] == len(TASKS) * len(MODELS) + 1 + 4 + 1
     # 6 students, 2 extra seeds and 2 sweep points; 9 models' dev predictions and 2 extra seeds'
     assert stages.loc["distil", "jobs"] == 6 + 2 + 2 and stages.loc["predict", "jobs"] == 9 + 2
     assert stages.loc["speed", "jobs"] == 9 and stages.loc["sample", "jobs"] == 6
