@@ -18,6 +18,7 @@ import yaml
 
 from kdprobe.errors import ConfigError
 from kdprobe.registry import EMBED_KIND, STUDENT, STUDENTS
+from kdprobe.student_init import check_against_teacher, init_source, spec_layers
 
 
 def _key(path) -> str:
@@ -197,8 +198,8 @@ def check_model_paths(config: dict, produced: Iterable[str] | None = None) -> No
 
 
 # ------------------------------------------------------------------------------------------------ probe layers
-def _model_depth(path: str) -> int | None:
-    """Layers above the embeddings of a local Hugging Face model directory (None when unknown here)."""
+def _model_config(path: str) -> dict[str, Any] | None:
+    """The `config.json` of a local Hugging Face model directory (None when there is none here)."""
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
         return None
@@ -206,6 +207,14 @@ def _model_depth(path: str) -> int | None:
         data = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # the job that loads the model reports a broken directory
+    return data if isinstance(data, dict) else None
+
+
+def _model_depth(path: str) -> int | None:
+    """Layers above the embeddings of a local Hugging Face model directory (None when unknown here)."""
+    data = _model_config(path)
+    if data is None:
+        return None
     depth = data.get("num_hidden_layers", data.get("n_layer"))
     return depth if isinstance(depth, int) and not isinstance(depth, bool) else None
 
@@ -276,3 +285,28 @@ def check_probe_layers(config: dict) -> None:
                     valid = f"0..{depth}, 0 = embeddings" if first == 0 else f"1..{depth}"
                     raise ConfigError(f"probe.layers.{kind}", f"layer {layer} does not exist: the {kind} model "
                                                               f"{model} has depth {depth} (valid layers {valid})")
+
+
+# ------------------------------------------------------------------------------------------ student init
+def check_init_settings(config: dict, task: str, settings: dict[str, Any], where: str = "") -> None:
+    """Refuse BERT_S `settings` of `task` whose `init` cannot start from the teacher (`kdprobe.student_init`): the
+    setting itself, and, when `task`'s `teacher.model` is a local directory with a `config.json`, the widths,
+    `max_length` and teacher layers against it (the fine-tuned teacher has the architecture it starts from;
+    a hub id not yet here is checked when the distil job builds the student). `where` goes before the message."""
+    model = str(section(config, task, "teacher")["model"])
+    try:
+        teacher = _model_config(model) if init_source(settings) == "teacher" else None
+        if teacher is None:
+            spec_layers(settings)
+        else:
+            check_against_teacher(settings, teacher, where=f"the teacher {model} of {task}")
+    except ConfigError as err:
+        raise ConfigError(err.key, f"{where}{err.message}") from None
+
+
+def check_student_init(config: dict) -> None:
+    """At start-up: `check_init_settings` of every task's `students.bert_s` (per-task overrides merged)."""
+    if "bert_s" not in (config.get("students") or {}):
+        return
+    for task in config["tasks"]:
+        check_init_settings(config, task, student_settings(config, task, "bert_s"))

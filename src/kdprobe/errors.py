@@ -23,7 +23,7 @@ class ConfigError(KdprobeError):
     """Bad configuration: names the config key (dotted path)."""
 
     def __init__(self, key: str, message: str):
-        self.key = key
+        self.key, self.message = key, message
         super().__init__(f"config key '{key}': {message}")
 
 

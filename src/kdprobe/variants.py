@@ -33,7 +33,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from kdprobe.config import section, student_settings
+from kdprobe.config import check_init_settings, section, student_settings
 from kdprobe.errors import ConfigError
 from kdprobe.registry import STUDENT
 
@@ -252,3 +252,6 @@ def check_variants(config: dict, schema_path: str | Path) -> None:
                     where = ".".join(str(p) for p in error.path)
                     raise ConfigError(key, f"grid point {variant.name} on {task}: students.{student}.{where}: "
                                       f"{error.message}")
+                if student == "bert_s":  # a width or depth the teacher's layers cannot fill
+                    check_init_settings(config, task, variant.settings,
+                                        where=f"point {variant.name} on {task}: ")

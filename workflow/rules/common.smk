@@ -16,6 +16,8 @@ try:
     # a model path that neither exists nor is made by a rule fails now, not when its first job starts
     kdconfig.check_model_paths(config)
     kdconfig.check_probe_layers(config)
+    # students.bert_s.init against the teacher's config.json, when local
+    kdconfig.check_student_init(config)
     kdvariants.check_variants(
         config, workflow.source_path("../schemas/config.schema.yaml")
     )

@@ -14,7 +14,8 @@ embeddings: `channels`; sizes: `Student.n_params_without_embeddings`, and the th
 non-embedding parameters `common.thesis_size`); `vocab_info` says where the input vocabulary and initial
 embeddings come from:
 - `teacher_dir`: the teacher's Hugging Face directory (tokenizer; its wordpiece embeddings when
-  `embeddings: teacher`). Needed by students that read wordpieces.
+  `embeddings: teacher`; its `config.json` and weights when BERT_S's `init` is `{from: teacher, ...}`,
+  `kdprobe.student_init`). Needed by students that read wordpieces.
 - `words` (list, `[PAD]`, `[UNK]` first) or `sentences` (to build it from): the word vocabulary of a student that
   reads words (`reads_words(kind, settings)`: LSTM_S unless it has teacher embeddings, BERT_S with word2vec).
 - `word2vec`: word2vec file (default `settings['word2vec']`).

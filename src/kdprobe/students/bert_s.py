@@ -26,6 +26,15 @@
   type 0, so either way the token-type term is one vector added to every token (here: one trained vector).
 - Classifier as `BertForSequenceClassification`: dropout, then a linear layer on the pooled [CLS] output
   (BERT's pooler: dense + tanh on the first token).
+- Initialisation (`init`, `kdprobe.student_init`): absent or `{from: random}`, the above; `{from: teacher,
+  layers: [...]}` or `{from: teacher, every: n}`, then, after the student's own initialisation (so the
+  classifier is the one a random student of the same seed has), `init_from_teacher` copies, under
+  `torch.no_grad`, the fine-tuned teacher's tensors into the same-named ones of `self.bert` (a `BertModel` as the
+  teacher's `bert.`): embeddings (word rows 0..V-1 into every word table, static and trained channel alike;
+  position rows 0..max_length-1; token types; LayerNorm), encoder layer `layers[k]` into layer k, the pooler.
+  The widths must be the teacher's and the input its wordpieces (`embeddings: random` or `teacher`); checked
+  against its `config.json` before anything is built. `student.json` records `init: {from: teacher,
+  teacher_layers: [...]}`.
 - `layer_states`: the outputs of the transformer layers 1..L (the embedding output, layer 0, is not included).
 - Size without embeddings (`n_params_without_embeddings`: word tables and their projection, position and
   token-type tables excluded; embedding LayerNorm, layers, pooler and classifier counted) at thesis sizes with 2
@@ -36,6 +45,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +55,14 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from kdprobe.errors import ConfigError
-from kdprobe.students.channels import MODES, ChannelEmbedding, teacher_vectors, word2vec_vectors, word_input
+from kdprobe.errors import ConfigError, InputError
+from kdprobe.io import read_json
+from kdprobe.student_init import check_against_teacher, init_source, spec_layers
+from kdprobe.students.channels import (MODES, ChannelEmbedding, teacher_tensors, teacher_vectors, word2vec_vectors,
+                                       word_input)
 from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, load_input, setting
+
+log = logging.getLogger(__name__)
 
 KIND = "bert_s"
 SOURCES = ("random", "teacher", "word2vec")
@@ -138,6 +154,17 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
     source = choice(settings, "embeddings", SOURCES, None, kind)
     mode = choice(settings, "embedding_mode", MODES, None, kind)
     combine = choice(settings, "channel_combine", CHANNEL_COMBINE, "mean", kind)
+    teacher_layers = None
+    if init_source(settings) == "teacher":  # checked before anything is built or read
+        if not vocab_info.get("teacher_dir"):
+            raise ConfigError(f"{kind}.init", "init from the teacher needs vocab_info['teacher_dir']")
+        teacher_config = Path(vocab_info["teacher_dir"]) / "config.json"
+        if not teacher_config.is_file():
+            raise InputError(teacher_config, "init from the teacher reads the teacher's config.json: missing")
+        teacher_layers = check_against_teacher(settings, read_json(teacher_config),
+                                               where=f"the teacher {teacher_config.parent}")
+    else:
+        spec_layers(settings)  # `layers` or `every` without `from: teacher`
     hidden = int(setting(settings, "hidden", kind=kind))
     max_length = int(setting(settings, "max_length", kind=kind))
     if max_length < 3:
@@ -168,10 +195,66 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
         "tokens": inputs.kind,
         "labels": vocab_info.get("labels"),
     }
+    if teacher_layers is not None:  # provenance only: loading a student does not read it
+        config["init"] = {"from": "teacher", "teacher_layers": teacher_layers}
     model = BertStudent(config, inputs)
     if matrix is not None:
         model.bert.get_input_embeddings().initialise(matrix)
+    if teacher_layers is not None:
+        init_from_teacher(model, vocab_info["teacher_dir"], teacher_layers)
     return model
+
+
+_WORD_TABLE = "embeddings.word_embeddings."
+_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
+
+
+def _teacher_name(name: str, layers: list[int]) -> str:
+    """The teacher's `BertModel` parameter that student parameter `name` (of `BertStudent.bert`) starts from."""
+    if name.startswith(_WORD_TABLE):  # BERT's own table, or a ChannelEmbedding's static / tuned channel
+        if name.endswith(("static.weight", "tuned.weight")) or name == f"{_WORD_TABLE}weight":
+            return f"{_WORD_TABLE}weight"
+        raise ConfigError("students.bert_s.init", f"{name} has no counterpart in the teacher (a projection of the "
+                                                  "word vectors: refused with teacher init)")
+    match = _LAYER.match(name)
+    return f"encoder.layer.{layers[int(match[1])]}.{name[match.end():]}" if match else name
+
+
+def init_from_teacher(model: BertStudent, teacher_dir: str | Path, layers: list[int]) -> int:
+    """Copy the teacher's tensors into `model` (after its own initialisation), bit for bit: the embeddings (word
+    rows 0..V-1, position rows 0..max_length-1, token types, LayerNorm), encoder layer `layers[k]` into layer k,
+    the pooler; the classifier keeps its own initialisation. Returns the number of tensors copied; the shapes
+    were checked against the teacher's config.json (`student_init.check_against_teacher`) and are again here."""
+    wanted = set(layers)
+
+    def select(key: str) -> bool:
+        match = _LAYER.search(key)
+        return int(match[1]) in wanted if match else ("embeddings." in key or "pooler." in key)
+
+    state = teacher_tensors(teacher_dir, select)
+    words = [k for k in state if k.endswith(f"{_WORD_TABLE}weight")]
+    if not words:
+        raise InputError(teacher_dir, "no BERT embeddings (*embeddings.word_embeddings.weight) in the teacher's weights")
+    prefix = min(words, key=len)[: -len(f"{_WORD_TABLE}weight")]  # `bert.` of BertForSequenceClassification
+    copied = 0
+    with torch.no_grad():
+        for name, param in model.bert.named_parameters():
+            source = prefix + _teacher_name(name, layers)
+            legacy = source.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+            tensor = state.get(source, state.get(legacy))
+            if tensor is None:
+                raise InputError(teacher_dir, f"no tensor {source} in the teacher's weights (for the student's {name})")
+            tensor = tensor[: param.shape[0]] if "embeddings." in name and tensor.dim() == 2 else tensor
+            if tensor.shape != param.shape:
+                raise InputError(teacher_dir, f"the teacher's {source} is {tuple(tensor.shape)}, the student's "
+                                              f"{name} {tuple(param.shape)}")
+            param.copy_(tensor)
+            copied += 1
+    log.info("initialised BERT_S from the teacher %s: %d tensors: embeddings (word rows 0..%d, position rows 0..%d, "
+             "token types, LayerNorm), teacher layers %s as student layers 0..%d, the pooler; the classifier is "
+             "the student's own", teacher_dir, copied, model.config["vocab_size"] - 1, model.max_length - 1, layers,
+             len(layers) - 1)
+    return copied
 
 
 def load(config: dict, model_dir: Path) -> BertStudent:

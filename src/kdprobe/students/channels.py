@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import safe_open
@@ -93,31 +93,41 @@ class ChannelEmbedding(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ sources
-def teacher_word_embeddings(teacher_dir: str | Path) -> torch.Tensor:
-    """The teacher's wordpiece embedding matrix (V, E), read alone from its safetensors (or .bin) weights."""
-    teacher_dir = Path(teacher_dir)
-    files: list[Path] = []
+def _weight_files(teacher_dir: Path) -> list[Path]:
+    """The teacher's safetensors weight files: `model.safetensors`, or the shards its index names."""
     index = teacher_dir / "model.safetensors.index.json"
     if (teacher_dir / WEIGHTS_FILE).exists():
-        files = [teacher_dir / WEIGHTS_FILE]
-    elif index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        files = sorted({teacher_dir / f for k, f in weight_map.items() if k.endswith("word_embeddings.weight")})
-    for path in files:
+        return [teacher_dir / WEIGHTS_FILE]
+    if index.exists():
+        return sorted({teacher_dir / f for f in json.loads(index.read_text())["weight_map"].values()})
+    return []
+
+
+def teacher_tensors(teacher_dir: str | Path, select: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+    """The tensors of the teacher's weights whose names `select` accepts, read alone (safetensors, sharded or not;
+    else `pytorch_model.bin`), as stored: names and dtypes the teacher's."""
+    teacher_dir = Path(teacher_dir)
+    out: dict[str, torch.Tensor] = {}
+    for path in _weight_files(teacher_dir):
         with safe_open(str(path), framework="pt") as fh:
-            keys = [k for k in fh.keys() if k.endswith("word_embeddings.weight")]
-            if keys:
-                key = min(keys, key=len)  # the encoder's, not e.g. a decoder copy with a longer prefix
-                tensor = fh.get_tensor(key).float()
-                log.info("teacher embeddings %s from %s: %s", key, path, tuple(tensor.shape))
-                return tensor
+            out |= {key: fh.get_tensor(key) for key in fh.keys() if select(key)}
     bin_path = teacher_dir / "pytorch_model.bin"
-    if bin_path.exists():
+    if not out and bin_path.exists():
         state = torch.load(bin_path, map_location="cpu", weights_only=True)
-        keys = [k for k in state if k.endswith("word_embeddings.weight")]
-        if keys:
-            return state[min(keys, key=len)].float()
-    raise InputError(teacher_dir, "no wordpiece embedding matrix (*word_embeddings.weight) in the teacher's weights")
+        out = {key: value for key, value in state.items() if select(key)}
+    return out
+
+
+def teacher_word_embeddings(teacher_dir: str | Path) -> torch.Tensor:
+    """The teacher's wordpiece embedding matrix (V, E), read alone from its safetensors (or .bin) weights."""
+    tensors = teacher_tensors(teacher_dir, lambda key: key.endswith("word_embeddings.weight"))
+    if not tensors:
+        raise InputError(teacher_dir, "no wordpiece embedding matrix (*word_embeddings.weight) in the teacher's "
+                                      "weights")
+    key = min(tensors, key=len)  # the encoder's, not e.g. a decoder copy with a longer prefix
+    tensor = tensors[key].float()
+    log.info("teacher embeddings %s from %s: %s", key, teacher_dir, tuple(tensor.shape))
+    return tensor
 
 
 def uniform_embeddings(
