@@ -207,18 +207,17 @@ def _probe(get_encoder: Callable[[], Any], model_kind: str, probe_file: str | os
     task = senteval.task_name(probe_file)
     poolings = resolve_poolings(model_kind, setting(settings, "pooling", model_kind))
     layer_spec = setting(settings, "layers", model_kind)
-    classifiers = _classifiers(task, settings)
 
     data = senteval.load(probe_file, int(settings.get("max_sentences", 0) or 0))
-    labels = _labels(data, settings)
     counts = {split: len(data[split][0]) for split in _SPLITS}
+    encoder = get_encoder()
+    layers = resolve_layers(encoder, layer_spec)
+    classifiers = _classifiers(task, settings)
+    labels = _labels(data, settings)
     log.info("read %s: task %s, %s sentences, %d classes; classifiers %s, %d seeds each, control task %s, online"
              " code %s", probe_file, task, "/".join(f"{counts[s]} {s}" for s in _SPLITS), labels.n_classes,
              ", ".join(classifiers), int(setting(settings, "seeds")), "on" if labels.control else "off",
              "on" if setting(settings, "mdl") else "off")
-
-    encoder = get_encoder()
-    layers = resolve_layers(encoder, layer_spec)
     log.info("encoding layers %s with pooling %s", layers, poolings)
     start = time.perf_counter()
     sentences = [s for split in _SPLITS for s in data[split][0]]
