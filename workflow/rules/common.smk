@@ -35,7 +35,9 @@ EMBED_MODELS = [f"{student}_embed" for student in STUDENTS]
 RANDOM_MODELS = [f"{student}_random" for student in STUDENTS]
 RANDOM_TEACHER = "teacher_random"
 #: The student each baseline ({student}_embed, {student}_random) stands beside.
-STUDENT_OF = {f"{student}_{kind}": student for student in STUDENTS for kind in ("embed", "random")}
+STUDENT_OF = {
+    f"{student}_{kind}": student for student in STUDENTS for kind in ("embed", "random")
+}
 PROBE_TASKS = list(config["probe"]["tasks"])
 SWEEPS = sorted(
     {name for task in TASKS for name in kdvariants.enabled_sweeps(config, task)}
