@@ -409,6 +409,14 @@ def stack_chunks(seeds: Sequence[int], label_sets: int, dim: int,
     return [([seed], [label_set]) for seed in seeds for label_set in range(label_sets)]
 
 
+def training_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """`train_probes`' keyword settings from the `probe` section: `lr`, `batch_size`, `epoch_size`, `tenacity`,
+    `max_epoch`."""
+    return {"lr": float(setting(settings, "lr")), "batch_size": int(setting(settings, "batch_size")),
+            "epoch_size": int(setting(settings, "epoch_size")), "tenacity": int(setting(settings, "tenacity")),
+            "max_epoch": int(setting(settings, "max_epoch"))}
+
+
 def fit_grid(train: Any, dev: Any, test: Any, settings: dict[str, Any], n_classes: int | None = None,
              **options: Any) -> GridResult:
     """`fit_grids` of one label set with one seed, `settings['seed']`: the `classifier` probe (`mlp` | `linear`,
@@ -417,7 +425,8 @@ def fit_grid(train: Any, dev: Any, test: Any, settings: dict[str, Any], n_classe
     return fit_grids(train, dev, test, settings, n_classes, seeds=[int(setting(settings, "seed"))], **options)[0][0]
 
 
-def _check_features(desc: str, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+def check_features(desc: str, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Features (N, d) that match their labels ((N,) or (label sets, N)) and are finite, per split of `parts`."""
     for name, (x, y) in parts.items():
         if x.ndim != 2 or y.ndim not in (1, 2) or len(x) != y.shape[-1]:
             raise ValueError(f"{name}: features {tuple(x.shape)} do not match labels {tuple(y.shape)}")
@@ -456,7 +465,7 @@ def fit_grids(
     (x_tr, y_tr), (x_dev, y_dev), (x_te, y_te) = (
         (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)) for x, y in (train, dev, test)
     )
-    _check_features(desc, {"train": (x_tr, y_tr), "dev": (x_dev, y_dev), "test": (x_te, y_te)})
+    check_features(desc, {"train": (x_tr, y_tr), "dev": (x_dev, y_dev), "test": (x_te, y_te)})
     y_tr, y_dev, y_te = (y if y.ndim == 2 else y[None] for y in (y_tr, y_dev, y_te))
     if y_tr.shape[1] == 0 or y_dev.shape[1] == 0:
         raise ValueError("the probe needs at least one training and one dev example")
@@ -473,9 +482,7 @@ def fit_grids(
         per_seed = [(label_set, combo) for label_set in range(len(chunk_sets)) for combo in combos]
         trained = train_probes(
             x_tr, y_tr[chunk_sets], x_dev, y_dev[chunk_sets], n_classes, [c[0] for _, c in per_seed],
-            [c[1] for _, c in per_seed], [c[2] for _, c in per_seed], lr=float(setting(settings, "lr")),
-            batch_size=int(setting(settings, "batch_size")), epoch_size=int(setting(settings, "epoch_size")),
-            tenacity=int(setting(settings, "tenacity")), max_epoch=int(setting(settings, "max_epoch")),
+            [c[1] for _, c in per_seed], [c[2] for _, c in per_seed], **training_options(settings),
             seed=chunk_seeds, label_sets=[label_set for label_set, _ in per_seed],
             desc=f"{desc} ({classifier}, {len(combos)} settings x {len(chunk_seeds)} seeds x {len(chunk_sets)} "
                  "label sets)")

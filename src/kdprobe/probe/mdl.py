@@ -29,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from kdprobe.errors import NonFiniteError
-from kdprobe.probe.classifier import EVAL_BATCH, setting, standardise, train_probes
+from kdprobe.probe.classifier import EVAL_BATCH, check_features, setting, standardise, train_probes, training_options
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +137,10 @@ def probe_codelength(
     device = torch.device(device)
     x_tr, x_dev = (torch.as_tensor(x, dtype=torch.float32) for x in (x_train, x_dev))
     y_tr, y_dev = (torch.as_tensor(y, dtype=torch.long) for y in (y_train, y_dev))
-    for name, (x, y) in {"train": (x_tr, y_tr), "dev": (x_dev, y_dev)}.items():
-        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"{desc}: {name} features {tuple(x.shape)} do not match labels {tuple(y.shape)}")
+    check_features(desc, {"train": (x_tr, y_tr), "dev": (x_dev, y_dev)})
+    for name, y in {"train": y_tr, "dev": y_dev}.items():
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
             raise ValueError(f"{desc}: {name} labels must lie in [0, {n_classes})")
-        finite = torch.isfinite(x).all(dim=1)
-        if not finite.all():
-            raise NonFiniteError(f"{desc}: {name} sentence {int((~finite).nonzero()[0]) + 1}",
-                                 "its features are NaN or infinite", check="the model's weights and that sentence")
     if len(y_dev) == 0:
         raise ValueError(f"{desc}: the probe needs at least one dev example for early stopping")
     order = torch.as_tensor(np.random.default_rng(seed).permutation(len(y_tr)))
@@ -153,9 +148,7 @@ def probe_codelength(
     x_dev, y_dev = x_dev.to(device), y_dev.to(device)
     if setting(settings, "standardise"):
         x_tr, x_dev = standardise(x_tr, x_dev)
-    train_kw = {"lr": float(setting(settings, "lr")), "batch_size": int(setting(settings, "batch_size")),
-                "epoch_size": int(setting(settings, "epoch_size")), "tenacity": int(setting(settings, "tenacity")),
-                "max_epoch": int(setting(settings, "max_epoch")), "seed": int(seed)}
+    train_kw = training_options(settings) | {"seed": int(seed)}
 
     def log_probs_of_block(start: int, end: int) -> np.ndarray:
         trained = train_probes(x_tr[:start], y_tr[:start], x_dev, y_dev, n_classes, [int(hidden)], [float(dropout)],
