@@ -70,7 +70,7 @@ def test_copied_tensors_are_the_teachers_bit_for_bit(teacher, embeddings, mode):
         assert torch.equal(student.classifier.weight, scratch.classifier.weight)
         assert not torch.equal(student.bert.encoder.layer[0].attention.self.query.weight,
                                scratch.bert.encoder.layer[0].attention.self.query.weight)
-    assert student.config["init"] == {"from": "teacher", "teacher_layers": layers}
+    assert student.config["init"] == {"from": "teacher", "layers": layers}
 
 
 def test_every_picks_layers_0_n_2n(teacher, caplog):
@@ -108,6 +108,71 @@ def test_refused_at_build_naming_the_key(teacher, settings, key, says):
     with pytest.raises(ConfigError) as err:
         _build(teacher, **settings)
     assert err.value.key == key and says in str(err.value), str(err.value)
+
+
+# ------------------------------------------------------------------------------------- a pre-trained BERT
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, teacher):
+    """A pre-trained BERT with the teacher's tokenizer but its own weights, saved as a bare `BertModel` (no
+    `bert.` prefix, no classifier, no pooler: the masked-LM case)."""
+    from transformers import AutoTokenizer, BertModel
+
+    sentences, _ = synthetic_sentences(100, 0)
+    source = make_teacher(tmp_path_factory.mktemp("other"), sentences, layers=TEACHER_LAYERS, seed=11)
+    out = tmp_path_factory.mktemp("pretrained")
+    BertModel.from_pretrained(str(source), add_pooling_layer=False).save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(teacher)).save_pretrained(str(out))  # as BERT-base and -large share one
+    return out
+
+
+def test_a_truncated_pretrained_bert_is_copied_bit_for_bit(teacher, pretrained, caplog):
+    layers = [1, 3]
+    with caplog.at_level("WARNING", logger="kdprobe.students.bert_s"):
+        student = _build(teacher, init={"from": "pretrained", "model": str(pretrained), "layers": layers})
+    state = load_file(str(pretrained / "model.safetensors"))
+    assert not any(k.startswith("bert.") for k in state)
+    for name, param in student.bert.named_parameters():
+        if name.startswith("pooler."):
+            continue
+        source = state[_expected(name, layers).removeprefix("bert.")]
+        source = source[: param.shape[0]] if name.startswith("embeddings.") and source.dim() == 2 else source
+        assert torch.equal(param.detach(), source), name
+    teacher_state = _teacher_state(teacher)  # from the pre-trained model, not from the teacher
+    assert not torch.equal(student.bert.encoder.layer[0].attention.self.query.weight,
+                           teacher_state["bert.encoder.layer.1.attention.self.query.weight"])
+    assert "keeps its own initialisation" in caplog.text  # no pooler in a bare masked-LM checkpoint
+    assert student.config["init"] == {"from": "pretrained", "layers": layers, "model": str(pretrained)}
+
+
+def test_a_pretrained_bert_is_refused_naming_the_key(teacher, pretrained, tmp_path):
+    from kdprobe.errors import InputError
+
+    for init, key, says in (({"from": "pretrained", "every": 1}, "students.bert_s.init.model", "needs model"),
+                            ({"from": "pretrained", "model": "bert-base-uncased", "every": 1},
+                             "students.bert_s.init.model", "hub id"),
+                            ({"from": "pretrained", "model": str(pretrained), "every": 2, "layers": [0, 1]},
+                             "students.bert_s.init", "from: pretrained")):
+        with pytest.raises(ConfigError) as err:
+            _build(teacher, init=init)
+        assert err.value.key == key and says in str(err.value), str(err.value)
+    with pytest.raises(ConfigError) as err:  # its widths, not the teacher's, are what the copy needs
+        _build(teacher, init={"from": "pretrained", "model": str(pretrained), "layers": [0, 4]})
+    assert err.value.key == "students.bert_s.init.layers" and str(pretrained) in str(err.value)
+    other_sentences, _ = synthetic_sentences(100, 5)
+    other = make_teacher(tmp_path / "other_vocab", [s.upper() + " zq" for s in other_sentences],
+                         layers=TEACHER_LAYERS, seed=2)
+    with pytest.raises(InputError, match="vocabulary differs from the teacher's"):
+        _build(teacher, init={"from": "pretrained", "model": str(other), "every": 1})
+
+
+def test_a_pretrained_bert_is_checked_at_start_up(teacher, pretrained):
+    config = _config(teacher, init={"from": "pretrained", "model": str(pretrained), "every": 2})
+    kdconfig.validate(config, SCHEMA)
+    kdconfig.check_student_init(config)
+    with pytest.raises(ConfigError) as err:  # 0, 2, 4: beyond the pre-trained model's 4 layers
+        kdconfig.check_student_init(_config(teacher, layers=3, init={"from": "pretrained", "model": str(pretrained),
+                                                                     "every": 2}))
+    assert err.value.key == "students.bert_s.init.every" and f"the pre-trained model {pretrained}" in str(err.value)
 
 
 # ---------------------------------------------------------------------------------------------- start-up
@@ -203,7 +268,7 @@ def test_the_setting_reaches_distillation(teacher, task):
                      RunFiles.in_dir(task["root"] / "student"), None, "cpu")
     assert metrics["epochs"] == 1
     saved = yaml.safe_load((task["root"] / "student" / "model" / "student.json").read_text())
-    assert saved["init"] == {"from": "teacher", "teacher_layers": [2, 3]}
+    assert saved["init"] == {"from": "teacher", "layers": [2, 3]}
 
 
 def test_the_embed_baseline_follows_the_init(teacher, task, tmp_path):
@@ -221,3 +286,23 @@ def test_the_embed_baseline_follows_the_init(teacher, task, tmp_path):
     words = _teacher_state(teacher)["bert.embeddings.word_embeddings.weight"]
     assert torch.equal(table, words[: table.shape[0]])
     assert load_embed_model(out).encode(["a good movie"])["input_ids"].shape[0] == 1
+
+
+@pytest.mark.workflow
+def test_the_pretrained_model_is_an_input_of_distil(tmp_path):
+    """Rule distil takes `init.model` as an input (its content keys the run): a directory no rule makes and that
+    is not here stops the dry run naming it; with teacher init there is no such input."""
+    from smk import copy_project, snakemake
+
+    project = copy_project(tmp_path / "project")
+    override = tmp_path / "init.yaml"
+    override.write_text(yaml.safe_dump({"students": {"bert_s": {
+        "hidden": 1024, "intermediate": 4096, "heads": 16,
+        "init": {"from": "pretrained", "model": "resources/models/bert-base-uncased", "every": 2}}}}))
+    proc = snakemake(project, "-n", "results/students/sara/bert_s/metrics.json", "--configfile", str(override),
+                     check=False)
+    assert proc.returncode != 0 and "resources/models/bert-base-uncased" in proc.stdout + proc.stderr
+    assert "MissingInput" in proc.stdout + proc.stderr
+    override.write_text(yaml.safe_dump({"students": {"bert_s": {
+        "hidden": 1024, "intermediate": 4096, "heads": 16, "init": {"from": "teacher", "every": 2}}}}))
+    snakemake(project, "-n", "results/students/sara/bert_s/metrics.json", "--configfile", str(override))

@@ -18,7 +18,7 @@ import yaml
 
 from kdprobe.errors import ConfigError
 from kdprobe.registry import EMBED_KIND, STUDENT, STUDENTS
-from kdprobe.student_init import check_against_teacher, init_source, spec_layers
+from kdprobe.student_init import check_against_teacher, init_model, init_source, spec_layers
 
 
 def _key(path) -> str:
@@ -289,17 +289,20 @@ def check_probe_layers(config: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ student init
 def check_init_settings(config: dict, task: str, settings: dict[str, Any], where: str = "") -> None:
-    """Refuse BERT_S `settings` of `task` whose `init` cannot start from the teacher (`kdprobe.student_init`): the
-    setting itself, and, when `task`'s `teacher.model` is a local directory with a `config.json`, the widths,
-    `max_length` and teacher layers against it (the fine-tuned teacher has the architecture it starts from;
-    a hub id not yet here is checked when the distil job builds the student). `where` goes before the message."""
-    model = str(section(config, task, "teacher")["model"])
+    """Refuse BERT_S `settings` of `task` whose `init` cannot start from the teacher or the pre-trained model it
+    names (`kdprobe.student_init`): the setting itself, and, when the model (`init.model`, or `task`'s
+    `teacher.model`: the fine-tuned teacher has the architecture it starts from) is a local directory with a
+    `config.json`, the widths, `max_length` and layers against it (a model not yet here is checked when the
+    distil job builds the student). `where` goes before the message."""
+    source = init_source(settings)
+    model = init_model(settings) if source == "pretrained" else str(section(config, task, "teacher")["model"])
+    where_model = f"the pre-trained model {model}" if source == "pretrained" else f"the teacher {model} of {task}"
     try:
-        teacher = _model_config(model) if init_source(settings) == "teacher" else None
+        teacher = _model_config(model) if source != "random" else None
         if teacher is None:
             spec_layers(settings)
         else:
-            check_against_teacher(settings, teacher, where=f"the teacher {model} of {task}")
+            check_against_teacher(settings, teacher, where=where_model)
     except ConfigError as err:
         raise ConfigError(err.key, f"{where}{err.message}") from None
 

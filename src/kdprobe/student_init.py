@@ -8,6 +8,11 @@ teacher's architecture. Torch-free, so that `kdprobe.config`'s start-up checks r
   `students.bert_s.layers`. DistilBERT (Sanh et al. 2019): `[0, 2, 4, 7, 9, 11]` of 12 for 6 layers.
 - `{from: teacher, every: n}`: l_k = k * n for k = 0..L-1 (`every: 2` with 5 layers: 0, 2, 4, 6, 8); the last,
   (L - 1) * n, must be a layer of the teacher. `every: 1` is the teacher's first L layers.
+- `{from: pretrained, model: <directory>, layers: [...] | every: n}`: the same copy, from a pre-trained BERT
+  (before any fine-tuning, e.g. the teacher's own `resources/models/bert-large-uncased` or a BERT-base) cut to
+  the chosen layers: "a truncated pre-trained model". `model` is a local directory (a `sources:` entry fetches a
+  hub model into one; a hub id is refused: the rule takes the directory as an input, so its content keys the run),
+  and its vocabulary must be the teacher's (the student reads the teacher's wordpieces), checked at build time.
 - `layers` and `every` exclude each other; null stands for not given (config files and per-task overrides merge
   key by key: `every: null` clears an `every` merged from elsewhere). With `from: random` both are ignored, so a
   per-task `init: {from: random}` switches one task back to a random start.
@@ -34,7 +39,7 @@ from typing import Any
 
 from kdprobe.errors import ConfigError
 
-SOURCES = ("random", "teacher")
+SOURCES = ("random", "teacher", "pretrained")
 SECTION = "students.bert_s"
 #: BERT_S's activation and LayerNorm epsilon (transformers' `BertConfig` defaults, which BERT_S builds with)
 STUDENT_ACT, STUDENT_LAYER_NORM_EPS = "gelu", 1e-12
@@ -53,6 +58,22 @@ def init_source(settings: dict) -> str:
     return source
 
 
+def init_model(settings: dict) -> str | None:
+    """The pre-trained model directory of `{from: pretrained, model: ...}` (None for another source); a missing
+    `model`, or one that is no local path (`config.is_local_model`), is a ConfigError naming `init.model`."""
+    if init_source(settings) != "pretrained":
+        return None
+    from kdprobe.config import is_local_model
+
+    model = settings["init"].get("model")
+    if not model:
+        raise ConfigError(f"{SECTION}.init.model", "from: pretrained needs model: the pre-trained BERT directory")
+    if not is_local_model(str(model)):
+        raise ConfigError(f"{SECTION}.init.model", f"{model!r} is a hub id; give a local directory (fetch it with a "
+                                                   "sources: entry, docs/cluster.md), so its content keys the run")
+    return str(model)
+
+
 def _int(value: Any, key: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(key, f"{value!r} is not an integer of at least {minimum}")
@@ -67,8 +88,8 @@ def spec_layers(settings: dict) -> list[int] | None:
         return None  # `layers` and `every` are ignored: a per-task `{from: random}` switches a task back
     spec = {k: v for k, v in settings["init"].items() if v is not None}  # null: not given (clears a merged key)
     if ("layers" in spec) == ("every" in spec):
-        raise ConfigError(f"{SECTION}.init", "with `from: teacher`, give `layers` (a list) or `every` (a number), "
-                                             "one of them (null clears one merged from another config)")
+        raise ConfigError(f"{SECTION}.init", f"with `from: {init_source(settings)}`, give `layers` (a list) or `every` "
+                                             "(a number), one of them (null clears one merged from another config)")
     depth = _int(settings.get("layers"), f"{SECTION}.layers", 1)
     if "every" in spec:
         step = _int(spec["every"], f"{SECTION}.init.every", 1)

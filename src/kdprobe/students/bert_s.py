@@ -27,14 +27,15 @@
 - Classifier as `BertForSequenceClassification`: dropout, then a linear layer on the pooled [CLS] output
   (BERT's pooler: dense + tanh on the first token).
 - Initialisation (`init`, `kdprobe.student_init`): absent or `{from: random}`, the above; `{from: teacher,
-  layers: [...]}` or `{from: teacher, every: n}`, then, after the student's own initialisation (so the
+  layers: [...]}` or `{from: teacher, every: n}` (or `from: pretrained` with `model`, a pre-trained BERT with the
+  teacher's vocabulary, in place of the fine-tuned teacher), then, after the student's own initialisation (so the
   classifier is the one a random student of the same seed has), `init_from_teacher` copies, under
   `torch.no_grad`, the fine-tuned teacher's tensors into the same-named ones of `self.bert` (a `BertModel` as the
   teacher's `bert.`): embeddings (word rows 0..V-1 into every word table, static and trained channel alike;
   position rows 0..max_length-1; token types; LayerNorm), encoder layer `layers[k]` into layer k, the pooler.
   The widths must be the teacher's and the input its wordpieces (`embeddings: random` or `teacher`); checked
   against its `config.json` before anything is built. `student.json` records `init: {from: teacher,
-  teacher_layers: [...]}`.
+  layers: [...]}` (and `model` for a pre-trained one).
 - `layer_states`: the outputs of the transformer layers 1..L (the embedding output, layer 0, is not included).
 - Size without embeddings (`n_params_without_embeddings`: word tables and their projection, position and
   token-type tables excluded; embedding LayerNorm, layers, pooler and classifier counted) at thesis sizes with 2
@@ -57,7 +58,7 @@ from transformers import BertConfig, BertModel
 
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.io import read_json
-from kdprobe.student_init import check_against_teacher, init_source, spec_layers
+from kdprobe.student_init import check_against_teacher, init_model, init_source, spec_layers
 from kdprobe.students.channels import (MODES, ChannelEmbedding, teacher_tensors, teacher_vectors, word2vec_vectors,
                                        word_input)
 from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, load_input, setting
@@ -154,17 +155,8 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
     source = choice(settings, "embeddings", SOURCES, None, kind)
     mode = choice(settings, "embedding_mode", MODES, None, kind)
     combine = choice(settings, "channel_combine", CHANNEL_COMBINE, "mean", kind)
-    teacher_layers = None
-    if init_source(settings) == "teacher":  # checked before anything is built or read
-        if not vocab_info.get("teacher_dir"):
-            raise ConfigError(f"{kind}.init", "init from the teacher needs vocab_info['teacher_dir']")
-        teacher_config = Path(vocab_info["teacher_dir"]) / "config.json"
-        if not teacher_config.is_file():
-            raise InputError(teacher_config, "init from the teacher reads the teacher's config.json: missing")
-        teacher_layers = check_against_teacher(settings, read_json(teacher_config),
-                                               where=f"the teacher {teacher_config.parent}")
-    else:
-        spec_layers(settings)  # `layers` or `every` without `from: teacher`
+    init = _init_source(settings, vocab_info)
+    teacher_layers = None if init is None else init[1]
     hidden = int(setting(settings, "hidden", kind=kind))
     max_length = int(setting(settings, "max_length", kind=kind))
     if max_length < 3:
@@ -195,14 +187,51 @@ def build(settings: dict, n_classes: int, vocab_info: dict) -> BertStudent:
         "tokens": inputs.kind,
         "labels": vocab_info.get("labels"),
     }
-    if teacher_layers is not None:  # provenance only: loading a student does not read it
-        config["init"] = {"from": "teacher", "teacher_layers": teacher_layers}
+    if init is not None:  # provenance only: loading a student does not read it
+        config["init"] = {"from": init_source(settings), "layers": teacher_layers} | (
+            {"model": str(init[0])} if init_source(settings) == "pretrained" else {})
     model = BertStudent(config, inputs)
     if matrix is not None:
         model.bert.get_input_embeddings().initialise(matrix)
-    if teacher_layers is not None:
-        init_from_teacher(model, vocab_info["teacher_dir"], teacher_layers)
+    if init is not None:
+        init_from_teacher(model, init[0], teacher_layers)
     return model
+
+
+def _init_source(settings: dict, vocab_info: dict) -> tuple[Path, list[int]] | None:
+    """The model a BERT_S starts from (`init`: the fine-tuned teacher, or a pre-trained BERT with the teacher's
+    vocabulary) and the layer each student layer copies, checked against its config.json before anything is built
+    or read; None for a random start."""
+    kind, source = "students.bert_s", init_source(settings)
+    if source == "random":
+        spec_layers(settings)  # `layers` or `every` without `from: teacher`
+        return None
+    if not vocab_info.get("teacher_dir"):
+        raise ConfigError(f"{kind}.init", "init from a BERT needs vocab_info['teacher_dir'] (the tokenizer)")
+    model_dir = Path(init_model(settings) or vocab_info["teacher_dir"])
+    config_file = model_dir / "config.json"
+    if not config_file.is_file():
+        raise InputError(config_file, f"init from {source} reads the model's config.json: missing")
+    what = f"the pre-trained model {model_dir}" if source == "pretrained" else f"the teacher {model_dir}"
+    layers = check_against_teacher(settings, read_json(config_file), where=what)
+    if source == "pretrained":
+        _check_same_vocabulary(model_dir, Path(vocab_info["teacher_dir"]))
+    return model_dir, layers
+
+
+def _check_same_vocabulary(model_dir: Path, teacher_dir: Path) -> None:
+    """InputError unless the pre-trained model's tokenizer has the teacher's vocabulary (token -> id): the student
+    reads the teacher's wordpieces, so each copied embedding row must be the same wordpiece's."""
+    from transformers import AutoTokenizer
+
+    try:
+        ours = AutoTokenizer.from_pretrained(str(model_dir)).get_vocab()
+    except (OSError, ValueError) as exc:
+        raise InputError(model_dir, f"init.model: no tokenizer to compare with the teacher's ({exc})") from None
+    if ours != AutoTokenizer.from_pretrained(str(teacher_dir)).get_vocab():
+        raise InputError(model_dir, f"students.bert_s.init.model: its vocabulary differs from the teacher's "
+                                    f"({teacher_dir}): the student reads the teacher's wordpieces, so the copied "
+                                    "embedding rows would belong to other tokens")
 
 
 _WORD_TABLE = "embeddings.word_embeddings."
@@ -223,8 +252,10 @@ def _teacher_name(name: str, layers: list[int]) -> str:
 def init_from_teacher(model: BertStudent, teacher_dir: str | Path, layers: list[int]) -> int:
     """Copy the teacher's tensors into `model` (after its own initialisation), bit for bit: the embeddings (word
     rows 0..V-1, position rows 0..max_length-1, token types, LayerNorm), encoder layer `layers[k]` into layer k,
-    the pooler; the classifier keeps its own initialisation. Returns the number of tensors copied; the shapes
-    were checked against the teacher's config.json (`student_init.check_against_teacher`) and are again here."""
+    the pooler (kept as initialised when the model has none: a masked-LM checkpoint); the classifier keeps its own
+    initialisation. `teacher_dir` may be a pre-trained BERT (`init: {from: pretrained}`), whose weights' names
+    have a `bert.` prefix or none. Returns the number of tensors copied; the shapes were checked against the
+    model's config.json (`student_init.check_against_teacher`) and are again here."""
     wanted = set(layers)
 
     def select(key: str) -> bool:
@@ -242,15 +273,18 @@ def init_from_teacher(model: BertStudent, teacher_dir: str | Path, layers: list[
             source = prefix + _teacher_name(name, layers)
             legacy = source.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
             tensor = state.get(source, state.get(legacy))
+            if tensor is None and name.startswith("pooler."):  # a masked-LM checkpoint has none: the own stays
+                log.warning("no %s in %s: the student's pooler keeps its own initialisation", source, teacher_dir)
+                continue
             if tensor is None:
-                raise InputError(teacher_dir, f"no tensor {source} in the teacher's weights (for the student's {name})")
+                raise InputError(teacher_dir, f"no tensor {source} in the model's weights (for the student's {name})")
             tensor = tensor[: param.shape[0]] if "embeddings." in name and tensor.dim() == 2 else tensor
             if tensor.shape != param.shape:
                 raise InputError(teacher_dir, f"the teacher's {source} is {tuple(tensor.shape)}, the student's "
                                               f"{name} {tuple(param.shape)}")
             param.copy_(tensor)
             copied += 1
-    log.info("initialised BERT_S from the teacher %s: %d tensors: embeddings (word rows 0..%d, position rows 0..%d, "
+    log.info("initialised BERT_S from %s: %d tensors: embeddings (word rows 0..%d, position rows 0..%d, "
              "token types, LayerNorm), teacher layers %s as student layers 0..%d, the pooler; the classifier is "
              "the student's own", teacher_dir, copied, model.config["vocab_size"] - 1, model.max_length - 1, layers,
              len(layers) - 1)
