@@ -13,8 +13,9 @@ done and reproduces the rest exactly; the manifest holds the training file's dig
 - `random_words` (`kdprobe.augment.random_words`): `sentences` word sequences (this shard's share of
   `augment.random_words.sentences`), chunks of `chunk_size`.
 
-Settings (`config.generated_shard_settings`): `seed` (augment.seed + shard), `chunk_size`, and for rules `shard`,
-`shards` and `rules` (the `augment.rules` section), for random_words `sentences`.
+The settings, as kdprobe.config's generated_shard_settings makes them: the seed (augment.seed + shard), the chunk
+size, and for rules the shard's index, the number of shards and the augment.rules section, for random_words the
+shard's number of sentences.
 """
 
 from __future__ import annotations
