@@ -244,3 +244,11 @@ def test_the_summary_counts_sizes_duplicates_and_empties(tmp_path):
     assert rules["training_mean_words"] == pytest.approx(2.5)
     assert rules["fractions"] == "1 0.5" and rules["used"] == "8 4"
     assert (none["sentences"], none["augmented"], none["duplicates"]) == (2, 0, 0)
+
+
+def test_the_transfer_set_shapes_the_untrained_baselines_too():
+    """LSTM_S's word vocabulary is the transfer set's words: `transfer` is no training-only setting, so the embed.
+    and random baselines (rules embed_model, random_student) follow it."""
+    assert "transfer" not in kdconfig.TRAINING_ONLY
+    config = {"students": {"lstm_s": {"lr": 1.0, "transfer": "rules"}}, "tasks": {"cola": {}}}
+    assert kdconfig.embed_table_settings(config, "cola", "lstm_s") == {"transfer": "rules"}
