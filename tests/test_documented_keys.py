@@ -253,6 +253,9 @@ def _example(node: dict):
 def test_every_augment_key_reaches_the_sampler():
     keys = _deref(SCHEMA["$defs"]["augment"])["properties"]
     assert set(kdconfig.SHARD_SPLIT_KEYS) <= set(keys)
+    # the generated kinds' sections reach rule generate only (kdconfig.generated_shard_settings), never the sampler
+    assert set(kdconfig.GENERATED_SECTIONS) <= set(keys)
+    keys = {key: node for key, node in keys.items() if key not in kdconfig.GENERATED_SECTIONS}
     augment = {key: _example(node) for key, node in keys.items()} | {"sentences": 10, "shards": 3, "seed": 100}
     config = {"augment": augment, "tasks": {"sst2": {"augment": {"temperature": 0.7}}, "cola": {}}}
     settings = [kdconfig.shard_settings(config, "sst2", i) for i in range(3)]

@@ -73,6 +73,20 @@ def test_augmentation_and_transfer_set_are_aligned(demo, task):
 
 
 @pytest.mark.parametrize("task", TASKS)
+def test_the_transfer_summary_counts_the_gpt2_set(demo, task):
+    """Every demo student distils on gpt2 (the default): one row, the training split plus the two shards."""
+    table = pd.read_csv(demo / f"results/summary/transfer/{task}.csv")
+    assert table["kind"].tolist() == ["gpt2"]
+    row = table.iloc[0]
+    n_train = len(read_split(demo / f"resources/data/{task}/train.tsv"))
+    shards = [pd.read_parquet(demo / f"results/augment/{task}/shard{i}.parquet") for i in range(2)]
+    generated = [s for shard in shards for s in shard.sentence]
+    assert (row["training"], row["augmented"]) == (n_train, len(generated))
+    assert row["sentences"] == n_train + len(generated) and row["empty"] == 0
+    assert row["duplicates"] == len(generated) - len(set(generated))
+
+
+@pytest.mark.parametrize("task", TASKS)
 def test_teacher_learned_and_logged_its_dev_curve(demo, task):
     dev = read_split(demo / f"resources/data/{task}/dev.tsv")
     metrics = json.loads((demo / f"results/teacher/{task}/metrics.json").read_text())

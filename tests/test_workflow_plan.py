@@ -112,3 +112,33 @@ def test_the_thesis_final_overlay_plans_the_tuned_students_and_chapter_5(project
     assert jobs["distil"] == 6 and jobs["distil_variant"] == 149
     assert jobs["sweep_summary"] == 19 and "predict_variant" not in jobs  # sweeps are read from metrics.json
     assert jobs["teacher"] == 3 and jobs["probe"] == 23  # 16 and the random baselines: 2 per task, the teacher
+
+
+def test_each_student_reads_the_transfer_set_its_settings_name(project, tmp_path):
+    """students.<student>.transfer picks the parts: BERT_S on the d-lite variants (rule generate, their logits),
+    LSTM_S on the training set only; a sweep over `transfer` gets each point's parts; only the kinds used are built
+    (no GPT-2 here), and the transfer summary reads each kind's shards."""
+    override = tmp_path / "kinds.yaml"
+    override.write_text(yaml.safe_dump({
+        "students": {"bert_s": {"transfer": "rules"}, "lstm_s": {"transfer": {"kind": "none", "fraction": 0.5}}},
+        "sweeps": {"kinds": {"student": "lstm_s", "tasks": ["cola"], "grid": {"transfer": ["random_words"]}}}}))
+    targets = ["results/students/cola/bert_s/metrics.json", "results/students/cola/lstm_s/metrics.json",
+               "results/sweeps/cola/kinds.csv", "results/summary/transfer/cola.csv"]
+    jobs = planned_jobs(project, *targets, "--configfile", str(override))
+    assert "gpt2" not in jobs and "sample" not in jobs
+    assert jobs["generate"] == 8 and jobs["logits"] == 9  # 4 rules + 4 random_words shards; + train
+    assert jobs["distil"] == 2 and jobs["distil_variant"] == 1 and jobs["transfer_summary"] == 1
+    proc = snakemake(project, "-n", "-p", *targets, "--configfile", str(override))
+    inputs = {}
+    for block in (proc.stdout + proc.stderr).split("\nrule ")[1:]:
+        lines = dict(line.strip().split(": ", 1) for line in block.splitlines()[1:] if ": " in line)
+        if block.startswith(("distil:", "distil_variant:")):
+            inputs[lines["output"].split(",")[0]] = lines["input"]
+    bert = inputs["results/students/cola/bert_s/model"]
+    assert "results/transfer/cola/rules/shard3.parquet" in bert and "results/transfer/cola/shard0" not in bert
+    lstm = inputs["results/students/cola/lstm_s/model"]
+    assert "results/transfer/cola/train.parquet" in lstm and "shard" not in lstm
+    point = inputs["results/students/cola/lstm_s/sweeps/kinds/transfer=random_words/model"]
+    assert "results/transfer/cola/random_words/shard0.parquet" in point and "rules" not in point
+    # GPT-2 comes back with a run that uses it
+    assert planned_jobs(project, "results/students/cola/bert_s/metrics.json")["sample"] == 4

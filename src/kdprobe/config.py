@@ -78,8 +78,11 @@ def model_max_length(config: dict, task: str, model: str) -> int:
 
 
 #: `augment` keys that `shard_settings` turns into one shard's own values (`sentences`, `seed`) or that only
-#: matter through them (`shards`); every other `augment` key reaches the sampler as it is.
+#: matter through them (`shards`); every other `augment` key reaches the sampler as it is, but the sections of the
+#: generated kinds (`GENERATED_SECTIONS`), which only rule `generate` reads.
 SHARD_SPLIT_KEYS = ("sentences", "shards", "seed")
+#: `augment` sections of the generated transfer-set kinds (`generated_shard_settings`), not GPT-2 sampling settings.
+GENERATED_SECTIONS = ("rules", "random_words")
 
 
 def shard_settings(config: dict, task: str, shard: int) -> dict[str, Any]:
@@ -87,10 +90,25 @@ def shard_settings(config: dict, task: str, shard: int) -> dict[str, Any]:
     aug = section(config, task, "augment")
     if not 0 <= shard < aug["shards"]:
         raise ConfigError("augment.shards", f"shard {shard} of {task} requested but augment.shards is {aug['shards']}")
-    return {k: v for k, v in aug.items() if k not in SHARD_SPLIT_KEYS} | {
+    return {k: v for k, v in aug.items() if k not in SHARD_SPLIT_KEYS + GENERATED_SECTIONS} | {
         "sentences": shard_sizes(aug["sentences"], aug["shards"])[shard],
         "seed": aug["seed"] + shard,
     }
+
+
+def generated_shard_settings(config: dict, task: str, kind: str, shard: int) -> dict[str, Any]:
+    """What shard `shard` of `task`'s generated transfer set `kind` (rules | random_words) depends on: its seed
+    (augment.seed + shard) and chunk size; rules: the shard's place (`shard`, `shards`: its share of the training
+    sentences) and `augment.rules`; random_words: its share of `augment.random_words.sentences` (default
+    `augment.sentences`)."""
+    aug = section(config, task, "augment")
+    if not 0 <= shard < aug["shards"]:
+        raise ConfigError("augment.shards", f"shard {shard} of {task} requested but augment.shards is {aug['shards']}")
+    own = dict(aug.get(kind) or {})
+    out = {"seed": aug["seed"] + shard, "chunk_size": aug["chunk_size"]}
+    if kind == "rules":
+        return out | {"shard": shard, "shards": aug["shards"], "rules": own}
+    return out | {"sentences": shard_sizes(int(own.get("sentences", aug["sentences"])), aug["shards"])[shard]}
 
 
 def shard_sizes(total: int, shards: int) -> list[int]:

@@ -3,7 +3,8 @@
 `distil(student, task, settings, transfer_paths, data_dir, teacher_dir, files, state_path, device)`, in phases:
 
 1. `read_inputs`: reads the transfer set (parquet: `sentence`, `input_ids`, `logits`, `label`; a NaN or infinite
-   logit is an `InputError` naming the file and row), `labels.txt`, `dev.tsv` and `test.tsv`; tokenises everything once (BERT_S reuses the stored teacher ids, cut to `max_length`; LSTM_S
+   logit is an `InputError` naming the file and row; with `transfer: {kind, fraction}` only the rows the fraction
+   keeps, `transfer_sets.subset_mask`), `labels.txt`, `dev.tsv` and `test.tsv`; tokenises everything once (BERT_S reuses the stored teacher ids, cut to `max_length`; LSTM_S
    tokenises words, or wordpieces for teacher embeddings) into one packed id array (`batching.PackedIds`);
 2. `build`: builds the student (`students.build_student`; LSTM_S word vocabulary = every transfer-set word, min count 1);
 3. trains through `training.fit` (settings typed once: `settings.TrainSettings`, `OptimizerSettings`,
@@ -55,6 +56,7 @@ from kdprobe.splits import load_labels, load_split
 from kdprobe.students import Student, build_student, reads_teacher_ids, reads_words
 from kdprobe.students.embed import save_embed_model
 from kdprobe.training import Batches, Callback, Resume, RunFiles, fit
+from kdprobe.transfer_sets import TransferKind, subset_mask, transfer_kind
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,10 @@ def _check_finite_logits(path: Path, logits: pd.Series, n_classes: int) -> None:
                                "infinite); rerun the transfer stage (rule logits) and check the teacher")
 
 
-def read_transfer(paths: Sequence[str | Path], n_classes: int, need_ids: bool) -> pd.DataFrame:
-    """Concatenated transfer-set files, checked: required columns, one logit per class."""
+def read_transfer(paths: Sequence[str | Path], n_classes: int, need_ids: bool,
+                  transfer: TransferKind = TransferKind()) -> pd.DataFrame:
+    """Concatenated transfer-set files, checked: required columns, one logit per class; only the rows that
+    `transfer.fraction` keeps (`transfer_sets.subset_mask`)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = list(paths)
@@ -108,6 +112,11 @@ def read_transfer(paths: Sequence[str | Path], n_classes: int, need_ids: bool) -
     out = pd.concat(frames, ignore_index=True)
     if not len(out):
         raise InputError(paths[0], "the transfer set is empty")
+    if transfer.fraction < 1:
+        keep = subset_mask(transfer, [(Path(p).stem, len(f)) for p, f in zip(paths, frames)])
+        out = out[keep].reset_index(drop=True)
+        log.info("transfer %s: %d of %d rows kept (fraction %g)", transfer.kind, len(out), len(keep),
+                 transfer.fraction)
     return out
 
 
@@ -182,10 +191,12 @@ class DistilData:
     n_labelled: int
 
 
-def read_inputs(transfer_paths: list[str], data_dir: Path, need_ids: bool) -> DistilData:
-    """Phase 1: read and check the transfer set, `labels.txt`, `dev.tsv` and (when present) `test.tsv`."""
+def read_inputs(transfer_paths: list[str], data_dir: Path, need_ids: bool,
+                kind: TransferKind = TransferKind()) -> DistilData:
+    """Phase 1: read and check the transfer set (the rows `kind.fraction` keeps), `labels.txt`, `dev.tsv` and
+    (when present) `test.tsv`."""
     labels = load_labels(data_dir)
-    transfer = read_transfer(transfer_paths, len(labels), need_ids=need_ids)
+    transfer = read_transfer(transfer_paths, len(labels), need_ids=need_ids, transfer=kind)
     teacher_logits = torch.from_numpy(np.stack(transfer["logits"].to_numpy()).astype(np.float32))
     dev = load_split(data_dir, "dev", labels)
     test = load_split(data_dir, "test", labels) if (data_dir / "test.tsv").exists() else None
@@ -283,7 +294,8 @@ def distil(
     data_dir = Path(data_dir)
     transfer_paths = [str(p) for p in ([transfer_paths] if isinstance(transfer_paths, (str, Path)) else transfer_paths)]
 
-    data = read_inputs(transfer_paths, data_dir, need_ids=reads_teacher_ids(kind, settings))
+    data = read_inputs(transfer_paths, data_dir, need_ids=reads_teacher_ids(kind, settings),
+                       kind=transfer_kind(settings, f"{section}.transfer"))
     model, ids = build(kind, settings, data, teacher_dir, word2vec, training.seed, transfer_paths[0])
     model.to(device)
     log.info("distilling %s on %s: loss %s, seed %d", kind, task, loss.describe(), training.seed)
@@ -318,7 +330,8 @@ def _untrained(kind: str, settings: dict[str, Any], transfer_paths: Sequence[str
                teacher_dir: str | Path, word2vec: str | Path | None) -> Student:
     """The `kind` student as `distil` builds it (`read_inputs`, `build`, the seed `settings['seed']`), untrained."""
     paths = [str(p) for p in transfer_paths]
-    data = read_inputs(paths, Path(data_dir), need_ids=reads_teacher_ids(kind, settings))
+    data = read_inputs(paths, Path(data_dir), need_ids=reads_teacher_ids(kind, settings),
+                       kind=transfer_kind(settings, f"students.{kind}.transfer"))
     student, _ = build(kind, settings, data, teacher_dir, word2vec, int(settings["seed"]), paths[0])
     return student
 

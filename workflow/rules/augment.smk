@@ -1,4 +1,6 @@
-# Fine-tune GPT-2 on each training set, then sample the augmentation sentences in shards (one job, one seed each).
+# Fine-tune GPT-2 on each training set, then sample the augmentation sentences in shards (one job, one seed each);
+# rule generate: the rule-based (d-lite) and random-word transfer sets, sharded the same way, only for the kinds
+# some run uses (students.<student>.transfer).
 
 
 rule gpt2:
@@ -42,3 +44,24 @@ rule sample:
         chunk_dir="results/.state/augment/{task}/shard{shard}",
     script:
         "../scripts/sample.py"
+
+
+rule generate:
+    input:
+        train="resources/data/{task}/train.tsv",
+    output:
+        "results/augment/{task}/{kind}/shard{shard}.parquet",
+    log:
+        "logs/generate/{task}/{kind}/shard{shard}.log",
+    benchmark:
+        "logs/benchmarks/generate/{task}/{kind}/shard{shard}.tsv"
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("generate")
+    resources:
+        **rule_resources("generate"),
+    params:
+        settings=generated_shard_settings,
+        chunk_dir="results/.state/augment/{task}/{kind}/shard{shard}",
+    script:
+        "../scripts/generate.py"

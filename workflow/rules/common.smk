@@ -5,6 +5,7 @@ from pathlib import Path
 
 from kdprobe import cluster as kdcluster
 from kdprobe import config as kdconfig
+from kdprobe import transfer_sets as kdtransfer
 from kdprobe import variants as kdvariants
 from kdprobe.data.prepare import companion_files, raw_files
 from kdprobe.errors import ConfigError
@@ -56,7 +57,8 @@ wildcard_constraints:
     scope="|".join([*TASKS, "pretrained"]),
     probe_task="|".join(PROBE_TASKS),
     shard=r"\d+",
-    part=r"train|shard\d+",
+    part=r"train|(?:(?:rules|random_words)/)?shard\d+",
+    kind="|".join(kdtransfer.GENERATED_KINDS),
     variant=exactly(kdvariants.variant_names(config)),
     sweep=exactly(SWEEPS),
 
@@ -123,10 +125,79 @@ def n_shards(task):
     return kdconfig.section(config, task, "augment")["shards"]
 
 
-def transfer_parts(task):
-    return [f"results/transfer/{task}/train.parquet"] + [
-        f"results/transfer/{task}/shard{i}.parquet" for i in range(n_shards(task))
+def augment_dir(task, kind):
+    """Where the augmented sentences of transfer-set `kind` live: gpt2's in results/augment/{task}/ (as the
+    thesis), the generated kinds' in results/augment/{task}/{kind}/."""
+    return (
+        f"results/augment/{task}"
+        if kind == "gpt2"
+        else f"results/augment/{task}/{kind}"
+    )
+
+
+def augment_shards(task, kind):
+    """The augmentation shards of transfer-set `kind` (none: none)."""
+    if kind == "none":
+        return []
+    return [
+        f"{augment_dir(task, kind)}/shard{i}.parquet" for i in range(n_shards(task))
     ]
+
+
+def transfer_parts(task, kind="gpt2"):
+    """The transfer-set files (with the teacher's logits) of `kind`: the training set's, then each shard's."""
+    return [f"results/transfer/{task}/train.parquet"] + [
+        path.replace("results/augment/", "results/transfer/", 1)
+        for path in augment_shards(task, kind)
+    ]
+
+
+def part_name(task, path):
+    """The `{part}` of a transfer-set file: `train`, `shard{i}` or `{kind}/shard{i}`."""
+    return path.removeprefix(f"results/transfer/{task}/").removesuffix(".parquet")
+
+
+def run_settings(task, model, variant=None):
+    """The settings of a student's run: its own, or one of its variants'."""
+    if variant:
+        return variant_settings(task, model, variant)
+    return kdconfig.student_settings(config, task, model)
+
+
+def run_transfer(task, student, variant=None):
+    """The `kdprobe.transfer_sets.TransferKind` of a student's run (students.<student>.transfer)."""
+    try:
+        return kdtransfer.transfer_kind(
+            run_settings(task, student, variant), f"students.{student}.transfer"
+        )
+    except ConfigError as err:
+        raise WorkflowError(f"invalid configuration: {err}") from None
+
+
+def used_transfers(task):
+    """Every `TransferKind` a run of `task` uses (students, their extra seeds, sweep and ablation points)."""
+    runs = [run_transfer(task, student) for student in STUDENTS]
+    runs += [
+        run_transfer(task, v.model, v.name)
+        for v in kdvariants.all_variants(config, task)
+        if v.model != "teacher"
+    ]
+    return list(dict.fromkeys(runs))
+
+
+def used_kinds(task):
+    """The transfer-set kinds some run of `task` uses, in `kdprobe.transfer_sets.KINDS` order."""
+    kinds = {t.kind for t in used_transfers(task)}
+    return [kind for kind in kdtransfer.KINDS if kind in kinds]
+
+
+def used_parts(task):
+    """The transfer-set files of every kind some run of `task` uses, each once."""
+    return list(
+        dict.fromkeys(
+            p for kind in used_kinds(task) for p in transfer_parts(task, kind)
+        )
+    )
 
 
 def run_dir(task, model, variant=None):
@@ -196,6 +267,7 @@ def all_targets():
     if random_teacher(TASKS):
         targets.append(f"results/probe/pretrained/{RANDOM_TEACHER}.csv")
     targets += [f"results/summary/{task}.csv" for task in TASKS]
+    targets += [f"results/summary/transfer/{task}.csv" for task in TASKS]
     targets += [
         f"results/summary/{name}"
         for name in (
@@ -219,6 +291,7 @@ def all_targets():
         targets += [
             f"results/plots/curves/{task}/{stage}.png"
             for stage in ("teacher", "gpt2", "students")
+            if stage != "gpt2" or "gpt2" in used_kinds(task)
         ]
     targets += [
         "results/plots/probe/overview.png",
@@ -271,6 +344,16 @@ def gpt2_inputs(wildcards):
     )
 
 
+def generated_shard_settings(wildcards):
+    """What one shard of a generated transfer set depends on (`kdconfig.generated_shard_settings`)."""
+    try:
+        return kdconfig.generated_shard_settings(
+            config, wildcards.task, wildcards.kind, int(wildcards.shard)
+        )
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
+
+
 def shard_settings(wildcards):
     """What one shard's sentences depend on (`kdconfig.shard_settings`): its size and seed, and every sampling
     setting of the `augment` section."""
@@ -294,13 +377,10 @@ def logits_source(wildcards):
 
 def student_inputs(wildcards):
     variant = getattr(wildcards, "variant", None)
-    settings = (
-        variant_settings(wildcards.task, wildcards.student, variant)
-        if variant
-        else kdconfig.student_settings(config, wildcards.task, wildcards.student)
-    )
+    settings = run_settings(wildcards.task, wildcards.student, variant)
+    kind = run_transfer(wildcards.task, wildcards.student, variant).kind
     inputs = data_files(wildcards.task) | {
-        "transfer": transfer_parts(wildcards.task),
+        "transfer": transfer_parts(wildcards.task, kind),
         "teacher": f"results/teacher/{wildcards.task}/model",
     }
     if settings.get("embeddings") == "word2vec":
@@ -397,6 +477,7 @@ COST_RULES = (
     "teacher",
     "gpt2",
     "sample",
+    "generate",
     "logits",
     "distil",
     "predict",
@@ -419,16 +500,22 @@ def cost_benchmarks(wildcards):
     them makes the cost table wait for, and follow, every job they time)."""
     files = []
     for task in TASKS:
+        files.append(f"logs/benchmarks/teacher/{task}.tsv")
+        if "gpt2" in used_kinds(task):
+            files.append(f"logs/benchmarks/gpt2/{task}.tsv")
+            files += [
+                f"logs/benchmarks/sample/{task}/shard{i}.tsv"
+                for i in range(n_shards(task))
+            ]
         files += [
-            f"logs/benchmarks/teacher/{task}.tsv",
-            f"logs/benchmarks/gpt2/{task}.tsv",
+            f"logs/benchmarks/generate/{task}/{kind}/shard{i}.tsv"
+            for kind in used_kinds(task)
+            if kind in kdtransfer.GENERATED_KINDS
+            for i in range(n_shards(task))
         ]
         files += [
-            f"logs/benchmarks/sample/{task}/shard{i}.tsv" for i in range(n_shards(task))
-        ]
-        files += [
-            f"logs/benchmarks/logits/{task}/{Path(part).stem}.tsv"
-            for part in transfer_parts(task)
+            f"logs/benchmarks/logits/{task}/{part_name(task, part)}.tsv"
+            for part in used_parts(task)
         ]
         files += [
             f"logs/benchmarks/distil/{task}/{student}.tsv" for student in STUDENTS

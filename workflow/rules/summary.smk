@@ -2,7 +2,8 @@
 # dev and test, shares of the teacher's, size, measured speed), study-wide, and what the study cost (from the jobs'
 # benchmark files): results/summary/. Probing accuracy by relative layer depth: results/plots/probe/. Training
 # curves of the teacher, GPT-2 and the students: results/plots/curves/{task}/. Each sweep: results/sweeps/{task}/.
-# This run beside the thesis's reported figures: results/summary/reproduction.{csv,png}. Cheap jobs (seconds): local
+# This run beside the thesis's reported figures: results/summary/reproduction.{csv,png}. The transfer sets of each
+# task (sizes, duplicates, empty sentences, mean length): results/summary/transfer/{task}.csv. Cheap jobs (seconds): local
 # rules, run where Snakemake runs. Library: kdprobe.report.
 
 
@@ -52,6 +53,45 @@ rule summary_task:
         seeds=lambda wc: {model: seed_runs(wc.task, model) for model in MODELS},
     script:
         "../scripts/summary_task.py"
+
+
+rule transfer_summary:
+    input:
+        train="resources/data/{task}/train.tsv",
+        shards=lambda wc: [
+            path
+            for kind in used_kinds(wc.task)
+            for path in augment_shards(wc.task, kind)
+        ],
+    output:
+        report(
+            "results/summary/transfer/{task}.csv",
+            caption="../report/summary_transfer.rst",
+            category="Summary",
+            subcategory="{task}",
+            labels={"content": "transfer sets (table)", "task": "{task}"},
+        ),
+    log:
+        "logs/transfer_summary/{task}.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("transfer_summary", "summary")
+    resources:
+        **rule_resources("transfer_summary", "summary"),
+    params:
+        # {kind: its augmentation shards} and {kind: the fractions its runs use}, for every kind some run uses
+        shards=lambda wc: {
+            kind: augment_shards(wc.task, kind) for kind in used_kinds(wc.task)
+        },
+        fractions=lambda wc: {
+            kind: sorted(
+                {t.fraction for t in used_transfers(wc.task) if t.kind == kind}
+            )
+            for kind in used_kinds(wc.task)
+        },
+    script:
+        "../scripts/transfer_summary.py"
 
 
 rule summary_study:
