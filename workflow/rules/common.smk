@@ -390,12 +390,9 @@ def student_inputs(wildcards):
                 f"(for task {wildcards.task})"
             )
         inputs["word2vec"] = settings["word2vec"]
-    if (settings.get("init") or {}).get("from") == "pretrained" and settings[
-        "init"
-    ].get("model"):
-        inputs["init_model"] = settings["init"][
-            "model"
-        ]  # its content keys the run (kdprobe.student_init)
+    init = settings.get("init") or {}
+    if init.get("from") == "pretrained" and init.get("model"):
+        inputs["init_model"] = init["model"]  # its content keys the run (kdprobe.student_init)
     return inputs
 
 
