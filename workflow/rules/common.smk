@@ -392,9 +392,8 @@ def student_inputs(wildcards):
         inputs["word2vec"] = settings["word2vec"]
     init = settings.get("init") or {}
     if init.get("from") == "pretrained" and init.get("model"):
-        inputs["init_model"] = init[
-            "model"
-        ]  # its content keys the run (kdprobe.student_init)
+        # its content keys the run (kdprobe.student_init)
+        inputs["init_model"] = init["model"]
     return inputs
 
 
