@@ -9,14 +9,16 @@
 3. trains through `training.fit` (settings typed once: `settings.TrainSettings`, `OptimizerSettings`,
    `LossSettings`): `epochs` epochs of length-grouped shuffled batches (`batching.epoch_batches`),
    each padded to its longest sequence; loss `settings['loss']` (`losses.distillation_loss`, with `temperature`
-   and `mse_reduction`) against the teacher logits (`DistilLoss`); Adam (lr, betas) or Adadelta (lr, rho) over
+   and `mse_reduction`) against the teacher logits (`DistilLoss`), or a list of weighted terms
+   (`kdprobe.loss_terms`, run by `distil_terms.TermLoss`: the teacher on the fly for hidden and attention terms,
+   one forward pass per batch; `training_setup`); Adam (lr, betas) or Adadelta (lr, rho) over
    the trainable parameters; learning-rate `schedule` (`linear` | `constant` | `none`) with `warmup_epochs`;
    gradient-norm clipping when `clip_norm > 0`;
 4. `scores`: evaluates on dev after every epoch (`metrics.task_metrics`) and keeps the weights with the best headline
    metric (`registry.TASK[task].headline`; the earliest epoch wins ties), then scores dev and test;
 5. writes its `training.RunFiles` atomically: the best student (`student.json`, `model.safetensors`, vocabulary files),
    `metrics.json` (`dev`, `test`, `best_epoch`, `headline_metric`, parameter counts, `transfer_size`) and
-   `curve.csv` (step, epoch, loss, lr, dev_<metric>...).
+   `curve.csv` (step, epoch, loss, with a list of terms `loss_<term>` per term, lr, dev_<metric>...).
 
 `build_embed_model`: phases 1 and 2 only, for the thesis's "embed." baseline (the student's token table before
 training, probed like a model: `kdprobe.students.embed`). `build_random_model`: phases 1 and 2, then every weight
