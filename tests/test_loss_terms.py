@@ -239,6 +239,14 @@ def test_teacher_states_are_the_teachers_own(task):
         ref = reference(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     assert len(hidden) == 3 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(hidden, ref.hidden_states))
     assert len(maps) == 2 and maps[0].shape == (2, 2, 5, 5)
+    # the layers above the deepest mapped one are not run (at least one is: transformers records no state without)
+    for layer_map, n_states in (({2: 1}, 2), ({1: 0}, 2)):
+        loss = LossSettings.from_section({**BERT_S, "loss": [{"term": "hidden_cosine", "map": layer_map}]},
+                                         "students.bert_s", "soft_ce")
+        cut = distil_terms.TeacherStates(task["teacher"], loss, BERT_S, torch.device("cpu"), {})
+        hidden, maps = cut(ids, mask)
+        assert len(cut.model.encoder.layer) == n_states - 1 and maps is None
+        assert len(hidden) == n_states and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(hidden, ref.hidden_states))
 
 
 def test_distil_trains_bert_s_with_hidden_and_attention_terms(task, tmp_path):

@@ -83,7 +83,8 @@ class TeacherStates:
         check_against_teacher(loss.terms, section, model.config.to_dict(), where=f"the teacher {teacher_dir}")
         terms = [t for t in loss.terms if t.needs_teacher]
         self.attentions = any(t.kind == "attention_mse" for t in terms)
-        depth, layers = max(layer for t in terms for _, layer in t.layer_map), len(model.encoder.layer)
+        # at least one layer: with none, transformers records no hidden state at all (not even the embeddings')
+        depth, layers = max(1, *(layer for t in terms for _, layer in t.layer_map)), len(model.encoder.layer)
         model.encoder.layer = model.encoder.layer[:depth]
         model.config.num_hidden_layers, model.pooler = depth, None
         if self.attentions:
