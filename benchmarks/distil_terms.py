@@ -175,9 +175,9 @@ def render(res: dict) -> list[str]:
     lines += ["- (b) and (c) run the teacher on the fly: one forward pass of its layers up to the deepest mapped one "
               "per batch, under no_grad (no second pass, no per-example loop); their ratio is that pass's cost "
               "against the student's forward and backward. (d) adds only a cross-entropy; (e)'s epoch is that of a "
-              "student of the teacher's widths (the copy is in its build seconds). On a 2-core machine shared with "
-              "other jobs the thesis-like epochs vary several-fold between repeats (an epoch right after a variant "
-              "that used gigabytes, (e) or a BERT-large teacher, ran slower): read the fastest-epoch ratios there.",
+              "student of the teacher's widths (the copy is in its build seconds). On a machine shared with other jobs "
+              "an epoch can run several times slower than its neighbours (the per-repeat column shows it): the "
+              "fastest-epoch ratio is then the cleaner one.",
               *thesis_estimate(res)]
     return lines
 
@@ -189,12 +189,14 @@ def fastest_ratio(size_res: dict, key: str) -> float:
 def thesis_estimate(res: dict) -> list[str]:
     """The thesis-size estimate of an epoch with a teacher term: the count of operations, and this run's ratios."""
     thesis = res["sizes"].get("thesis")
-    measured = (f" (this run's fastest thesis-like epochs: {fastest_ratio(thesis, 'b'):.0f}x with hidden_mse, "
-                f"{fastest_ratio(thesis, 'c'):.0f}x with attention_mse)") if thesis else ""
+    ratios = [fastest_ratio(thesis, key) for key in ("b", "c")] if thesis else []
+    measured = (f" (this run's fastest thesis-like epochs: {ratios[0]:.0f}x with hidden_mse, {ratios[1]:.0f}x with "
+                "attention_mse)") if ratios else ""
+    span = f"{min(ratios + [42]):.0f}-{max(ratios + [42]):.0f}" if ratios else "about 42"
     return ["- Thesis-size estimate: a BERT-large forward pass costs about 2 x 302M floating-point operations per "
             "token (24 layers of 12.6M weights), a BERT_S training step about 6 x 2.42M (forward and backward of its "
             f"non-embedding weights): about 42x{measured}. So at thesis size an epoch with a hidden or attention "
-            "term mapped to the teacher's last layer costs some 30-45 logits-only epochs: one teacher pass over the "
+            f"term mapped to the teacher's last layer costs some {span} logits-only epochs: one teacher pass over the "
             "transfer set (800,000 sentences) per epoch, what the logits stage pays once, paid every epoch (60 in "
             "the thesis). A map to a lower teacher layer runs only the layers up to it. Caching the states instead "
             "would need 419 GB per hidden layer of BERT-large (docs/configuration.md, \"Loss terms\").", ""]
