@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import anchors  # noqa: E402
+import distil_terms as distil_terms_bench  # noqa: E402
 import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
 from bench_common import (THESIS, command_line, config, fmt, log, md_row, md_table, median, now,  # noqa: E402
@@ -688,7 +689,14 @@ def render(res: dict, quick: bool, cores: int) -> str:
     return "\n".join([*page_head(res, quick), *machine_section(res), *models_section(res), *results_section(res),
                       *sampling_section(res), *logits_section(res), *students_section(res),
                       *workflow_section(res, cores), *memory_section(res), *targets_section(res), *gpu_section(res),
-                      *reproduce_section(res)])
+                      *distil_terms_section(), *reproduce_section(res)])
+
+
+def distil_terms_section() -> list[str]:
+    """`benchmarks/distil_terms.py`'s section (its own run, its own raw numbers: `docs/distil_terms.json`), when that
+    file is there: this page is rewritten whole, so the section is rendered from that file each time."""
+    path = distil_terms_bench.JSON
+    return distil_terms_bench.render(json.loads(path.read_text())) if path.exists() else []
 
 
 def page_head(res: dict, quick: bool) -> list[str]:
@@ -1153,6 +1161,7 @@ def reproduce_section(res: dict) -> list[str]:
         ".venv/bin/python benchmarks/run.py --quick    # smaller sizes, no demo run",
         ".venv/bin/python benchmarks/run.py --threads 1 --no-demo   # on a shared machine: one thread a side, no demo",
         ".venv/bin/python benchmarks/run.py --from-json docs/performance.json   # rewrite this page from raw numbers",
+        ".venv/bin/python benchmarks/distil_terms.py   # the distillation terms (docs/distil_terms.json), then --from-json",
         "```",
         f"This run: `{res['command']}` ({res['elapsed_s'] / 60:.1f} min). Raw numbers: `{res['json']}`.",
         "",

@@ -14,6 +14,7 @@ import yaml
 from kdprobe import registry
 from kdprobe.cluster import SITE
 from kdprobe.data.prepare import READERS
+from kdprobe.loss_terms import TERM_KEYS, TERMS
 from kdprobe.losses import LOSSES
 from kdprobe.settings import OptimizerSettings, TrainSettings
 from smk import ROOT
@@ -66,7 +67,9 @@ def test_poolings_and_losses_match_the_schema():
     allowed = set(DEFS["pooling"]["items"]["enum"]) if "items" in DEFS["pooling"] else set()
     assert allowed == {p for poolings in registry.POOLINGS.values() for p in poolings}
     assert list(SCHEMA["properties"]["probe"]["properties"]["pooling"]["properties"]) == list(registry.PROBE_KINDS)
-    assert set(DEFS["student_common"]["loss"]["enum"]) == set(LOSSES)
+    assert set(DEFS["student_common"]["loss"]["oneOf"][0]["enum"]) == set(LOSSES)
+    assert set(DEFS["loss_term"]["properties"]["term"]["enum"]) == set(TERMS) >= set(LOSSES)
+    assert {k for keys in TERM_KEYS.values() for k in keys} | {"term", "weight"} == set(DEFS["loss_term"]["properties"])
     for kind in registry.STUDENT.values():
         props = DEFS[kind.name]["properties"]
         assert kind.default_loss in LOSSES

@@ -69,6 +69,11 @@ CASES = {
         {"tasks": {"sara": {"students": {"bert_s": {"lr": 2.0e-3}}}}},
         add(downstream_of_students(1), seeds_of(1)),
     ),
+    "bert_s loss as weighted terms on one task (that student only, as any student setting)": (
+        {"tasks": {"sara": {"students": {"bert_s": {"loss": [{"term": "soft_ce", "weight": 0.5},
+                                                             {"term": "hard_ce", "weight": 0.1}]}}}}},
+        add(downstream_of_students(1), seeds_of(1)),
+    ),
     "augmentation sentences of one task": (
         {"tasks": {"cola": {"augment": {"sentences": 200}}}},
         add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP, SCORED),

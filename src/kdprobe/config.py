@@ -18,6 +18,8 @@ import yaml
 
 from kdprobe.errors import ConfigError
 from kdprobe.registry import EMBED_KIND, STUDENT, STUDENTS
+from kdprobe.loss_terms import check_against_teacher as check_terms_against_teacher
+from kdprobe.loss_terms import parse_terms
 from kdprobe.student_init import check_against_teacher, init_model, init_source, spec_layers
 
 
@@ -32,10 +34,13 @@ def validate(config: dict, schema_path: str | Path) -> None:
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
     if errors:
         err = errors[0]
+        # oneOf / anyOf (a loss name or a list of terms): the alternative that got deepest names the key best
+        while err.context and max(len(e.absolute_path) for e in err.context) > len(err.absolute_path):
+            err = max(err.context, key=lambda e: len(e.absolute_path))
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            raise ConfigError(_key([*err.path, extra[0]]), "unknown key")
-        raise ConfigError(_key(err.path), err.message)
+            raise ConfigError(_key([*err.absolute_path, extra[0]]), "unknown key")
+        raise ConfigError(_key(err.absolute_path), err.message)
     for task, entry in config["tasks"].items():
         for student in entry.get("students", {}):
             if student not in config["students"]:
@@ -331,3 +336,20 @@ def check_student_init(config: dict) -> None:
         return
     for task in config["tasks"]:
         check_init_settings(config, task, student_settings(config, task, "bert_s"))
+
+
+# ------------------------------------------------------------------------------------------ loss terms
+def check_loss_terms(config: dict) -> None:
+    """At start-up: every task's student `loss` given as a list of terms (`kdprobe.loss_terms`, per-task overrides
+    merged), and its hidden and attention terms against the teacher's `config.json` when `teacher.model` is a local
+    directory (else the distil job checks them when it loads the teacher)."""
+    for task in config["tasks"]:
+        for student in config.get("students") or {}:
+            settings = student_settings(config, task, student)
+            if not isinstance(settings.get("loss"), list):
+                continue
+            terms = parse_terms(settings, f"students.{student}", student)
+            model = str(section(config, task, "teacher")["model"])
+            teacher = _model_config(model) if any(t.needs_teacher for t in terms) else None
+            if teacher is not None:
+                check_terms_against_teacher(terms, settings, teacher, where=f"the teacher {model} of {task}")

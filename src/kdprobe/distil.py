@@ -10,14 +10,16 @@
 3. trains through `training.fit` (settings typed once: `settings.TrainSettings`, `OptimizerSettings`,
    `LossSettings`): `epochs` epochs of length-grouped shuffled batches (`batching.epoch_batches`),
    each padded to its longest sequence; loss `settings['loss']` (`losses.distillation_loss`, with `temperature`
-   and `mse_reduction`) against the teacher logits (`DistilLoss`); Adam (lr, betas) or Adadelta (lr, rho) over
+   and `mse_reduction`) against the teacher logits (`DistilLoss`), or a list of weighted terms
+   (`kdprobe.loss_terms`, run by `distil_terms.TermLoss`: the teacher on the fly for hidden and attention terms,
+   one forward pass per batch; `training_setup`); Adam (lr, betas) or Adadelta (lr, rho) over
    the trainable parameters; learning-rate `schedule` (`linear` | `constant` | `none`) with `warmup_epochs`;
    gradient-norm clipping when `clip_norm > 0`;
 4. `scores`: evaluates on dev after every epoch (`metrics.task_metrics`) and keeps the weights with the best headline
    metric (`registry.TASK[task].headline`; the earliest epoch wins ties), then scores dev and test;
 5. writes its `training.RunFiles` atomically: the best student (`student.json`, `model.safetensors`, vocabulary files),
    `metrics.json` (`dev`, `test`, `best_epoch`, `headline_metric`, parameter counts, `transfer_size`) and
-   `curve.csv` (step, epoch, loss, lr, dev_<metric>...).
+   `curve.csv` (step, epoch, loss, with a list of terms `loss_<term>` per term, lr, dev_<metric>...).
 
 `build_embed_model`: phases 1 and 2 only, for the thesis's "embed." baseline (the student's token table before
 training, probed like a model: `kdprobe.students.embed`). `build_random_model`: phases 1 and 2, then every weight
@@ -33,6 +35,7 @@ the same inputs continues and ends with the same weights bit for bit (on CPU); a
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ import torch
 
 from kdprobe.batching import PackedIds
 from kdprobe.checkpoint import ResumeState
+from kdprobe.distil_terms import Distillee, TeacherStates, TermLoss, projections
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.logs import progress
 from kdprobe.losses import distillation_loss
@@ -55,7 +59,7 @@ from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings
 from kdprobe.splits import load_labels, load_split
 from kdprobe.students import Student, build_student, reads_teacher_ids, reads_words
 from kdprobe.students.embed import save_embed_model
-from kdprobe.training import Batches, Callback, Resume, RunFiles, fit
+from kdprobe.training import Batches, Callback, LossParts, Resume, RunFiles, fit
 from kdprobe.transfer_sets import TransferKind, subset_mask, transfer_kind
 
 log = logging.getLogger(__name__)
@@ -78,9 +82,10 @@ def _check_finite_logits(path: Path, logits: pd.Series, n_classes: int) -> None:
 
 
 def read_transfer(paths: Sequence[str | Path], n_classes: int, need_ids: bool,
-                  transfer: TransferKind = TransferKind()) -> pd.DataFrame:
-    """Concatenated transfer-set files, checked: required columns, one logit per class; only the rows that
-    `transfer.fraction` keeps (`transfer_sets.subset_mask`)."""
+                  transfer: TransferKind = TransferKind(), labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """Concatenated transfer-set files, checked: required columns, one logit per class, and with `labels` (a
+    loss on the gold labels) every non-null `label` one of them; only the rows that `transfer.fraction` keeps
+    (`transfer_sets.subset_mask`)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = list(paths)
@@ -107,6 +112,11 @@ def read_transfer(paths: Sequence[str | Path], n_classes: int, need_ids: bool,
             raise InputError(path, f"row {bad[0]}: expected {n_classes} logits (labels.txt), "
                                    f"found {None if frame['logits'][bad[0]] is None else len(frame['logits'][bad[0]])}")
         _check_finite_logits(path, frame["logits"], n_classes)
+        if labels is not None:
+            unknown = np.flatnonzero(frame["label"].notna().to_numpy() & ~frame["label"].isin(list(labels)).to_numpy())
+            if len(unknown):
+                raise InputError(path, f"row {unknown[0]}: label {frame['label'][unknown[0]]!r} is not one of "
+                                       f"labels.txt's {list(labels)} (the loss has a hard_ce term on gold labels)")
         log.info("read %d transfer sentences from %s", len(frame), path)
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
@@ -147,17 +157,20 @@ class DistilLoss:
     """The distillation loss of one batch, `training.Batches.loss`: pad rows `idx` of `ids` (vectorised, to their
     own longest sequence), move them to the device (pinned, non-blocking on CUDA), forward (bf16 autocast when
     `numerics['bf16']` on a bf16 GPU; `torch.compile`d when `numerics['compile']`), then `distillation_loss`
-    against the teacher logits of those rows. `distil` trains with it; the benchmarks time it."""
+    against the teacher logits of those rows, or, for a loss of weighted terms, `terms` on the batch
+    (`distil_terms.TermLoss`). `distil` trains with it; the benchmarks time it."""
 
     def __init__(self, model: Student, ids: PackedIds, teacher_logits: torch.Tensor, loss: LossSettings,
-                 device: torch.device, numerics: dict[str, Any]):
+                 device: torch.device, numerics: dict[str, Any], terms: TermLoss | None = None):
         self.model, self.ids, self.teacher_logits, self.loss = model, ids, teacher_logits, loss
-        self.device, self.numerics = torch.device(device), numerics
-        self.forward = maybe_compile(model, numerics)
+        self.device, self.numerics, self.terms = torch.device(device), numerics, terms
+        self.forward = maybe_compile(model, numerics) if terms is None else None
 
     def __call__(self, idx: np.ndarray) -> torch.Tensor:
         batch = to_device(self.ids.padded(idx, self.model.pad_id), self.device)
         target = tensor_to(self.teacher_logits[torch.from_numpy(np.asarray(idx))], self.device)
+        if self.terms is not None:
+            return self.terms(batch, target, idx)
         with autocast(self.device, self.numerics, kind="training"):
             logits = self.forward(batch["input_ids"], batch["attention_mask"])
         return distillation_loss(self.loss.name, logits.float(), target, self.loss.temperature,
@@ -189,20 +202,23 @@ class DistilData:
     dev: tuple[list[str], np.ndarray]
     test: tuple[list[str], np.ndarray] | None
     n_labelled: int
+    gold: torch.Tensor  # per transfer-set row: its label's class index, -1 when unlabelled (augmented)
 
 
 def read_inputs(transfer_paths: list[str], data_dir: Path, need_ids: bool,
-                kind: TransferKind = TransferKind()) -> DistilData:
-    """Phase 1: read and check the transfer set (the rows `kind.fraction` keeps), `labels.txt`, `dev.tsv` and
-    (when present) `test.tsv`."""
+                kind: TransferKind = TransferKind(), need_gold: bool = False) -> DistilData:
+    """Phase 1: read and check the transfer set (the rows `kind.fraction` keeps; with `need_gold`, its labels
+    too), `labels.txt`, `dev.tsv` and (when present) `test.tsv`."""
     labels = load_labels(data_dir)
-    transfer = read_transfer(transfer_paths, len(labels), need_ids=need_ids, transfer=kind)
+    transfer = read_transfer(transfer_paths, len(labels), need_ids=need_ids, transfer=kind,
+                             labels=labels if need_gold else None)
     teacher_logits = torch.from_numpy(np.stack(transfer["logits"].to_numpy()).astype(np.float32))
     dev = load_split(data_dir, "dev", labels)
     test = load_split(data_dir, "test", labels) if (data_dir / "test.tsv").exists() else None
     n_labelled = int(transfer["label"].notna().sum())
+    known = transfer["label"].map({name: i for i, name in enumerate(labels)})
+    gold = torch.tensor(known.fillna(-1).to_numpy(dtype=np.int64))
     if n_labelled:
-        known = transfer["label"].map({name: i for i, name in enumerate(labels)})
         rows = known.notna().to_numpy(dtype=bool, copy=True)
         agree = (teacher_logits.numpy()[rows].argmax(1) == known[rows].astype(int).to_numpy()).mean() \
             if rows.any() else float("nan")
@@ -213,7 +229,7 @@ def read_inputs(transfer_paths: list[str], data_dir: Path, need_ids: bool,
     return DistilData(
         sentences=transfer["sentence"].fillna("").astype(str).tolist(), teacher_logits=teacher_logits,
         teacher_ids=transfer["input_ids"] if need_ids else None, labels=labels, dev=dev, test=test,
-        n_labelled=n_labelled,
+        n_labelled=n_labelled, gold=gold,
     )
 
 
@@ -251,6 +267,28 @@ def build(kind: str, settings: dict, data: DistilData, teacher_dir: str | Path, 
     log.info("transfer tokens: %d sequences, mean length %.1f, max %d", len(train_ids),
              float(train_ids.lengths.mean()), int(train_ids.lengths.max()))
     return model, ids
+
+
+def training_setup(model: Student, ids: Tokenised, data: DistilData, loss: LossSettings, settings: dict,
+                   teacher_dir: str | Path, training: TrainSettings, device: torch.device
+                   ) -> tuple[torch.nn.Module, Batches, list[Callback]]:
+    """What `training.fit` trains, on what, and the callbacks that go with it: the student and `DistilLoss` for a
+    loss named by a string (as before terms existed); for a list of terms, `DistilLoss` with a
+    `distil_terms.TermLoss` (a callback: the step for soft_ce's temperature schedule) whose values go to the curve
+    (`training.LossParts`), the teacher on the fly when a term needs its internal states, and the student and
+    the terms' projections as one module (`distil_terms.Distillee`) when there are any."""
+    if not loss.terms:
+        return model, Batches(ids.train.lengths, DistilLoss(model, ids.train, data.teacher_logits, loss, device,
+                                                            training.numerics)), []
+    teacher = TeacherStates(teacher_dir, loss, settings, device, training.numerics) if loss.needs_teacher else None
+    maps = projections(loss, int(model.config["hidden"]), teacher.width) if teacher is not None else None
+    maps = (maps if maps is not None else torch.nn.ModuleDict()).to(device)
+    parts = LossParts([term.name for term in loss.terms], device)
+    total_steps = training.epochs * math.ceil(len(ids.train) / training.batch_size)
+    terms = TermLoss(model, loss, teacher, maps, data.gold, total_steps, parts, device, training.numerics)
+    batches = Batches(ids.train.lengths, DistilLoss(model, ids.train, data.teacher_logits, loss, device,
+                                                    training.numerics, terms), parts=parts)
+    return (Distillee(model, maps) if len(maps) else model), batches, [terms]
 
 
 def scores(model: Student, ids: Tokenised, data: DistilData, task: str, batch_size: int, device
@@ -295,19 +333,19 @@ def distil(
     transfer_paths = [str(p) for p in ([transfer_paths] if isinstance(transfer_paths, (str, Path)) else transfer_paths)]
 
     data = read_inputs(transfer_paths, data_dir, need_ids=reads_teacher_ids(kind, settings),
-                       kind=transfer_kind(settings, f"{section}.transfer"))
+                       kind=transfer_kind(settings, f"{section}.transfer"),
+                       need_gold=any(t.kind == "hard_ce" and t.on == "gold" for t in loss.terms))
     model, ids = build(kind, settings, data, teacher_dir, word2vec, training.seed, transfer_paths[0])
     model.to(device)
     log.info("distilling %s on %s: loss %s, seed %d", kind, task, loss.describe(), training.seed)
+    trained, batches, term_callbacks = training_setup(model, ids, data, loss, settings, teacher_dir, training, device)
     result = fit(
-        model, Batches(ids.train.lengths, DistilLoss(model, ids.train, data.teacher_logits, loss, device,
-                                                     training.numerics)),
-        OptimizerSettings.from_section(settings, section).build(model), training, device=device,
+        trained, batches, OptimizerSettings.from_section(settings, section).build(trained), training, device=device,
         resume=Resume(state_path, settings, _inputs(kind, settings, transfer_paths, data_dir, teacher_dir, word2vec),
                       {"kind": kind, "task": task, "classes": len(data.labels)}),
         evaluate=lambda: {f"dev_{k}": v for k, v in evaluate(model, ids.dev, data.dev[1], task, eval_batch_size,
                                                              device).items()},
-        keep_best=f"dev_{headline}", callbacks=callbacks, desc=f"{kind} {task}",
+        keep_best=f"dev_{headline}", callbacks=[*term_callbacks, *callbacks], desc=f"{kind} {task}",
     )
     dev, test = scores(model, ids, data, task, eval_batch_size, device)
     metrics = {
@@ -318,8 +356,9 @@ def distil(
         "transfer_labelled": data.n_labelled,
     }
     model.cpu()
-    files.write(model.save, result.curve, metrics, columns=["step", "epoch", "loss", "lr", "grad_norm", "grad_norm_max",
-                                                             *[f"dev_{k}" for k in dev]])
+    files.write(model.save, result.curve, metrics,
+                columns=["step", "epoch", "loss", *[f"loss_{t.name}" for t in loss.terms], "lr", "grad_norm",
+                         "grad_norm_max", *[f"dev_{k}" for k in dev]])
     ResumeState(state_path).clear()
     log.info("best epoch %d: dev %s, test %s; wrote %s in %.1f s", metrics["best_epoch"], dev, test, files,
              time.perf_counter() - started)

@@ -10,7 +10,8 @@ the setting (`key.field`). Defaults here are the schema's (workflow/schemas/conf
   clipping, checkpoint cadence, curve rows per epoch or every N steps, bf16 and torch.compile.
 - `OptimizerSettings`: the one optimiser factory (`build`): AdamW with Hugging Face's decay groups (teacher,
   GPT-2), Adam or Adadelta (students).
-- `LossSettings`: a student's distillation loss: `soft_ce` (temperature) or `mse` (reduction).
+- `LossSettings`: a student's distillation loss: `soft_ce` (temperature) or `mse` (reduction), or a list of
+  weighted terms (`loss_terms.LossTerm`).
 - `CudaSettings`: the CUDA numerics policy of every GPU job (config section `cuda`, `runtime.configure_cuda`).
 """
 
@@ -22,6 +23,7 @@ from typing import Any, Mapping
 import torch
 
 from kdprobe.errors import ConfigError
+from kdprobe.loss_terms import LossTerm, parse_terms
 from kdprobe.losses import MSE_REDUCTIONS, check_loss_name
 
 
@@ -119,22 +121,33 @@ class OptimizerSettings:
 @dataclass(frozen=True)
 class LossSettings:
     key: str
-    name: str  # soft_ce | mse (`losses.LOSSES`)
+    name: str  # soft_ce | mse (`losses.LOSSES`), or `terms` when `loss` is a list
     temperature: float = 1.0  # soft_ce
     mse_reduction: str = "sum"  # mse: sum (the thesis) or mean over the classes
+    terms: tuple[LossTerm, ...] = ()  # `loss` given as a list of weighted terms (`kdprobe.loss_terms`)
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any], key: str, default: str) -> "LossSettings":
         """A student's loss; `default` (its registry entry's) when the section names none."""
-        name = str(_get(section, key, "loss", default))
-        check_loss_name(name, f"{key}.loss")
         reduction = str(_get(section, key, "mse_reduction", "sum"))
         if reduction not in MSE_REDUCTIONS:
             raise ConfigError(f"{key}.mse_reduction", f"{reduction!r} is not one of {list(MSE_REDUCTIONS)}")
-        return cls(key=key, name=name, temperature=float(_get(section, key, "temperature", 1.0)),
-                   mse_reduction=reduction)
+        temperature = float(_get(section, key, "temperature", 1.0))
+        if isinstance(section.get("loss"), list):
+            return cls(key=key, name="terms", temperature=temperature, mse_reduction=reduction,
+                       terms=parse_terms(section, key, key.rsplit(".", 1)[-1]))
+        name = str(_get(section, key, "loss", default))
+        check_loss_name(name, f"{key}.loss")
+        return cls(key=key, name=name, temperature=temperature, mse_reduction=reduction)
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether a term reads the teacher's internal states (the teacher then runs in the distil job)."""
+        return any(term.needs_teacher for term in self.terms)
 
     def describe(self) -> str:
+        if self.terms:
+            return " + ".join(term.describe() for term in self.terms)
         return f"{self.name} (T={self.temperature:g}, MSE {self.mse_reduction})"
 
 

@@ -11,6 +11,8 @@ the students); without, with the final weights (the teacher and GPT-2).
 A curve row: `step`, `epoch` (fractional within an epoch), `loss` (mean training loss per example since the
 previous row), `lr` (of the row's last step), `grad_norm` and `grad_norm_max` (mean and largest gradient norm of
 the steps since the previous row, before clipping: a "dying" model shows as norms falling to 0), then the metrics.
+A loss of named parts (`Batches.parts`, `LossParts`: a student's loss terms) adds `loss_<name>` after `loss`: each
+part's unweighted mean per example since the previous row, as `loss` is of the weighted total.
 
 Resumable: the state (`checkpoint.ResumeState`) is saved at every epoch end and every `save_every_steps` optimiser
 steps, keyed on the settings, the content of every input file the caller names and the token lengths; a state
@@ -23,7 +25,7 @@ syncs anyway (the progress bar's loss, each curve row, before each state is save
 `fit` returns; a NaN or infinite one raises `errors.NonFiniteError` naming the first bad step, epoch and batch.
 
 TensorBoard (`tensorboard_dir`, off unless given): each curve row's columns but `step` as scalars at the row's
-`step`, flushed as the row is written, so `tensorboard --logdir logs` shows a run live. A run resumed from a
+`step` (`loss_<name>` as `loss/<name>`), flushed as the row is written, so `tensorboard --logdir logs` shows a run live. A run resumed from a
 state appends to the same directory (hiding events a killed run wrote after that state: `purge_step`); a run
 that starts afresh first deletes the directory, so it never shows an older run's events.
 
@@ -210,7 +212,7 @@ class TensorBoard(Callback):
     def on_row(self, row: dict[str, Any]) -> None:
         for tag, value in row.items():
             if tag != "step":
-                self.writer.add_scalar(tag, value, row["step"])
+                self.writer.add_scalar(f"loss/{tag[5:]}" if tag.startswith("loss_") else tag, value, row["step"])
         self.writer.flush()
 
     def on_train_end(self) -> None:
@@ -283,16 +285,53 @@ class Fit:
     steps: int
 
 
+class LossParts:
+    """The named parts of a batch loss (a student's unweighted loss terms), summed per example on the device since
+    the last curve row: the loss adds each batch's values (`add`, no host sync); a curve row takes their means as
+    `loss_<name>` (`take`); the sums are part of the resumable state."""
+
+    def __init__(self, names: Sequence[str], device: torch.device | str):
+        self.names, self.device = tuple(names), torch.device(device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = {name: torch.zeros((), dtype=torch.float64, device=self.device) for name in self.names}
+
+    def add(self, values: Mapping[str, torch.Tensor], n: int) -> None:
+        """Add one loss call's part values (each a mean over its `n` examples)."""
+        for name, value in values.items():
+            self.sums[name] += value.detach().double() * n
+
+    def nonfinite(self) -> list[str]:
+        """The parts whose sum since the last row is NaN or infinite (one host sync)."""
+        finite = torch.stack([torch.isfinite(v) for v in self.sums.values()]).tolist() if self.sums else []
+        return [name for name, ok in zip(self.names, finite) if not ok]
+
+    def take(self, n_seen: int) -> dict[str, float]:
+        """`loss_<name>`: each part's mean per example since the last row; the sums start again."""
+        values = torch.stack(list(self.sums.values())).tolist() if self.sums else []
+        self.reset()
+        return {f"loss_{name}": value / max(1, n_seen) for name, value in zip(self.names, values)}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {name: value.detach().cpu() for name, value in self.sums.items()}
+
+    def restore(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.sums = {name: state[name].to(self.device) for name in self.names}
+
+
 @dataclass(frozen=True)
 class Batches:
     """What `fit` trains on: each example's token count (for length-grouped batches) and `loss(indices)`, the
     forward pass and loss of one batch of example indices (a scalar with gradients). The loss is a mean over
     examples, or over the units `weight(indices)` counts (a language model's predicted tokens), which is how
-    micro-batches of one batch are weighted after CUDA ran out of memory (`accumulate`)."""
+    micro-batches of one batch are weighted after CUDA ran out of memory (`accumulate`). `parts`: the named parts
+    the loss adds its values to (`LossParts`), curve columns `loss_<name>`."""
 
     lengths: np.ndarray
     loss: Callable[[np.ndarray], torch.Tensor]
     weight: Callable[[np.ndarray], float] | None = None
+    parts: LossParts | None = None
 
 
 @dataclass(frozen=True)
@@ -309,8 +348,9 @@ class Resume:
 class _Loop:
     """The state of one `fit` run: what a resumable state holds, saved and restored as one."""
 
-    def __init__(self, model, optimizer, settings: TrainSettings, n_batches: int, device: torch.device):
-        self.model, self.optimizer, self.device = model, optimizer, device
+    def __init__(self, model, optimizer, settings: TrainSettings, n_batches: int, device: torch.device,
+                 parts: LossParts | None = None):
+        self.model, self.optimizer, self.device, self.parts = model, optimizer, device, parts
         warmup = schedule_steps(settings.key, settings.schedule, settings.warmup_fraction, settings.warmup_epochs,
                                 n_batches, settings.epochs)
         self.warmup = warmup
@@ -337,6 +377,8 @@ class _Loop:
         self.norm_sum, self.norm_max = state["norm_sum"].to(self.device), state["norm_max"].to(self.device)
         self.best, self.best_weights = state["best"], state["best_weights"]
         self.step_fn.lr = state["lr"]
+        if self.parts is not None:
+            self.parts.restore(state["parts"])
 
     def record(self, loss: torch.Tensor, n: int) -> None:
         """Add the loss (`n` examples) and gradient norm of the step just taken on the device, noting the step when
@@ -356,8 +398,10 @@ class _Loop:
         if not math.isfinite(total):
             step = int(self.first_bad.item())
             epoch, batch = divmod(step - 1, self.n_batches)
+            bad = self.parts.nonfinite() if self.parts is not None else []
             raise NonFiniteError(f"{desc}: training step {step} (epoch {epoch + 1}, batch {batch + 1} of "
-                                 f"{self.n_batches})", "the loss is NaN or infinite")
+                                 f"{self.n_batches})", "the loss is NaN or infinite" +
+                                 (f" (its term(s) {', '.join(bad)})" if bad else ""))
         return total
 
     def state(self) -> dict[str, Any]:
@@ -367,6 +411,7 @@ class _Loop:
             "step": self.step, "n_seen": self.n_seen, "loss_sum": self.loss_sum.detach().cpu(), "curve": self.curve,
             "norm_sum": self.norm_sum.detach().cpu(), "norm_max": self.norm_max.detach().cpu(),
             "best": self.best, "best_weights": self.best_weights, "lr": self.step_fn.lr,
+            **({"parts": self.parts.state()} if self.parts is not None else {}),
         }
 
     def row(self, n_batches: int, evaluate: Callable[[], dict[str, float]] | None, keep_best: str | None,
@@ -374,7 +419,8 @@ class _Loop:
         """A curve row now (evaluated, the best kept); the loss and gradient-norm accumulators start again."""
         steps = self.step - (self.curve[-1]["step"] if self.curve else 0)
         row = {"step": self.step, "epoch": self.epoch + 1 if self.pos == n_batches else self.epoch + self.pos / n_batches,
-               "loss": self.checked_loss(desc) / max(1, self.n_seen), "lr": self.step_fn.lr,
+               "loss": self.checked_loss(desc) / max(1, self.n_seen),
+               **(self.parts.take(self.n_seen) if self.parts is not None else {}), "lr": self.step_fn.lr,
                "grad_norm": self.norm_sum.item() / max(1, steps), "grad_norm_max": self.norm_max.item()}
         if evaluate is not None:
             self.model.eval()
@@ -425,7 +471,7 @@ def fit(
     key = resume_key(dict(resume.section), dict(resume.inputs), lengths=hashlib.sha256(lengths.tobytes()).hexdigest(),
                      **dict(resume.identity))
     saved = ResumeState(resume.path, key)
-    loop = _Loop(model, optimizer, settings, n_batches, device)
+    loop = _Loop(model, optimizer, settings, n_batches, device, data.parts)
     state = saved.load()
     if state is not None:
         loop.restore(state)

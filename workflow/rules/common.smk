@@ -19,6 +19,8 @@ try:
     kdconfig.check_probe_layers(config)
     # students.bert_s.init against the teacher's config.json, when local
     kdconfig.check_student_init(config)
+    # students.<student>.loss as a list of terms, against the teacher's config.json when local
+    kdconfig.check_loss_terms(config)
     kdvariants.check_variants(
         config, workflow.source_path("../schemas/config.schema.yaml")
     )

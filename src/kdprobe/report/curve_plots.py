@@ -30,7 +30,10 @@ def _metrics_of(task: str, curve: pd.DataFrame) -> list[str]:
 
 
 def loss_label(spec: Mapping[str, Any]) -> str:
-    """Axis label of a distillation loss from the student's settings (`losses.distillation_loss` names)."""
+    """Axis label of a distillation loss from the student's settings (`losses.distillation_loss` names; a list of
+    terms, `kdprobe.loss_terms`: their weighted sum)."""
+    if isinstance(spec["loss"], list):
+        return "weighted sum of the loss terms (see the loss_<term> columns)"
     if spec["loss"] == "soft_ce":
         t = float(spec.get("temperature", 1.0))
         return f"soft cross-entropy x T² (T = {t:g}; nats)"

@@ -142,6 +142,15 @@ class BertStudent(Student):
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
         return self.classifier(self.dropout(out.pooler_output))
 
+    def forward_internals(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, attentions: bool = False
+                          ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
+        """One forward pass: the logits, every hidden state (0 = the embedding output, k = layer k's output) and,
+        with `attentions`, each layer's attention probabilities (an attention implementation that returns them:
+        `distil_terms.with_attention_maps`)."""
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                        output_attentions=attentions)
+        return self.classifier(self.dropout(out.pooler_output)), out.hidden_states, out.attentions
+
     def layer_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         return list(out.hidden_states[1:])
