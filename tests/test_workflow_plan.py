@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import math
+
 import pytest
 import yaml
 
-from smk import copy_project, planned_jobs, snakemake
+from kdprobe.config import deep_merge, validate
+from kdprobe.errors import ConfigError
+from kdprobe.variants import check_variants
+from smk import ROOT, copy_project, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -112,3 +118,59 @@ def test_the_thesis_final_overlay_plans_the_tuned_students_and_chapter_5(project
     assert jobs["distil"] == 6 and jobs["distil_variant"] == 149
     assert jobs["sweep_summary"] == 19 and "predict_variant" not in jobs  # sweeps are read from metrics.json
     assert jobs["teacher"] == 3 and jobs["probe"] == 23  # 16 and the random baselines: 2 per task, the teacher
+
+
+#: PENDING-MERGE (issue 20; the lead removes these entries after merging the branches named): axes of
+#: config/ablations.yaml whose values the schema accepts only once another branch lands: `loss` as a list of terms
+#: (wt-loss), `transfer` (wt-transfer). Until then the thesis dry run below leaves these axes out (an ablation with
+#: no other axis is left out whole); test_pending_ablation_axes_are_still_refused fails once an axis is accepted,
+#: to say that its entry is to go.
+PENDING_AXES = {"loss": "wt-loss", "transfer": "wt-transfer"}
+ABLATIONS_YAML = yaml.safe_load((ROOT / "config" / "ablations.yaml").read_text())
+
+
+def _landed_ablations() -> dict:
+    """config/ablations.yaml without the axes of `PENDING_AXES`."""
+    out = copy.deepcopy(ABLATIONS_YAML)
+    for name, ablation in list(out["ablations"].items()):
+        ablation["axis"] = {k: v for k, v in ablation["axis"].items() if k not in PENDING_AXES}
+        if not ablation["axis"]:
+            del out["ablations"][name]
+    return out
+
+
+def test_pending_ablation_axes_are_still_refused():
+    thesis = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    for name, ablation in ABLATIONS_YAML["ablations"].items():
+        for axis in set(ablation["axis"]) & set(PENDING_AXES):
+            cfg = deep_merge(copy.deepcopy(thesis), {"ablations": {name: {**ablation, "axis": {
+                axis: ablation["axis"][axis]}}}})
+            with pytest.raises(ConfigError) as err:
+                validate(cfg, schema)
+                check_variants(cfg, schema)
+            assert err.value.key.startswith(f"ablations.{name}") and axis in str(err.value), (
+                f"{name}.axis.{axis} is accepted now: remove {axis!r} from PENDING_AXES ({PENDING_AXES[axis]} landed)")
+
+
+def test_the_ablations_config_plans_every_point(project, tmp_path):
+    """config/ablations.yaml over the thesis config: every point x seed of every ablation on every task is one
+    distil_variant job, scored on dev (predict_variant), probed where `probe: true`, and summarised per task."""
+    landed = _landed_ablations()
+    assert set(landed["ablations"]) >= {"init", "embeddings", "temperature"}
+    override = tmp_path / "ablations.yaml"
+    override.write_text(yaml.safe_dump(landed))
+    tasks = 3
+    runs = {name: math.prod(len(v) for v in a["axis"].values()) * a["seeds"] * tasks
+            for name, a in landed["ablations"].items()}
+    probed = sum(runs[name] for name, a in landed["ablations"].items() if a.get("probe"))
+    jobs = planned_jobs(project, "--configfile", str(override))
+    assert jobs["distil_variant"] == jobs["predict_variant"] == sum(runs.values()) == 2 * 9 * 2 + 27
+    assert jobs["probe_variant"] == probed == 36 and "predict_test_variant" not in jobs
+    assert jobs["ablation_summary"] == len(landed["ablations"]) * tasks
+    assert jobs["ablation_probe_summary"] == 2 * tasks and jobs["distil"] == 2 * tasks
+    text = "\n".join(snakemake(project, "-n", "results/ablations/cola/init.csv", "--configfile", str(override)).stdout
+                     .splitlines())
+    for point in ("init=scratch", "init=teacher"):
+        for seed in (42, 43, 44):
+            assert f"results/students/cola/bert_s/ablations/init/{point}/seed{seed}/model" in text
