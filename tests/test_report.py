@@ -11,6 +11,7 @@ driver ships in the PyPI wheel; the browser is Debian's `chromium`, never a down
 from __future__ import annotations
 
 import base64
+import io
 import re
 import struct
 from pathlib import Path
@@ -42,6 +43,7 @@ CATEGORIES = {
     "Probing": {*TASKS, "all tasks"},
     "Training curves": set(TASKS),
     "Sweeps": {"cola"},  # the demo's sweep runs on CoLA only
+    "Ablations": {"cola"},  # and so does its ablation
 }
 IMAGE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
 #: What docutils writes where the reStructuredText of a caption or of the front page did not render cleanly: a
@@ -390,3 +392,18 @@ def test_the_probing_section_shows_selectivity_and_intervals(reader, demo):
     assert "selectivity" in summary and "95% t interval" in summary and "paired t-test" in summary
     table = pd.read_csv(demo / "results/plots/probe/best_layers.csv")
     assert {"selectivity", "selectivity_ci_low", "test_ci_low", "p_value", "selectivity_share"} <= set(table.columns)
+
+
+def test_the_ablations_section_shows_the_table_and_the_plot(reader, demo):
+    """Issue 20 in the browser: CoLA's Ablations page lists the demo ablation's table (downloadable, named as its
+    file) and its plot (decoded and painted), each with the caption that says what the interval is."""
+    table, plot = "results/ablations/cola/init_demo.csv", "results/ablations/cola/init_demo.png"
+    assert {table, plot} <= set(reader.shown[("Ablations", "cola")])
+    assert reader.viewed[plot]["kind"] == "image" and reader.viewed[plot]["decoded"] == "yes"
+    assert reader.viewed[table]["kind"] == "download" and reader.viewed[table]["download"] == "init_demo.csv"
+    assert "paired-bootstrap" in reader.captions[table] and "mean and standard deviation" in reader.captions[table]
+    assert "reference point" in reader.captions[plot] and "each seed as a dot" in reader.captions[plot]
+    head, payload = reader.viewed[table]["href"].split(",", 1)
+    data = base64.b64decode(payload) if head.endswith(";base64") else unquote(payload).encode()
+    shown = pd.read_csv(io.BytesIO(data))
+    assert shown.equals(pd.read_csv(demo / table))  # the table the reader downloads is the run's

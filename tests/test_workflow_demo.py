@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from kdprobe.config import shard_sizes
+from kdprobe.metrics import mcc
 from kdprobe.splits import read_labels, read_split
 from kdprobe.probe.senteval import load as load_probing
 from smk import snakemake
@@ -343,6 +344,45 @@ def test_the_demo_sweep_trains_each_point_and_plots_them(demo):
         assert 600 <= width <= 1400 and height >= 300
 
 
+def test_the_demo_ablation_trains_every_point_and_seed_and_compares_them_with_the_reference(demo):
+    """config/demo.yaml: BERT_S on CoLA from the teacher's layers or from scratch x temperatures 1 and 3, 2 seeds
+    each: every run its own directory with its settings, the table's means, stds and differences from the runs'
+    own files, the bootstrap interval around each difference, and the plot."""
+    table = pd.read_csv(demo / "results/ablations/cola/init_demo.csv")
+    points = ["init=teacher,temperature=1", "init=teacher,temperature=3", "init=scratch,temperature=1",
+              "init=scratch,temperature=3"]
+    assert list(table.point) == points and table.reference.tolist() == [False, False, False, True]
+    assert (table.seeds == 2).all() and (table.metric == "mcc").all() and (table.bootstrap_samples == 1000).all()
+    assert table.init.tolist() == ["teacher", "teacher", "scratch", "scratch"] and table.temperature.tolist() == [1, 3] * 2
+    labels = read_labels(demo / "resources/data/cola/labels.txt")
+    reference = table.set_index("point").loc["init=scratch,temperature=3", "dev_mcc_mean"]
+    for row in table.itertuples(index=False):
+        base = demo / f"results/students/cola/bert_s/ablations/init_demo/{row.point}"
+        dev, test = [], []
+        for seed in (42, 43):
+            metrics = json.loads((base / f"seed{seed}/metrics.json").read_text())
+            assert metrics["n_params"] == row.params
+            test.append(metrics["test"]["mcc"])
+            predictions = pd.read_csv(demo / f"results/predictions/cola/bert_s/ablations/init_demo/{row.point}/"
+                                             f"seed{seed}.tsv", sep="\t", dtype=str, keep_default_na=False)
+            gold = predictions.gold.map(labels.index).to_numpy()
+            dev.append(mcc(gold, predictions.pred.map(labels.index).to_numpy()))
+            assert dev[-1] == pytest.approx(metrics["dev"]["mcc"])  # the kept checkpoint's predictions
+            curve = pd.read_csv(base / f"seed{seed}/curve.csv")
+            assert len(curve) == 10  # the demo's 10 epochs
+        assert row.dev_mcc_mean == pytest.approx(np.mean(dev)) and row.dev_mcc_std == pytest.approx(np.std(dev, ddof=1))
+        assert row.test_mcc_mean == pytest.approx(np.mean(test))
+        assert row.delta_dev == pytest.approx(row.dev_mcc_mean - reference)
+        assert row.delta_ci_low <= row.delta_dev <= row.delta_ci_high and row.distil_s_mean > 0
+    assert (table[table.reference][["delta_ci_low", "delta_ci_high"]] == 0).all(axis=None)
+    # the two seeds are two trainings (their curves differ), the teacher's layers a different start
+    curves = [pd.read_csv(demo / f"results/students/cola/bert_s/ablations/init_demo/{p}/seed{s}/curve.csv").loss.iloc[0]
+              for p in points[::2] for s in (42, 43)]
+    assert len(set(curves)) == 4
+    width, height = png_size(demo / "results/ablations/cola/init_demo.png")
+    assert 800 <= width <= 1400 and height >= 300
+
+
 def test_study_table_and_plot(demo):
     study = pd.read_csv(demo / "results/summary/study.csv")
     assert len(study) == len(TASKS) * len(MODELS)
@@ -366,8 +406,8 @@ def test_cost_table_covers_every_stage_and_task(demo):
     stages = cost[(cost.task == "all") & (cost.stage != "total")].set_index("stage")
     # one job per model, all probing tasks; Sara's 2 embed. and 2 random baselines, the random teacher
     assert stages.loc["probe", "jobs"] == len(TASKS) * len(MODELS) + 1 + 4 + 1
-    # 6 students, 2 extra seeds and 2 sweep points; 9 models' dev predictions and 2 extra seeds'
-    assert stages.loc["distil", "jobs"] == 6 + 2 + 2 and stages.loc["predict", "jobs"] == 9 + 2
+    # 6 students, 2 extra seeds, 2 sweep points and 8 ablation runs; 9 models' dev predictions and 2 extra seeds'
+    assert stages.loc["distil", "jobs"] == 6 + 2 + 2 + 8 and stages.loc["predict", "jobs"] == 9 + 2
     assert stages.loc["speed", "jobs"] == 9 and stages.loc["sample", "jobs"] == 6
     assert (cost.wall_s > 0).all() and (cost.max_rss_mb > 0).all() and (cost.gpu_hours == 0).all()  # the demo: CPU
     total = cost[cost.stage == "total"].iloc[0]

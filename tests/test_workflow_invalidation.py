@@ -32,6 +32,8 @@ def seeds_of(students: int) -> dict[str, int]:
 
 #: The demo's sweep: two learning rates of LSTM_S on CoLA, and its summary.
 SWEEP = {"distil_variant": 2, "sweep_summary": 1}
+#: The demo's ablation: BERT_S on CoLA, 4 points x 2 seeds, each trained and scored on dev, and its summary.
+ABLATION = {"distil_variant": 8, "predict_variant": 8, "ablation_summary": 1}
 #: CoLA's models score the thesis's perturbed sentences (analysis.score_sentences.cola): redone when one changes.
 SCORED = {"score_sentences": 1}
 
@@ -76,7 +78,7 @@ CASES = {
     ),
     "augmentation sentences of one task": (
         {"tasks": {"cola": {"augment": {"sentences": 200}}}},
-        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP, SCORED),
+        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP, ABLATION, SCORED),
     ),
     "number of shards": (
         {"tasks": {"sst2": {"augment": {"shards": 3}}}},
@@ -96,7 +98,7 @@ CASES = {
     ),
     "teacher learning rate (all tasks, not GPT-2, not the pre-trained probe)": (
         {"teacher": {"lr": 7.0e-4}},
-        add(downstream_of_teacher(3), seeds_of(2), SWEEP, embeds_of(2), SCORED),
+        add(downstream_of_teacher(3), seeds_of(2), SWEEP, ABLATION, embeds_of(2), SCORED),
     ),
     "teacher epochs of one task": (
         {"tasks": {"sara": {"teacher": {"epochs": 11}}}},
@@ -105,7 +107,7 @@ CASES = {
     "GPT-2 learning rate (not the teacher)": (
         {"gpt2": {"lr": 5.0e-4}},
         add({"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3}, downstream_of_students(6, 3), seeds_of(2),
-            SWEEP, embeds_of(2), SCORED),
+            SWEEP, ABLATION, embeds_of(2), SCORED),
     ),
     "LSTM_S embedding mode": (
         {"students": {"lstm_s": {"embedding_mode": "static"}}},
@@ -121,8 +123,8 @@ CASES = {
     ),
     "demo BERT pre-training (not the data, GPT-2 or word2vec)": (
         {"demo": {"bert": {"pretrain_steps": 900}}},
-        add({"demo_bert": 1}, downstream_of_teacher(3), seeds_of(2), SWEEP, {"probe": 2, "random_teacher": 1},
-            embeds_of(2), SCORED),
+        add({"demo_bert": 1}, downstream_of_teacher(3), seeds_of(2), SWEEP, ABLATION,
+            {"probe": 2, "random_teacher": 1}, embeds_of(2), SCORED),
     ),
     "demo word2vec (LSTM_S only)": (
         {"demo": {"word2vec": {"epochs": 5}}},
@@ -130,7 +132,7 @@ CASES = {
     ),
     "logits batch size of one task": (
         {"tasks": {"cola": {"logits": {"batch_size": 32}}}},
-        add({"logits": 3}, downstream_of_students(2), SWEEP, SCORED),
+        add({"logits": 3}, downstream_of_students(2), SWEEP, ABLATION, SCORED),
     ),
     "prediction analysis (analysis only)": (
         {"analysis": {"top_k": 3}},
@@ -164,6 +166,22 @@ CASES = {
         {"sweeps": {"lstm_s_lr_demo": {"settings": {"epochs": 5}}}},
         {**SWEEP, "summary_cost": 1},
     ),
+    "one label's value of an ablation axis (only the 2 points x 2 seeds that carry it, and the summary)": (
+        {"ablations": {"init_demo": {"axis": {"init": {"teacher": {"every": 1}}}}}},
+        {"distil_variant": 4, "predict_variant": 4, "ablation_summary": 1, "summary_cost": 1},
+    ),
+    "one more seed of an ablation (each point's new seed only)": (
+        {"ablations": {"init_demo": {"seeds": 3}}},
+        {"distil_variant": 4, "predict_variant": 4, "ablation_summary": 1, "summary_cost": 1},
+    ),
+    "an ablation's reference point (its summary only)": (
+        {"ablations": {"init_demo": {"reference": {"init": "teacher"}}}},
+        {"ablation_summary": 1},
+    ),
+    "the ablations' bootstrap (their summaries only)": (
+        {"summary": {"ablation_bootstrap": {"samples": 500}}},
+        {"ablation_summary": 1},
+    ),
     "TensorBoard event files (no output changes: nothing reruns)": (
         {"tensorboard": True},
         {},
@@ -185,8 +203,8 @@ def test_editing_one_script_reruns_only_its_rule(demo):
     try:
         script.write_text(original + "\n# an edit\n")
         assert planned_jobs(demo, "--configfile", "config/demo.yaml") == {
-            "predict": 9, "predict_test": 9, "predict_variant": 2, "predict_test_variant": 2,
-            "analyse_predictions": 3, "summary_task": 3, **STUDY}
+            "predict": 9, "predict_test": 9, "predict_variant": 2 + 8, "predict_test_variant": 2,
+            "analyse_predictions": 3, "summary_task": 3, "ablation_summary": 1, **STUDY}
     finally:
         script.write_text(original)
         os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import yaml
 
-from smk import copy_project, planned_jobs, snakemake
+from smk import ROOT, copy_project, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -142,3 +144,32 @@ def test_each_student_reads_the_transfer_set_its_settings_name(project, tmp_path
     assert "results/transfer/cola/random_words/shard0.parquet" in point and "rules" not in point
     # GPT-2 comes back with a run that uses it
     assert planned_jobs(project, "results/students/cola/bert_s/metrics.json")["sample"] == 4
+
+
+ABLATIONS_YAML = yaml.safe_load((ROOT / "config" / "ablations.yaml").read_text())
+
+
+def test_the_ablations_config_plans_every_point(project, tmp_path):
+    """config/ablations.yaml over the thesis config: every point x seed of every ablation on every task is one
+    distil_variant job, scored on dev (predict_variant), probed where `probe: true`, and summarised per task."""
+    landed = ABLATIONS_YAML
+    assert set(landed["ablations"]) == {"init", "embeddings", "loss", "transfer", "transfer_lstm", "temperature"}
+    override = tmp_path / "ablations.yaml"
+    override.write_text(yaml.safe_dump(landed))
+    tasks = 3
+    runs = {name: math.prod(len(v) for v in a["axis"].values()) * a["seeds"] * tasks
+            for name, a in landed["ablations"].items()}
+    probed = sum(runs[name] for name, a in landed["ablations"].items() if a.get("probe"))
+    jobs = planned_jobs(project, "--configfile", str(override))
+    # per task: init 2 x 3 seeds, embeddings 2 x 3, loss 2 x 3, transfer 6 x 3, transfer_lstm 4 x 3, temperature 3 x 3
+    assert jobs["distil_variant"] == jobs["predict_variant"] == sum(runs.values()) == (6 + 6 + 6 + 18 + 12 + 9) * 3
+    assert jobs["probe_variant"] == probed == (6 + 6 + 6) * 3 and "predict_test_variant" not in jobs
+    assert jobs["ablation_summary"] == len(landed["ablations"]) * tasks
+    assert jobs["ablation_probe_summary"] == 3 * tasks and jobs["distil"] == 2 * tasks
+    # the rules and random-words transfer sets each ablation point on them reads: 4 shards each, their logits
+    assert jobs["generate"] == 2 * 4 * tasks and jobs["logits"] == (1 + 4 + 8) * tasks
+    text = "\n".join(snakemake(project, "-n", "results/ablations/cola/init.csv", "--configfile", str(override)).stdout
+                     .splitlines())
+    for point in ("init=scratch", "init=teacher"):
+        for seed in (42, 43, 44):
+            assert f"results/students/cola/bert_s/ablations/init/{point}/seed{seed}/model" in text

@@ -16,9 +16,9 @@ def mcc(gold: np.ndarray, pred: np.ndarray) -> float:
     """Matthews correlation (multi-class form, as scikit-learn); 0 when undefined."""
     gold, pred = np.asarray(gold), np.asarray(pred)
     labels = np.union1d(gold, pred)
-    idx = {v: i for i, v in enumerate(labels)}
     c = np.zeros((len(labels), len(labels)), dtype=np.float64)
-    np.add.at(c, ([idx[g] for g in gold], [idx[p] for p in pred]), 1)
+    # labels is sorted: each value's index by binary search (the paired bootstrap calls this thousands of times)
+    np.add.at(c, (np.searchsorted(labels, gold), np.searchsorted(labels, pred)), 1)
     t, p = c.sum(axis=1), c.sum(axis=0)
     n, correct = c.sum(), np.trace(c)
     cov_yp = correct * n - t @ p

@@ -45,6 +45,9 @@ PROBE_TASKS = list(config["probe"]["tasks"])
 SWEEPS = sorted(
     {name for task in TASKS for name in kdvariants.enabled_sweeps(config, task)}
 )
+ABLATIONS = sorted(
+    {name for task in TASKS for name in kdvariants.enabled_ablations(config, task)}
+)
 
 
 def exactly(names):
@@ -63,6 +66,7 @@ wildcard_constraints:
     kind="|".join(kdtransfer.GENERATED_KINDS),
     variant=exactly(kdvariants.variant_names(config)),
     sweep=exactly(SWEEPS),
+    ablation=exactly(ABLATIONS),
 
 
 #: The rules that `use rule` makes from a parent (predict.smk, variants.smk); each falls back to its parent's
@@ -243,6 +247,42 @@ def sweep_student(sweep):
     return config["sweeps"][sweep]["student"]
 
 
+def ablation_runs(task, ablation):
+    """Every point x seed of `ablation` on `task` (kdprobe.variants.ablation_variants), each point's seeds together."""
+    return kdvariants.ablation_variants(config, task, ablation)
+
+
+def ablation_files(task, ablation, pattern):
+    """`pattern` (with {task}, {model}, {variant}) for every run of `ablation` on `task`, in run order."""
+    return [
+        pattern.format(task=task, model=v.model, variant=v.name)
+        for v in ablation_runs(task, ablation)
+    ]
+
+
+def ablation_run_params(task, ablation):
+    """[{point, labels, seed}] of every run of `ablation` on `task`, in run order (the summaries' params)."""
+    return [
+        {
+            "point": kdvariants.sweep_label(labels),
+            "labels": labels,
+            "seed": v.values["seed"],
+        }
+        for v in ablation_runs(task, ablation)
+        for labels in [{k: x for k, x in v.values.items() if k != "seed"}]
+    ]
+
+
+def ablation_reference(ablation):
+    """The label of `ablation`'s reference point (kdprobe.variants.reference_point)."""
+    entry = config["ablations"][ablation]
+    return kdvariants.sweep_label(kdvariants.reference_point(entry, ablation))
+
+
+def ablation_probed(ablation):
+    return bool(config["ablations"][ablation].get("probe", False))
+
+
 #: The prediction analysis's files that stand for the whole of it (rule analyse_predictions writes them all).
 ANALYSIS_TARGETS = (
     "summary.md",
@@ -306,6 +346,10 @@ def all_targets():
                 f"results/sweeps/{task}/{name}{suffix}"
                 for suffix in (".csv", ".png", "_curves.png")
             ]
+        for name in kdvariants.enabled_ablations(config, task):
+            targets += [f"results/ablations/{task}/{name}{s}" for s in (".csv", ".png")]
+            if ablation_probed(name):
+                targets.append(f"results/ablations/{task}/{name}.probe.csv")
     return targets
 
 

@@ -436,6 +436,85 @@ rule sweep_summary:
         "../scripts/sweep_summary.py"
 
 
+# Each ablation per task (kdprobe.report.ablations): every point's dev and test scores over its seeds, its difference
+# from the reference point with a paired-bootstrap interval over the dev predictions, cost and parameters.
+rule ablation_summary:
+    input:
+        labels="resources/data/{task}/labels.txt",
+        dev="resources/data/{task}/dev.tsv",
+        metrics=lambda wc: ablation_files(
+            wc.task,
+            wc.ablation,
+            "results/students/{task}/{model}/{variant}/metrics.json",
+        ),
+        predictions=lambda wc: ablation_files(
+            wc.task, wc.ablation, "results/predictions/{task}/{model}/{variant}.tsv"
+        ),
+        benchmarks=lambda wc: ablation_files(
+            wc.task, wc.ablation, "logs/benchmarks/distil/{task}/{model}/{variant}.tsv"
+        ),
+    output:
+        table=report(
+            "results/ablations/{task}/{ablation}.csv",
+            caption="../report/ablation_table.rst",
+            category="Ablations",
+            subcategory="{task}",
+            labels={"content": "{ablation} (table)", "task": "{task}"},
+        ),
+        plot=report(
+            "results/ablations/{task}/{ablation}.png",
+            caption="../report/ablation_plot.rst",
+            category="Ablations",
+            subcategory="{task}",
+            labels={"content": "{ablation}: dev score per point", "task": "{task}"},
+        ),
+    log:
+        "logs/ablation_summary/{task}/{ablation}.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("ablation_summary", "summary")
+    resources:
+        **rule_resources("ablation_summary", "summary"),
+    params:
+        # each run's point label, axis labels and seed, in run order; the reference point; the resampling
+        runs=lambda wc: ablation_run_params(wc.task, wc.ablation),
+        reference=lambda wc: ablation_reference(wc.ablation),
+        student=lambda wc: config["ablations"][wc.ablation]["student"],
+        bootstrap=config["summary"]["ablation_bootstrap"],
+    script:
+        "../scripts/ablation_summary.py"
+
+
+# With `probe: true`: each point's best-layer probing accuracy over its seeds, minus the reference point's.
+rule ablation_probe_summary:
+    input:
+        probes=lambda wc: ablation_files(
+            wc.task, wc.ablation, "results/probe/{task}/{model}/{variant}.csv"
+        ),
+    output:
+        report(
+            "results/ablations/{task}/{ablation}.probe.csv",
+            caption="../report/ablation_probe.rst",
+            category="Ablations",
+            subcategory="{task}",
+            labels={"content": "{ablation}: probing deltas", "task": "{task}"},
+        ),
+    log:
+        "logs/ablation_probe_summary/{task}/{ablation}.log",
+    localrule: True
+    conda:
+        "../../envs/kdprobe.yaml"
+    threads: rule_threads("ablation_probe_summary", "summary")
+    resources:
+        **rule_resources("ablation_probe_summary", "summary"),
+    params:
+        runs=lambda wc: ablation_run_params(wc.task, wc.ablation),
+        reference=lambda wc: ablation_reference(wc.ablation),
+    script:
+        "../scripts/ablation_probe_summary.py"
+
+
 # The results page of a finished run (kdprobe.report.results_page): results/results.md, with every file it reads
 # an input, so editing one reruns it. Not part of `rule all`: ask for it by name, before --configfile (which takes
 # every word after it), e.g. `snakemake --profile profiles/local --cores 2 results/results.md --configfile

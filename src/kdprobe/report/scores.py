@@ -47,12 +47,10 @@ SPEED_KEYS = ("params", "params_without_embeddings", "disk_bytes", "settings", "
 DEVICE_KEYS = ("device_name", "threads", "latency_ms", "throughput")
 
 
-def score_predictions(task: str, path: str | Path, labels: Sequence[str], n_expected: int | None = None
-                      ) -> dict[str, float]:
-    """`metrics.task_metrics` of a predictions TSV (`results/predictions/...`: columns gold, pred as label names).
-
-    Missing columns, unknown labels, an empty table or (with `n_expected`) a row count that differs from its
-    split's are InputErrors naming the file."""
+def read_predictions(path: str | Path, labels: Sequence[str], n_expected: int | None = None) -> pd.DataFrame:
+    """A predictions TSV (`results/predictions/...`: columns sentence, gold, pred as label names) with `gold` and
+    `pred` coded as label indices. Missing columns, unknown labels, an empty table or (with `n_expected`) a row
+    count that differs from its split's are InputErrors naming the file."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "predictions file not found")
@@ -68,14 +66,20 @@ def score_predictions(task: str, path: str | Path, labels: Sequence[str], n_expe
     if n_expected is not None and len(frame) != n_expected:
         raise InputError(path, f"{len(frame)} predictions but the split has {n_expected} sentences: stale file")
     index = {name: i for i, name in enumerate(labels)}
-    coded = {}
     for col in ("gold", "pred"):
         unknown = ~frame[col].isin(index.keys())
         if unknown.any():
             row = int(np.flatnonzero(unknown.to_numpy())[0])
             raise InputError(path, f"{col} label {frame[col].iloc[row]!r} is not in labels.txt", line=row + 2)
-        coded[col] = frame[col].map(index).to_numpy()
-    return task_metrics(task, coded["gold"], coded["pred"])
+        frame[col] = frame[col].map(index).to_numpy()
+    return frame
+
+
+def score_predictions(task: str, path: str | Path, labels: Sequence[str], n_expected: int | None = None
+                      ) -> dict[str, float]:
+    """`metrics.task_metrics` of a predictions TSV (`read_predictions`, whose InputErrors it raises)."""
+    frame = read_predictions(path, labels, n_expected)
+    return task_metrics(task, frame["gold"].to_numpy(), frame["pred"].to_numpy())
 
 
 def read_speed(path: str | Path) -> dict[str, Any]:
