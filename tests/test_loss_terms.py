@@ -343,3 +343,21 @@ def test_soft_ce_term_is_the_string_forms_number():
     term = parse_terms({"temperature": 3, "loss": [{"term": "soft_ce"}]}, "students.bert_s", "bert_s")[0]
     assert torch.equal(term.weight * soft_cross_entropy(s, t, term.temperature_at(0, 10)),
                        soft_cross_entropy(s, t, 3.0))
+
+
+def test_an_unquoted_on_key_in_yaml_is_read_as_on():
+    """YAML 1.1 reads an unquoted `on` as True (`{term: hard_ce, on: gold}` -> `{'term': 'hard_ce', True: 'gold'}`):
+    validation restores the key, in student sections, per-task overrides and ablation axes alike."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "config" / "config.yaml").read_text() + """
+ablations:
+  hard:
+    student: bert_s
+    axis: {loss: {hard_only: [{term: hard_ce, on: teacher_argmax}]}}
+"""
+    config = yaml.safe_load(text)
+    config["students"]["bert_s"]["loss"] = yaml.safe_load("[{term: soft_ce}, {term: hard_ce, weight: 0.1, on: gold}]")
+    assert True in config["students"]["bert_s"]["loss"][1]
+    kdconfig.validate(config, root / "workflow" / "schemas" / "config.schema.yaml")
+    assert config["students"]["bert_s"]["loss"][1] == {"term": "hard_ce", "weight": 0.1, "on": "gold"}
+    assert config["ablations"]["hard"]["axis"]["loss"]["hard_only"] == [{"term": "hard_ce", "on": "teacher_argmax"}]

@@ -27,8 +27,24 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def restore_on_keys(node: Any) -> None:
+    """In place: the key `on` of a loss term (`{term: hard_ce, on: gold}`) back from the `True` that YAML 1.1
+    (PyYAML, and so Snakemake's config loading) reads an unquoted `on` as, wherever a mapping with a `term` key
+    sits in the config (students, per-task overrides, sweep and ablation points)."""
+    if isinstance(node, dict):
+        if "term" in node and True in node and "on" not in node:
+            node["on"] = node.pop(True)
+        for value in node.values():
+            restore_on_keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            restore_on_keys(value)
+
+
 def validate(config: dict, schema_path: str | Path) -> None:
-    """Validate against the JSON schema (defaults are not filled in); raise ConfigError naming the key."""
+    """Validate against the JSON schema (defaults are not filled in; `restore_on_keys` first, in place); raise
+    ConfigError naming the key."""
+    restore_on_keys(config)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
