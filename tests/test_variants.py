@@ -197,7 +197,8 @@ def test_width_and_depth_multiply_the_students_size():
     ({"student": "gru_s", "grid": {"lr": [1]}}, "sweeps.s.student", "'gru_s' is not one of"),
     ({"student": "bert_s", "tasks": ["mnli"], "grid": {"lr": [1]}}, "sweeps.s.tasks.0", "'mnli' is not one of"),
     ({"student": "bert_s", "grid": {"learning_rate": [1]}}, "sweeps.s.grid.learning_rate", "not a setting"),
-    ({"student": "bert_s", "settings": {"rho": 0.9}, "grid": {"lr": [1]}}, "sweeps.s.settings.rho", "not a setting"),
+    ({"student": "bert_s", "settings": {"momentum": 0.9}, "grid": {"lr": [1]}}, "sweeps.s.settings.momentum",
+     "not a setting"),
     ({"student": "bert_s", "grid": {"lr": [-1.0]}}, "sweeps.s", "grid point sweeps/s/lr=-1.0 on cola: students.bert_s.lr"),
     ({"student": "bert_s", "grid": {"embedding_mode": ["static", "frozen"]}}, "sweeps.s",
      "embedding_mode: 'frozen' is not one of"),
@@ -223,3 +224,31 @@ def test_a_sweep_of_a_student_or_task_the_config_leaves_out_is_an_error():
     with pytest.raises(ConfigError, match="unknown task 'sara'") as err:
         check_variants(cfg, SCHEMA)
     assert err.value.key == "sweeps.s.tasks"
+
+
+def test_a_sweep_may_vary_a_setting_the_config_leaves_at_its_default():
+    """`transfer` and `init` are absent from the thesis config; a setting is a key of the student's schema, so a
+    sweep over them is accepted (and a key of no schema still refused)."""
+    assert "transfer" not in THESIS["students"]["lstm_s"] and "init" not in THESIS["students"]["bert_s"]
+    cfg = config(sweeps={"kinds": {"student": "lstm_s", "grid": {"transfer": ["none", "rules"]}},
+                         "init": {"student": "bert_s", "settings": {"transfer": "none"},
+                                  "points": [{"init": {"from": "random"}}]}})
+    validate(cfg, SCHEMA)
+    check_variants(cfg, SCHEMA)
+    assert [v.settings["transfer"] for v in all_variants(cfg, "cola") if v.sweep == "kinds"] == ["none", "rules"]
+
+
+def test_a_run_whose_loss_terms_do_not_fit_is_an_error_naming_the_point():
+    """Sweep and ablation points are checked like the students' own loss: hidden terms need BERT_S."""
+    terms = [{"term": "soft_ce"}, {"term": "hidden_mse", "map": {1: 4}}]
+    cfg = config(sweeps={"s": {"student": "lstm_s", "tasks": ["cola"], "points": [{"loss": terms}]}})
+    validate(cfg, SCHEMA)
+    with pytest.raises(ConfigError) as err:
+        check_variants(cfg, SCHEMA)
+    assert err.value.key.startswith("students.lstm_s.loss.1") and "point sweeps/s/" in str(err.value)
+    cfg = config(ablations={"a": {"student": "bert_s", "tasks": ["cola"],
+                                  "axis": {"loss": {"deep": [{"term": "hidden_mse", "map": {9: 4}}]}}}})
+    validate(cfg, SCHEMA)
+    with pytest.raises(ConfigError) as err:
+        check_variants(cfg, SCHEMA)
+    assert err.value.key.startswith("students.bert_s.loss.0") and "ablations/a/loss=deep" in str(err.value)

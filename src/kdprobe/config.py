@@ -355,17 +355,24 @@ def check_student_init(config: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------ loss terms
+def check_terms_settings(config: dict, task: str, student: str, settings: dict[str, Any], where: str = "") -> None:
+    """`settings`' `loss`, when a list of terms (`kdprobe.loss_terms`), checked against the student, and its hidden
+    and attention terms against `task`'s teacher's `config.json` when `teacher.model` is a local directory (else
+    the distil job checks them when it loads the teacher). `where` goes before the message."""
+    if not isinstance(settings.get("loss"), list):
+        return
+    try:
+        terms = parse_terms(settings, f"students.{student}", student)
+        model = str(section(config, task, "teacher")["model"])
+        teacher = _model_config(model) if any(t.needs_teacher for t in terms) else None
+        if teacher is not None:
+            check_terms_against_teacher(terms, settings, teacher, where=f"the teacher {model} of {task}")
+    except ConfigError as err:
+        raise ConfigError(err.key, f"{where}{err.message}") from None
+
+
 def check_loss_terms(config: dict) -> None:
-    """At start-up: every task's student `loss` given as a list of terms (`kdprobe.loss_terms`, per-task overrides
-    merged), and its hidden and attention terms against the teacher's `config.json` when `teacher.model` is a local
-    directory (else the distil job checks them when it loads the teacher)."""
+    """At start-up: `check_terms_settings` of every task's students (per-task overrides merged)."""
     for task in config["tasks"]:
         for student in config.get("students") or {}:
-            settings = student_settings(config, task, student)
-            if not isinstance(settings.get("loss"), list):
-                continue
-            terms = parse_terms(settings, f"students.{student}", student)
-            model = str(section(config, task, "teacher")["model"])
-            teacher = _model_config(model) if any(t.needs_teacher for t in terms) else None
-            if teacher is not None:
-                check_terms_against_teacher(terms, settings, teacher, where=f"the teacher {model} of {task}")
+            check_terms_settings(config, task, student, student_settings(config, task, student))

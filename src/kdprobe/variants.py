@@ -38,7 +38,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from kdprobe.config import check_init_settings, section, student_settings
+from kdprobe.config import check_init_settings, check_terms_settings, section, student_settings
 from kdprobe.errors import ConfigError
 from kdprobe.registry import STUDENT
 
@@ -277,18 +277,26 @@ def variant_names(config: dict) -> list[str]:
     return sorted({v.name for task in config["tasks"] for v in all_variants(config, task)})
 
 
-def _check_keys(config: dict, name: str, sweep: dict) -> None:
-    """ConfigError for a grid or point key that is neither a setting of the student nor a multiplier, a `settings`
-    key that is no setting, points whose keys differ, or more than `MAX_GRID_POINTS` points."""
+def _student_keys(schema: dict, student: str) -> set[str]:
+    """The settings of `students.<student>`: the keys of its schema (additionalProperties false), whether this
+    config sets them or not (`init`, `transfer`, absent from the thesis config, can be swept and ablated)."""
+    return set(schema["$defs"][student]["properties"])
+
+
+def _check_keys(config: dict, name: str, sweep: dict, schema: dict) -> None:
+    """ConfigError for a grid or point key that is neither a setting of the student (`_student_keys`) nor a
+    multiplier, a `settings` key that is no setting, points whose keys differ, or more than `MAX_GRID_POINTS`
+    points."""
     key, student = f"sweeps.{name}", sweep["student"]
-    known = set(config["students"][student]) | set(MULTIPLIERS)
+    settings = _student_keys(schema, student)
+    known = settings | set(MULTIPLIERS)
     where = [(f"{key}.grid.{k}", k) for k in sweep.get("grid") or {}]
     where += [(f"{key}.points.{i}.{k}", k) for i, point in enumerate(sweep.get("points") or []) for k in point]
     for at, setting in where:
         if setting not in known:
             raise ConfigError(at, f"not a setting of students.{student} nor a multiplier ({', '.join(MULTIPLIERS)})")
     for setting in sweep.get("settings", {}):
-        if setting not in config["students"][student]:
+        if setting not in settings:
             raise ConfigError(f"{key}.settings.{setting}", f"not a setting of students.{student}")
     points = math.prod(len(v) for v in (sweep.get("grid") or {}).values()) * bool(sweep.get("grid"))
     points += len(sweep.get("points") or [])
@@ -316,8 +324,9 @@ def _check_student_and_tasks(config: dict, key: str, entry: dict) -> str:
 
 def _check_runs(config: dict, key: str, student: str, task: str, variants: list[Variant], validator,
                 what: str = "point") -> None:
-    """ConfigError naming `key` for a run whose settings the student's schema rejects, or (BERT_S) whose `init`
-    the teacher's layers cannot fill (`check_init_settings`)."""
+    """ConfigError naming `key` for a run whose settings the student's schema rejects, (BERT_S) whose `init`
+    the teacher's layers cannot fill (`check_init_settings`), or whose loss terms do not fit the student or the
+    teacher (`check_terms_settings`)."""
     for variant in variants:
         error = next(iter(validator.iter_errors(variant.settings)), None)
         if error is not None:
@@ -325,6 +334,7 @@ def _check_runs(config: dict, key: str, student: str, task: str, variants: list[
             raise ConfigError(key, f"{what} {variant.name} on {task}: students.{student}.{where}: {error.message}")
         if student == "bert_s":  # a width or depth the teacher's layers cannot fill
             check_init_settings(config, task, variant.settings, where=f"point {variant.name} on {task}: ")
+        check_terms_settings(config, task, student, variant.settings, where=f"point {variant.name} on {task}: ")
 
 
 def _check_ablation(config: dict, name: str, ablation: dict, schema: dict) -> str:
@@ -335,7 +345,7 @@ def _check_ablation(config: dict, name: str, ablation: dict, schema: dict) -> st
     this config or not (`init`, absent from the thesis config, is an axis of its ablations)."""
     key = f"ablations.{name}"
     student = _check_student_and_tasks(config, key, ablation)
-    settings = set(schema["$defs"][student]["properties"])  # students.<student>: additionalProperties false
+    settings = _student_keys(schema, student)
     known = settings | set(MULTIPLIERS)
     axes = ablation_axes(ablation, name)
     for setting, values in (ablation.get("axis") or {}).items():
@@ -378,7 +388,7 @@ def check_variants(config: dict, schema_path: str | Path) -> None:
             continue
         key = f"sweeps.{name}"
         student = _check_student_and_tasks(config, key, sweep)
-        _check_keys(config, name, sweep)
+        _check_keys(config, name, sweep, schema)
         for task in sweep.get("tasks", list(config["tasks"])):
             variants = sweep_variants(config, task, name)
             labels = [v.name for v in variants]
