@@ -5,6 +5,7 @@ renders its page from that dict alone."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import statistics
 import sys
@@ -34,6 +35,11 @@ def log(msg: str) -> None:
     """`msg` on stderr, with the time of day and the seconds since the run started."""
     print(f"[{time.strftime('%H:%M:%S')} +{time.perf_counter() - STARTED:5.0f} s] {msg}", file=sys.stderr,
           flush=True)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for the record of what else ran beside a benchmark."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def median(xs) -> float:

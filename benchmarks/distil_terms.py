@@ -38,7 +38,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 
-from bench_common import THESIS, command_line, config, fmt, log, md_row, md_table, median, now, software  # noqa: E402
+from bench_common import (THESIS, command_line, config, fmt, load_average, log, md_row, md_table,  # noqa: E402
+                          median, now, software)
 from kdprobe.distil import build, read_inputs, training_setup  # noqa: E402
 from kdprobe.settings import LossSettings, OptimizerSettings, TrainSettings  # noqa: E402
 from kdprobe.students.testing import make_task, make_teacher, make_transfer, synthetic_sentences  # noqa: E402
@@ -200,10 +201,6 @@ def thesis_estimate(res: dict) -> list[str]:
             "transfer set (800,000 sentences) per epoch, what the logits stage pays once, paid every epoch (60 in "
             "the thesis). A map to a lower teacher layer runs only the layers up to it. Caching the states instead "
             "would need 419 GB per hidden layer of BERT-large (docs/configuration.md, \"Loss terms\").", ""]
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the probes' progress bars (kdprobe
 
 import torch  # noqa: E402
 
-from bench_common import THESIS, command_line, config, fmt, log, md_row, md_table, median, now, software  # noqa: E402
+from bench_common import (THESIS, command_line, config, fmt, load_average, log, md_row, md_table,  # noqa: E402
+                          median, now, software)
 from kdprobe.config import deep_merge  # noqa: E402
 from kdprobe.demo.probing import SPLIT_SHARES  # noqa: E402
 from kdprobe.probe.classifier import fit_grid, fit_grids  # noqa: E402
@@ -253,10 +254,6 @@ def render(res: dict, argv: list[str]) -> str:
     for name, size_res in res["sizes"].items():
         lines += [*size_section(sizes()[name], size_res, budget if name == "thesis" else None), ""]
     return "\n".join(lines)
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:

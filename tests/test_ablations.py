@@ -35,20 +35,22 @@ def test_the_demo_ablation_expands_into_one_run_per_point_and_seed():
     check_variants(DEMO, SCHEMA)
     assert set(enabled_ablations(DEMO, "cola")) == {"init_demo"} and not enabled_ablations(DEMO, "sara")
     runs = ablation_variants(DEMO, "cola", "init_demo")
-    points = ["init=teacher,temperature=1", "init=teacher,temperature=3", "init=scratch,temperature=1",
-              "init=scratch,temperature=3"]  # the first axis varies slowest; each point's seeds together
+    points = ["init=teacher,transfer=gpt2", "init=teacher,transfer=none", "init=scratch,transfer=gpt2",
+              "init=scratch,transfer=none"]  # the first axis varies slowest; each point's seeds together
     assert [v.name for v in runs] == [f"ablations/init_demo/{p}/seed{s}" for p in points for s in (42, 43)]
     first = runs[0]
     assert first.model == "bert_s" and first.ablation == "init_demo" and first.sweep is None
-    assert first.values == {"init": "teacher", "temperature": "1", "seed": 42}
-    assert first.settings["init"] == {"from": "teacher", "every": 2} and first.settings["temperature"] == 1
+    assert first.values == {"init": "teacher", "transfer": "gpt2", "seed": 42}
+    assert first.settings["init"] == {"from": "teacher", "every": 2} and first.settings["transfer"] == "gpt2"
+    assert [t["term"] for t in first.settings["loss"]] == ["soft_ce", "hard_ce", "hidden_mse", "attention_mse"]
+    assert first.settings["loss"][1]["on"] == "gold"
     assert first.settings["heads"] == 4 and first.settings["seed"] == 42  # the ablation's settings, the seed
     assert runs[-1].settings["init"] == {"from": "random"} and runs[-1].settings["seed"] == 43
     assert all(v.settings["hidden"] == DEMO["students"]["bert_s"]["hidden"] for v in runs)
     assert [v.name for v in all_variants(DEMO, "cola") if v.ablation] == [v.name for v in runs]
     assert set(v.name for v in runs) <= set(variant_names(DEMO))
     assert find_variant(DEMO, "cola", "bert_s", runs[3].name).settings == runs[3].settings
-    assert reference_point(DEMO["ablations"]["init_demo"], "init_demo") == {"init": "scratch", "temperature": "3"}
+    assert reference_point(DEMO["ablations"]["init_demo"], "init_demo") == {"init": "scratch", "transfer": "gpt2"}
 
 
 def test_list_values_are_labelled_as_sweep_values_and_the_reference_defaults_to_the_first_labels():
@@ -123,7 +125,7 @@ def test_the_demo_teacher_init_is_checked_against_the_teacher_at_start_up(tmp_pa
     cfg["teacher"]["model"] = str(teacher)
     check_variants(cfg, SCHEMA)  # heads 4 from the ablation's settings: the teacher's widths
     del cfg["ablations"]["init_demo"]["settings"]
-    with pytest.raises(ConfigError, match="point ablations/init_demo/init=teacher,temperature=1/seed42 on cola"):
+    with pytest.raises(ConfigError, match="point ablations/init_demo/init=teacher,transfer=gpt2/seed42 on cola"):
         check_variants(cfg, SCHEMA)
 
 

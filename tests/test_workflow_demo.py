@@ -345,17 +345,18 @@ def test_the_demo_sweep_trains_each_point_and_plots_them(demo):
 
 
 def test_the_demo_ablation_trains_every_point_and_seed_and_compares_them_with_the_reference(demo):
-    """config/demo.yaml: BERT_S on CoLA from the teacher's layers or from scratch x temperatures 1 and 3, 2 seeds
-    each: every run its own directory with its settings, the table's means, stds and differences from the runs'
-    own files, the bootstrap interval around each difference, and the plot."""
+    """config/demo.yaml: BERT_S on CoLA from the teacher's layers or from scratch x the GPT-2 transfer set or the
+    training set alone, 2 seeds each, every point with weighted loss terms (the teacher on the fly): every run its
+    own directory with its settings, the table's means, stds and differences from the runs' own files, the
+    bootstrap interval around each difference, each term's curve column, and the plot."""
     table = pd.read_csv(demo / "results/ablations/cola/init_demo.csv")
-    points = ["init=teacher,temperature=1", "init=teacher,temperature=3", "init=scratch,temperature=1",
-              "init=scratch,temperature=3"]
-    assert list(table.point) == points and table.reference.tolist() == [False, False, False, True]
+    points = ["init=teacher,transfer=gpt2", "init=teacher,transfer=none", "init=scratch,transfer=gpt2",
+              "init=scratch,transfer=none"]
+    assert list(table.point) == points and table.reference.tolist() == [False, False, True, False]
     assert (table.seeds == 2).all() and (table.metric == "mcc").all() and (table.bootstrap_samples == 1000).all()
-    assert table.init.tolist() == ["teacher", "teacher", "scratch", "scratch"] and table.temperature.tolist() == [1, 3] * 2
+    assert table.init.tolist() == ["teacher", "teacher", "scratch", "scratch"] and table.transfer.tolist() == ["gpt2", "none"] * 2
     labels = read_labels(demo / "resources/data/cola/labels.txt")
-    reference = table.set_index("point").loc["init=scratch,temperature=3", "dev_mcc_mean"]
+    reference = table.set_index("point").loc["init=scratch,transfer=gpt2", "dev_mcc_mean"]
     for row in table.itertuples(index=False):
         base = demo / f"results/students/cola/bert_s/ablations/init_demo/{row.point}"
         dev, test = [], []
@@ -370,6 +371,15 @@ def test_the_demo_ablation_trains_every_point_and_seed_and_compares_them_with_th
             assert dev[-1] == pytest.approx(metrics["dev"]["mcc"])  # the kept checkpoint's predictions
             curve = pd.read_csv(base / f"seed{seed}/curve.csv")
             assert len(curve) == 10  # the demo's 10 epochs
+            terms = curve[["loss_soft_ce", "loss_hard_ce", "loss_hidden_mse", "loss_attention_mse"]]
+            assert np.isfinite(terms.to_numpy()).all() and (terms > 0).all(axis=None)
+            # the total is the weighted sum of the terms (each a mean per sentence since the previous row)
+            weighted = terms.loss_soft_ce + 0.1 * (terms.loss_hard_ce + terms.loss_hidden_mse
+                                                   + terms.loss_attention_mse)
+            assert np.allclose(curve.loss, weighted, rtol=1e-4)
+            # the training set alone (none) or with the GPT-2 samples: its size in metrics.json
+            assert metrics["transfer_size"] == (metrics["transfer_labelled"] if row.transfer == "none"
+                                                else metrics["transfer_labelled"] + 300)
         assert row.dev_mcc_mean == pytest.approx(np.mean(dev)) and row.dev_mcc_std == pytest.approx(np.std(dev, ddof=1))
         assert row.test_mcc_mean == pytest.approx(np.mean(test))
         assert row.delta_dev == pytest.approx(row.dev_mcc_mean - reference)

@@ -34,6 +34,8 @@ def seeds_of(students: int) -> dict[str, int]:
 SWEEP = {"distil_variant": 2, "sweep_summary": 1}
 #: The demo's ablation: BERT_S on CoLA, 4 points x 2 seeds, each trained and scored on dev, and its summary.
 ABLATION = {"distil_variant": 8, "predict_variant": 8, "ablation_summary": 1}
+#: Its points on the GPT-2 transfer set (transfer=gpt2; the others read the training set alone): 2 points x 2 seeds.
+ABLATION_GPT2 = {"distil_variant": 4, "predict_variant": 4, "ablation_summary": 1}
 #: CoLA's models score the thesis's perturbed sentences (analysis.score_sentences.cola): redone when one changes.
 SCORED = {"score_sentences": 1}
 
@@ -78,7 +80,7 @@ CASES = {
     ),
     "augmentation sentences of one task": (
         {"tasks": {"cola": {"augment": {"sentences": 200}}}},
-        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP, ABLATION, SCORED),
+        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP, ABLATION_GPT2, SCORED),
     ),
     "number of shards": (
         {"tasks": {"sst2": {"augment": {"shards": 3}}}},
@@ -107,7 +109,7 @@ CASES = {
     "GPT-2 learning rate (not the teacher)": (
         {"gpt2": {"lr": 5.0e-4}},
         add({"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3}, downstream_of_students(6, 3), seeds_of(2),
-            SWEEP, ABLATION, embeds_of(2), SCORED),
+            SWEEP, ABLATION_GPT2, embeds_of(2), SCORED),
     ),
     "LSTM_S embedding mode": (
         {"students": {"lstm_s": {"embedding_mode": "static"}}},
@@ -173,6 +175,13 @@ CASES = {
     "one more seed of an ablation (each point's new seed only)": (
         {"ablations": {"init_demo": {"seeds": 3}}},
         {"distil_variant": 4, "predict_variant": 4, "ablation_summary": 1, "summary_cost": 1},
+    ),
+    "one loss term's weight (every point of the ablation whose settings carry it, nothing else)": (
+        {"ablations": {"init_demo": {"settings": {"loss": [
+            {"term": "soft_ce", "temperature": 3}, {"term": "hard_ce", "weight": 0.1, "on": "gold"},
+            {"term": "hidden_mse", "weight": 0.2, "map": {2: 4}},  # 0.1 in config/demo.yaml
+            {"term": "attention_mse", "weight": 0.1, "map": {2: 4}}]}}}},
+        {**ABLATION, "summary_cost": 1},
     ),
     "an ablation's reference point (its summary only)": (
         {"ablations": {"init_demo": {"reference": {"init": "teacher"}}}},
