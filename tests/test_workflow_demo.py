@@ -75,11 +75,15 @@ def test_augmentation_and_transfer_set_are_aligned(demo, task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_the_transfer_summary_counts_the_gpt2_set(demo, task):
-    """Every demo student distils on gpt2 (the default): one row, the training split plus the two shards."""
+    """Every demo student distils on gpt2 (the default): its row is the training split plus the two shards; CoLA's
+    ablation also trains on the training set alone (transfer: none), a row of its own."""
     table = pd.read_csv(demo / f"results/summary/transfer/{task}.csv")
-    assert table["kind"].tolist() == ["gpt2"]
+    assert table["kind"].tolist() == (["gpt2", "none"] if task == "cola" else ["gpt2"])
     row = table.iloc[0]
     n_train = len(read_split(demo / f"resources/data/{task}/train.tsv"))
+    if task == "cola":
+        none = table.iloc[1]
+        assert (none["sentences"], none["training"], none["augmented"], none["duplicates"]) == (n_train, n_train, 0, 0)
     shards = [pd.read_parquet(demo / f"results/augment/{task}/shard{i}.parquet") for i in range(2)]
     generated = [s for shard in shards for s in shard.sentence]
     assert (row["training"], row["augmented"]) == (n_train, len(generated))
@@ -357,6 +361,7 @@ def test_the_demo_ablation_trains_every_point_and_seed_and_compares_them_with_th
     assert table.init.tolist() == ["teacher", "teacher", "scratch", "scratch"] and table.transfer.tolist() == ["gpt2", "none"] * 2
     labels = read_labels(demo / "resources/data/cola/labels.txt")
     reference = table.set_index("point").loc["init=scratch,transfer=gpt2", "dev_mcc_mean"]
+    sizes = pd.read_csv(demo / "results/summary/transfer/cola.csv").set_index("kind").sentences
     for row in table.itertuples(index=False):
         base = demo / f"results/students/cola/bert_s/ablations/init_demo/{row.point}"
         dev, test = [], []
@@ -377,9 +382,8 @@ def test_the_demo_ablation_trains_every_point_and_seed_and_compares_them_with_th
             weighted = terms.loss_soft_ce + 0.1 * (terms.loss_hard_ce + terms.loss_hidden_mse
                                                    + terms.loss_attention_mse)
             assert np.allclose(curve.loss, weighted, rtol=1e-4)
-            # the training set alone (none) or with the GPT-2 samples: its size in metrics.json
-            assert metrics["transfer_size"] == (metrics["transfer_labelled"] if row.transfer == "none"
-                                                else metrics["transfer_labelled"] + 300)
+            # the training set alone (none) or with the GPT-2 samples: the transfer summary's count of that set
+            assert metrics["transfer_size"] == sizes[row.transfer] and metrics["transfer_labelled"] == sizes["none"]
         assert row.dev_mcc_mean == pytest.approx(np.mean(dev)) and row.dev_mcc_std == pytest.approx(np.std(dev, ddof=1))
         assert row.test_mcc_mean == pytest.approx(np.mean(test))
         assert row.delta_dev == pytest.approx(row.dev_mcc_mean - reference)

@@ -80,11 +80,12 @@ CASES = {
     ),
     "augmentation sentences of one task": (
         {"tasks": {"cola": {"augment": {"sentences": 200}}}},
-        add({"sample": 2, "logits": 2}, downstream_of_students(2), SWEEP, ABLATION_GPT2, SCORED),
+        add({"sample": 2, "logits": 2, "transfer_summary": 1}, downstream_of_students(2), SWEEP, ABLATION_GPT2,
+            SCORED),
     ),
     "number of shards": (
         {"tasks": {"sst2": {"augment": {"shards": 3}}}},
-        {"sample": 3, "logits": 3, **downstream_of_students(2)},
+        {"sample": 3, "logits": 3, "transfer_summary": 1, **downstream_of_students(2)},
     ),
     "probe hidden sizes (every model's probing job; inside, not WordContent's saved table)": (
         {"probe": {"grid": {"hidden": [100]}}},
@@ -108,7 +109,8 @@ CASES = {
     ),
     "GPT-2 learning rate (not the teacher)": (
         {"gpt2": {"lr": 5.0e-4}},
-        add({"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3}, downstream_of_students(6, 3), seeds_of(2),
+        add({"gpt2": 3, "sample": 6, "logits": 6, "plot_gpt2_curve": 3, "transfer_summary": 3},
+            downstream_of_students(6, 3), seeds_of(2),
             SWEEP, ABLATION_GPT2, embeds_of(2), SCORED),
     ),
     "LSTM_S embedding mode": (
