@@ -42,8 +42,8 @@ import anchors  # noqa: E402
 import distil_terms as distil_terms_bench  # noqa: E402
 import bench_models as bm  # noqa: E402
 import peers  # noqa: E402
-from bench_common import (THESIS, command_line, config, fmt, log, md_row, md_table, median, now,  # noqa: E402
-                          paired_ratio, shown, software, software_line, thesis_student, typed_student)
+from bench_common import (THESIS, command_line, config, fmt, load_average, log, md_row, md_table, median,  # noqa: E402
+                          now, paired_ratio, shown, software, software_line, thesis_student, typed_student)
 from kdprobe import batching as kd_batching  # noqa: E402
 import kdprobe.transfer as kd_transfer  # noqa: E402
 from kdprobe import runtime  # noqa: E402
@@ -1190,10 +1190,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def machine() -> dict:

@@ -327,6 +327,17 @@ def check_probe_layers(config: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------ student init
+def init_model_path(settings: dict[str, Any]) -> str | None:
+    """`student_init.init_model`, refusing a hub id (`is_local_model`): the pre-trained model must be a local
+    directory, an input of rule distil, so that its content keys the run."""
+    model = init_model(settings)
+    if model is not None and not is_local_model(model):
+        raise ConfigError("students.bert_s.init.model", f"{model!r} is a hub id; give a local directory (fetch it "
+                                                        "with a sources: entry, docs/cluster.md), so its content "
+                                                        "keys the run")
+    return model
+
+
 def check_init_settings(config: dict, task: str, settings: dict[str, Any], where: str = "") -> None:
     """Refuse BERT_S `settings` of `task` whose `init` cannot start from the teacher or the pre-trained model it
     names (`kdprobe.student_init`): the setting itself, and, when the model (`init.model`, or `task`'s
@@ -334,7 +345,8 @@ def check_init_settings(config: dict, task: str, settings: dict[str, Any], where
     `config.json`, the widths, `max_length` and layers against it (a model not yet here is checked when the
     distil job builds the student). `where` goes before the message."""
     source = init_source(settings)
-    model = init_model(settings) if source == "pretrained" else str(section(config, task, "teacher")["model"])
+    teacher_model = str(section(config, task, "teacher")["model"])
+    model = init_model_path(settings) if source == "pretrained" else teacher_model
     where_model = f"the pre-trained model {model}" if source == "pretrained" else f"the teacher {model} of {task}"
     try:
         teacher = _model_config(model) if source != "random" else None

@@ -59,18 +59,13 @@ def init_source(settings: dict) -> str:
 
 
 def init_model(settings: dict) -> str | None:
-    """The pre-trained model directory of `{from: pretrained, model: ...}` (None for another source); a missing
-    `model`, or one that is no local path (`config.is_local_model`), is a ConfigError naming `init.model`."""
+    """The pre-trained model of `{from: pretrained, model: ...}` as written (None for another source); a missing
+    `model` is a ConfigError naming `init.model` (`config.init_model_path` also refuses a hub id)."""
     if init_source(settings) != "pretrained":
         return None
-    from kdprobe.config import is_local_model
-
     model = settings["init"].get("model")
     if not model:
         raise ConfigError(f"{SECTION}.init.model", "from: pretrained needs model: the pre-trained BERT directory")
-    if not is_local_model(str(model)):
-        raise ConfigError(f"{SECTION}.init.model", f"{model!r} is a hub id; give a local directory (fetch it with a "
-                                                   "sources: entry, docs/cluster.md), so its content keys the run")
     return str(model)
 
 

@@ -58,7 +58,8 @@ from transformers import BertConfig, BertModel
 
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.io import read_json
-from kdprobe.student_init import check_against_teacher, init_model, init_source, spec_layers
+from kdprobe.config import init_model_path
+from kdprobe.student_init import check_against_teacher, init_source, spec_layers
 from kdprobe.students.channels import (MODES, ChannelEmbedding, teacher_tensors, teacher_vectors, word2vec_vectors,
                                        word_input)
 from kdprobe.students.common import Student, WordInput, WordPieceInput, choice, load_input, setting
@@ -217,7 +218,7 @@ def _init_source(settings: dict, vocab_info: dict) -> tuple[Path, list[int]] | N
         return None
     if not vocab_info.get("teacher_dir"):
         raise ConfigError(f"{kind}.init", "init from a BERT needs vocab_info['teacher_dir'] (the tokenizer)")
-    model_dir = Path(init_model(settings) or vocab_info["teacher_dir"])
+    model_dir = Path(init_model_path(settings) or vocab_info["teacher_dir"])
     config_file = model_dir / "config.json"
     if not config_file.is_file():
         raise InputError(config_file, f"init from {source} reads the model's config.json: missing")
