@@ -11,23 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from kdprobe.config import deep_merge, validate
+from kdprobe.config import validate
 from kdprobe.errors import ConfigError, InputError
 from kdprobe.report.ablations import (AblationRun, Bootstrap, ProbedRun, ablation_table, paired_bootstrap,
                                       probe_deltas, write_ablation_summary)
 from kdprobe.variants import (ablation_variants, all_variants, check_variants, enabled_ablations, find_variant,
                               reference_point, variant_names)
-
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-THESIS = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-DEMO = deep_merge(THESIS, yaml.safe_load((ROOT / "config" / "demo.yaml").read_text()))
-
-
-def config(**override):
-    return deep_merge(copy.deepcopy(THESIS), override)
+from test_variants import DEMO, SCHEMA, config  # the thesis and demo configs, one reading for both files
 
 
 def test_the_demo_ablation_expands_into_one_run_per_point_and_seed():
